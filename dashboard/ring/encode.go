@@ -1,0 +1,180 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Sample is one value of one series at the frame's time.
+type Sample struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Value  float64           `json:"value"`
+}
+
+// appendFrameJSON encodes a frame exactly as every transport sends it:
+//
+//	{"id":"…","topic":"…","ts":…,"samples":[{"name":"…","labels":{…},"value":…}]}
+//
+// Label keys are sorted so equal frames encode equally. Samples whose value is
+// NaN or ±Inf cannot be JSON numbers; they are left out and counted in skipped.
+// Strings are escaped like encoding/json with HTML escaping, plus U+2028/9, so
+// the bytes are safe to embed anywhere (FAULTS row 16).
+func appendFrameJSON(b []byte, id ID, topic string, ts int64, samples []Sample) (_ []byte, skipped int) {
+	b = append(b, `{"id":"`...)
+	b = id.AppendTo(b)
+	b = append(b, `","topic":`...)
+	b = appendString(b, topic)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `,"samples":[`...)
+	first := true
+	var keys []string
+	for i := range samples {
+		s := &samples[i]
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+			skipped++
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"name":`...)
+		b = appendString(b, s.Name)
+		if len(s.Labels) > 0 {
+			b = append(b, `,"labels":{`...)
+			keys = keys[:0]
+			for k := range s.Labels {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for j, k := range keys {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, k)
+				b = append(b, ':')
+				b = appendString(b, s.Labels[k])
+			}
+			b = append(b, '}')
+		}
+		b = append(b, `,"value":`...)
+		b = appendFloat(b, s.Value)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), skipped
+}
+
+// appendFloat writes v the way encoding/json does (ES6 number formatting).
+func appendFloat(b []byte, v float64) []byte {
+	abs := math.Abs(v)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, v, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Stored record layout (value of a frames-bucket key, the key being the
+// big-endian seq):
+//
+//	[0]      format version (1)
+//	[1:9]    ts, Unix ms, big-endian int64
+//	[9]      topic length n (topics are at most 255 bytes)
+//	[10:10+n] topic
+//	[10+n:]  the frame's JSON, as sent on the wire
+//
+// The topic and time sit in front so filters and time seeks never parse JSON.
+const recordVersion = 1
+
+var errBadRecord = errors.New("ring: bad stored record")
+
+func appendRecord(b []byte, ts int64, topic string, frameJSON []byte) []byte {
+	b = append(b, recordVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(ts))
+	b = append(b, byte(len(topic)))
+	b = append(b, topic...)
+	return append(b, frameJSON...)
+}
+
+// parseRecord splits a stored record without copying; the slices alias v.
+func parseRecord(v []byte) (ts int64, topic []byte, frameJSON []byte, err error) {
+	if len(v) < 10 || v[0] != recordVersion {
+		return 0, nil, nil, errBadRecord
+	}
+	ts = int64(binary.BigEndian.Uint64(v[1:9]))
+	n := int(v[9])
+	if len(v) < 10+n+2 {
+		return 0, nil, nil, errBadRecord
+	}
+	return ts, v[10 : 10+n], v[10+n:], nil
+}
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}

@@ -1,0 +1,182 @@
+package ring
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reason says why a cursor cannot be resumed. The strings are the wire values
+// of the `reset` event and the poll API's reset object (DESIGN §3–4).
+type Reason string
+
+// Reasons. OK means the cursor can be resumed.
+const (
+	OK           Reason = ""
+	Malformed    Reason = "malformed"
+	UnknownEpoch Reason = "unknown_epoch"
+	Expired      Reason = "expired"
+	Future       Reason = "future"
+	TooFar       Reason = "too_far" // decided by transports with a replay cap
+)
+
+// Check says whether reading after id would return every retained frame after
+// it. A cursor equal to the head is fine (nothing to read); a cursor just
+// before the oldest retained frame is fine too.
+func (s *Store) Check(id ID) Reason {
+	if id.Epoch != s.epoch {
+		return UnknownEpoch
+	}
+	return checkBounds(id.Seq, s.oldest.Load(), s.head.Load())
+}
+
+func checkBounds(after, oldest, head uint64) Reason {
+	switch {
+	case after > head:
+		return Future
+	case after+1 < oldest:
+		return Expired
+	}
+	return OK
+}
+
+// Result is what After returns.
+type Result struct {
+	Frames []Frame // matching frames with seq > the cursor, in order; JSON copied
+	// Next is the cursor to continue from: every frame up to Next was looked
+	// at, so resuming after Next misses nothing and repeats nothing.
+	Next   ID
+	Head   ID     // head as of the read
+	Oldest ID     // oldest retained as of the read
+	More   bool   // a limit stopped the read before the head
+	Reset  Reason // non-empty: the cursor cannot be resumed, Frames is empty
+	Err    error  // storage error; Frames is empty
+}
+
+// Limits bound one read. Zero fields mean no bound of that kind, except Scan,
+// which defaults to 100,000 so that a rare topic filter costs at most that
+// many key visits per call.
+type Limits struct {
+	Frames int // matching frames returned
+	Bytes  int // JSON bytes returned (at least one frame is returned)
+	Scan   int // frames visited, matching or not
+}
+
+// After returns the frames after cursor that match (nil match = all), within
+// lim, reading by B+tree seek: O(log n + visited). It runs in one read
+// transaction that copies what it returns and is closed before returning.
+func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Result {
+	if lim.Scan <= 0 {
+		lim.Scan = 100000
+	}
+	var r Result
+	if cursor.Epoch != s.epoch {
+		r.Head, r.Oldest, r.Reset = s.Head(), s.Oldest(), UnknownEpoch
+		return r
+	}
+	var bytesOut int
+	r.Err = s.db.View(func(tx *bolt.Tx) error {
+		// Bounds come from this transaction so they agree with what it sees.
+		b := tx.Bucket(bucketFrames)
+		c := b.Cursor()
+		head := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyHead))
+		oldest := head + 1
+		if k, _ := c.First(); k != nil {
+			oldest = binary.BigEndian.Uint64(k)
+		}
+		r.Head = ID{s.epoch, head}
+		r.Oldest = ID{s.epoch, min(oldest, head)}
+		if oldest > head {
+			r.Oldest = r.Head
+		}
+		if r.Reset = checkBounds(cursor.Seq, oldest, head); r.Reset != OK {
+			return nil
+		}
+		next := cursor.Seq
+		visited := 0
+		for k, v := c.Seek(seqKey(cursor.Seq + 1)); k != nil; k, v = c.Next() {
+			if visited >= lim.Scan || (lim.Frames > 0 && len(r.Frames) >= lim.Frames) {
+				r.More = true
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			ts, topic, js, err := parseRecord(v)
+			if err != nil {
+				return err
+			}
+			if match == nil || match(string(topic)) {
+				if lim.Bytes > 0 && len(r.Frames) > 0 && bytesOut+len(js) > lim.Bytes {
+					r.More = true
+					break
+				}
+				bytesOut += len(js)
+				r.Frames = append(r.Frames, Frame{ID: ID{s.epoch, seq}, Topic: string(topic), TS: ts, JSON: bytes.Clone(js)})
+			}
+			next = seq
+			visited++
+		}
+		if !r.More {
+			next = head
+		}
+		r.Next = ID{s.epoch, next}
+		return nil
+	})
+	if r.Err != nil {
+		r.Frames = nil
+	}
+	return r
+}
+
+// ScanView calls fn for every frame with seq > after, oldest first, until fn
+// returns false or max frames were visited. The topic and json slices alias
+// the store and are valid only during fn: copy what you keep. It returns the
+// last seq visited. A read transaction is held for the whole scan, so fn must
+// not block (no socket writes); it is meant for building in-memory indexes.
+func (s *Store) ScanView(after uint64, max int, fn func(seq uint64, ts int64, topic, json []byte) bool) (last uint64, err error) {
+	last = after
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketFrames).Cursor()
+		n := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && (max <= 0 || n < max); k, v = c.Next() {
+			ts, topic, js, err := parseRecord(v)
+			if err != nil {
+				return err
+			}
+			last = binary.BigEndian.Uint64(k)
+			n++
+			if !fn(last, ts, topic, js) {
+				break
+			}
+		}
+		return nil
+	})
+	return last, err
+}
+
+// SeekTime returns the seq of the first retained frame whose ts ≥ ms, by
+// binary search over seqs (ts follows seq except around wall-clock jumps, where
+// the answer is approximate by at most the jump). It returns head+1 when every
+// frame is older.
+func (s *Store) SeekTime(ms int64) uint64 {
+	lo, hi := s.oldest.Load(), s.head.Load()+1
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFrames)
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			v := b.Get(seqKey(mid))
+			if v == nil { // trimmed meanwhile
+				lo = mid + 1
+				continue
+			}
+			ts, _, _, err := parseRecord(v)
+			if err != nil || ts < ms {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		return nil
+	})
+	return lo
+}

@@ -1,0 +1,524 @@
+// Package ring is livedash's source of truth: a bounded, durable ring of
+// frames in one bbolt file. Frames are keyed by big-endian sequence number so
+// that resuming after a cursor is a B+tree seek, retention is trimmed in the
+// same transaction as the append, and subscribers are told about frames only
+// after they are committed (DESIGN §3, §6).
+package ring
+
+import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketFrames = []byte("frames")
+	keyEpoch     = []byte("epoch")
+	keyHead      = []byte("head")
+)
+
+// Sentinel errors.
+var (
+	// ErrLocked: another process holds the store file.
+	ErrLocked = errors.New("ring: store is locked by another process")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("ring: store closed")
+	// ErrTopic: a topic is empty or longer than 255 bytes.
+	ErrTopic = errors.New("ring: invalid topic")
+)
+
+// Options configure Open. Zero values mean the documented defaults.
+type Options struct {
+	Path        string
+	MaxFrames   int           // retention by count; default 100000
+	MaxAge      time.Duration // retention by age; 0 = none
+	LockTimeout time.Duration // default 1s
+	MaxSize     int64         // bbolt Options.MaxSize; 0 = unbounded
+	NoSync      bool          // tests and benchmarks only
+	// MaxAgeTrim bounds how many frames one append may delete for age, so a
+	// wall clock that jumps forward a day drains the ring over several ticks
+	// instead of in one long transaction. Default 2000.
+	MaxAgeTrim int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: no metrics registered
+	Now        func() time.Time      // wall clock for ts and age; default time.Now
+}
+
+// Frame is one committed frame. JSON is the exact wire encoding; Samples is
+// set only on frames handed to commit hooks (nil on frames read back).
+type Frame struct {
+	ID      ID
+	Topic   string
+	TS      int64 // Unix ms
+	JSON    []byte
+	Samples []Sample
+}
+
+// Batch is what a collector produced in one tick: one Batch becomes one Frame.
+type Batch struct {
+	Topic   string
+	Time    time.Time
+	Samples []Sample
+}
+
+// Store is the ring. All methods are safe for concurrent use. Append calls are
+// serialised; reads run in bbolt read transactions that are never held while
+// the caller does I/O (every byte returned is copied).
+type Store struct {
+	db    *bolt.DB
+	path  string
+	opts  Options
+	log   *slog.Logger
+	epoch uint64
+
+	appendMu sync.Mutex // serialises Append and the commit hooks
+	hooks    []func([]Frame)
+	buf      []byte // record scratch, guarded by appendMu
+
+	// bounds: head = last committed seq (0 if never written); oldest = first
+	// retained seq (head+1 when empty). Both only grow.
+	head, oldest atomic.Uint64
+
+	mu      sync.Mutex
+	latest  map[string]Frame
+	changed chan struct{} // closed and replaced after each commit
+	lastErr error
+	closed  bool
+
+	size atomic.Int64
+	m    *metrics
+}
+
+// Open opens or creates the store at opts.Path. A file that cannot be read as
+// a livedash store (garbage, corrupt pages, failed consistency check) is moved
+// aside as <path>.corrupt-<time> and a new epoch starts, logged at ERROR. A
+// file held by another process fails with ErrLocked within LockTimeout; a
+// missing permission or read-only filesystem fails with the path and reason.
+func Open(opts Options) (*Store, error) {
+	if opts.MaxFrames <= 0 {
+		opts.MaxFrames = 100000
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if opts.MaxAgeTrim <= 0 {
+		opts.MaxAgeTrim = 2000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Store{path: opts.Path, opts: opts, log: opts.Logger, latest: map[string]Frame{}, changed: make(chan struct{})}
+	db, err := s.openChecked()
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.m = newMetrics(opts.Registerer, s)
+	return s, nil
+}
+
+// openChecked opens the bbolt file and verifies it, quarantining it once if it
+// is not usable.
+func (s *Store) openChecked() (*bolt.DB, error) {
+	db, err := s.openAndCheck()
+	if err == nil {
+		return db, nil
+	}
+	if !isCorruption(err) {
+		return nil, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if rerr := os.Rename(s.path, aside); rerr != nil {
+		return nil, fmt.Errorf("store %s is corrupt (%v) and could not be moved aside: %w", s.path, err, rerr)
+	}
+	s.log.Error("store file is corrupt; moved aside, starting a new epoch: frames in it are not served",
+		"path", s.path, "moved_to", aside, "err", err)
+	db, err = s.openAndCheck()
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+type corruptError struct{ err error }
+
+func (e corruptError) Error() string { return "corrupt store: " + e.err.Error() }
+func (e corruptError) Unwrap() error { return e.err }
+
+func isCorruption(err error) bool {
+	var c corruptError
+	return errors.As(err, &c)
+}
+
+func (s *Store) openAndCheck() (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, corruptError{fmt.Errorf("panic while opening: %v", r)}
+		}
+	}()
+	db, err = bolt.Open(s.path, 0o600, &bolt.Options{
+		Timeout:      s.opts.LockTimeout,
+		NoSync:       s.opts.NoSync,
+		MaxSize:      int(s.opts.MaxSize),
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("open store %s: %w%s", s.path, ErrLocked, lockHolder(s.path))
+		case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrNotExist),
+			errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EISDIR):
+			return nil, fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op != "read" {
+			return nil, fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		return nil, corruptError{err}
+	}
+	var problems []error
+	if verr := db.View(func(tx *bolt.Tx) error {
+		for cerr := range tx.Check() {
+			problems = append(problems, cerr)
+			if len(problems) >= 10 {
+				break
+			}
+		}
+		return nil
+	}); verr != nil {
+		problems = append(problems, verr)
+	}
+	if len(problems) > 0 {
+		_ = db.Close()
+		return nil, corruptError{errors.Join(problems...)}
+	}
+	return db, nil
+}
+
+// load reads or creates the epoch and the bounds, and fills the latest-frame
+// cache from the newest frames.
+func (s *Store) load() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		frames, err := tx.CreateBucketIfNotExists(bucketFrames)
+		if err != nil {
+			return err
+		}
+		frames.FillPercent = 1
+		c := frames.Cursor()
+		firstK, _ := c.First()
+		lastK, _ := c.Last()
+		ev := meta.Get(keyEpoch)
+		if len(ev) != 8 || binary.BigEndian.Uint64(ev) == 0 {
+			if firstK != nil {
+				// Frames without an epoch cannot be resumed by anyone: drop them.
+				s.log.Error("store has frames but no epoch; clearing it and starting a new epoch", "path", s.path)
+				if err := tx.DeleteBucket(bucketFrames); err != nil {
+					return err
+				}
+				if frames, err = tx.CreateBucket(bucketFrames); err != nil {
+					return err
+				}
+				firstK, lastK = nil, nil
+			}
+			s.epoch = newEpoch()
+			s.log.Warn("new store epoch", "path", s.path, "epoch", fmt.Sprintf("%016x", s.epoch))
+			if err := meta.Put(keyEpoch, binary.BigEndian.AppendUint64(nil, s.epoch)); err != nil {
+				return err
+			}
+			if err := meta.Put(keyHead, make([]byte, 8)); err != nil {
+				return err
+			}
+		} else {
+			s.epoch = binary.BigEndian.Uint64(ev)
+		}
+		var head uint64
+		if hv := meta.Get(keyHead); len(hv) == 8 {
+			head = binary.BigEndian.Uint64(hv)
+		}
+		if lastK != nil {
+			if len(lastK) != 8 || len(firstK) != 8 {
+				return corruptError{errors.New("frames bucket has a key that is not a sequence number")}
+			}
+			head = max(head, binary.BigEndian.Uint64(lastK))
+			s.oldest.Store(binary.BigEndian.Uint64(firstK))
+		} else {
+			s.oldest.Store(head + 1)
+		}
+		s.head.Store(head)
+		s.size.Store(tx.Size())
+		// Latest frame per topic: walk back over a bounded number of frames.
+		for k, v := c.Last(); k != nil && len(s.latest) < 1024; k, v = c.Prev() {
+			if int(s.head.Load()-binary.BigEndian.Uint64(k)) > 20000 {
+				break
+			}
+			ts, topic, js, err := parseRecord(v)
+			if err != nil {
+				return corruptError{fmt.Errorf("frame %d: %w", binary.BigEndian.Uint64(k), err)}
+			}
+			if _, ok := s.latest[string(topic)]; !ok {
+				s.latest[string(topic)] = Frame{ID: ID{s.epoch, binary.BigEndian.Uint64(k)}, Topic: string(topic), TS: ts, JSON: bytes.Clone(js)}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load store %s: %w", s.path, err)
+	}
+	s.log.Info("store opened", "path", s.path, "epoch", fmt.Sprintf("%016x", s.epoch),
+		"head", s.head.Load(), "oldest", s.oldest.Load(), "frames", s.Len())
+	return nil
+}
+
+func newEpoch() uint64 {
+	var b [8]byte
+	for {
+		if _, err := crand.Read(b[:]); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+		if e := binary.BigEndian.Uint64(b[:]); e != 0 {
+			return e
+		}
+	}
+}
+
+// Close closes the file. Appends after Close return ErrClosed.
+func (s *Store) Close() error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.m != nil {
+		s.m.unregister()
+	}
+	return s.db.Close()
+}
+
+// Path is the store file's path.
+func (s *Store) Path() string { return s.path }
+
+// Epoch is the store's epoch.
+func (s *Store) Epoch() uint64 { return s.epoch }
+
+// Head is the ID of the newest committed frame (Seq 0 before the first).
+func (s *Store) Head() ID { return ID{s.epoch, s.head.Load()} }
+
+// Oldest is the ID of the oldest retained frame, or Head when the ring is empty.
+func (s *Store) Oldest() ID {
+	o, h := s.oldest.Load(), s.head.Load()
+	if o > h {
+		return ID{s.epoch, h}
+	}
+	return ID{s.epoch, o}
+}
+
+// Len is the number of retained frames. Seqs are contiguous from oldest to
+// head because the ring is only ever trimmed from the front.
+func (s *Store) Len() int {
+	o, h := s.oldest.Load(), s.head.Load()
+	if o > h {
+		return 0
+	}
+	return int(h - o + 1)
+}
+
+// Size is the file size in bytes as of the last commit.
+func (s *Store) Size() int64 { return s.size.Load() }
+
+// Err is the error of the last append, nil if it succeeded (readiness).
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.lastErr
+}
+
+// OnCommit registers fn to be called after every successful commit with the
+// committed frames, in commit order. fn runs with the append lock held: it
+// must not block and must not call Append. Register hooks before the first
+// Append.
+func (s *Store) OnCommit(fn func([]Frame)) {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.hooks = append(s.hooks, fn)
+}
+
+// Changed returns a channel that is closed after the next commit. Long polls
+// park on it; waking them costs one close, whatever their number.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// Latest returns the newest frame of topic.
+func (s *Store) Latest(topic string) (Frame, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.latest[topic]
+	return f, ok
+}
+
+// Topics returns the topics that have a frame in the latest cache.
+func (s *Store) Topics() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.latest))
+	for t := range s.latest {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Append commits batches as consecutive frames in one transaction, trims the
+// ring to its retention in that same transaction, and then — only after the
+// commit succeeded — updates the bounds and calls the commit hooks. On error
+// nothing of the call is stored, the bounds are unchanged, and the error is
+// counted; the store stays usable (a full disk recovers when space returns).
+func (s *Store) Append(batches []Batch) ([]Frame, error) {
+	if len(batches) == 0 {
+		return nil, nil
+	}
+	for _, b := range batches {
+		if b.Topic == "" || len(b.Topic) > 255 {
+			return nil, fmt.Errorf("append topic %q: %w", b.Topic, ErrTopic)
+		}
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if s.db == nil || s.isClosed() {
+		return nil, ErrClosed
+	}
+	start := time.Now()
+	head := s.head.Load()
+	oldest := s.oldest.Load()
+	frames := make([]Frame, len(batches))
+	var skipped int
+	var newOldest uint64
+	var size int64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFrames)
+		b.FillPercent = 1
+		for i, bt := range batches {
+			seq := head + uint64(i) + 1
+			ts := bt.Time.UnixMilli()
+			if bt.Time.IsZero() {
+				ts = s.opts.Now().UnixMilli()
+			}
+			id := ID{s.epoch, seq}
+			var js []byte
+			var sk int
+			js, sk = appendFrameJSON(make([]byte, 0, 64+len(bt.Samples)*64), id, bt.Topic, ts, bt.Samples)
+			skipped += sk
+			s.buf = appendRecord(s.buf[:0], ts, bt.Topic, js)
+			if err := b.Put(seqKey(seq), s.buf); err != nil {
+				return err
+			}
+			frames[i] = Frame{ID: id, Topic: bt.Topic, TS: ts, JSON: js, Samples: bt.Samples}
+		}
+		newHead := head + uint64(len(batches))
+		if err := tx.Bucket(bucketMeta).Put(keyHead, binary.BigEndian.AppendUint64(nil, newHead)); err != nil {
+			return err
+		}
+		var err error
+		newOldest, err = s.trim(b, oldest, newHead)
+		size = tx.Size()
+		return err
+	})
+	s.m.observeAppend(time.Since(start), err, len(frames), skipped)
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("store append failed; frames not stored", "path", s.path, "frames", len(batches), "err", err)
+		return nil, fmt.Errorf("append to store %s: %w", s.path, err)
+	}
+	s.m.trimmed(newOldest - oldest)
+	s.oldest.Store(newOldest)
+	s.head.Store(head + uint64(len(batches)))
+	s.size.Store(size)
+	s.mu.Lock()
+	for _, f := range frames {
+		s.latest[f.Topic] = f
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	for _, h := range s.hooks {
+		h(frames)
+	}
+	return frames, nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// trim deletes from the front: everything over MaxFrames, then up to
+// MaxAgeTrim frames older than MaxAge. It returns the new oldest seq.
+func (s *Store) trim(b *bolt.Bucket, oldest, head uint64) (uint64, error) {
+	// Deleting through a cursor and then calling Next can skip a key in
+	// bbolt, so every step re-reads the first key.
+	c := b.Cursor()
+	if head >= oldest && head-oldest+1 > uint64(s.opts.MaxFrames) {
+		keep := head - uint64(s.opts.MaxFrames) + 1
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < keep; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return oldest, err
+			}
+		}
+		oldest = keep
+	}
+	if s.opts.MaxAge > 0 {
+		cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixMilli()
+		n := 0
+		for k, v := c.First(); k != nil && n < s.opts.MaxAgeTrim; k, v = c.First() {
+			if ts, _, _, err := parseRecord(v); err == nil && ts >= cutoff {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if err := c.Delete(); err != nil {
+				return oldest, err
+			}
+			oldest = seq + 1
+			n++
+		}
+	}
+	return oldest, nil
+}
