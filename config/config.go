@@ -5,12 +5,21 @@
 // config imports nothing of livedash's own packages.
 package config
 
-import "time"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // Config is the whole configuration. The yaml key of every field is the name
 // users write; the environment variable for a key is LIVEDASH_ followed by the
 // key path in upper case with "." replaced by "_" (store.retention.max_age →
-// LIVEDASH_STORE_RETENTION_MAX_AGE). Lists (targets) are set in the file only.
+// LIVEDASH_STORE_RETENTION_MAX_AGE). In the environment, lists of strings are
+// comma-separated; lists of structures and maps are set in the file only.
 type Config struct {
 	// Listen is the HTTP listen address. Default 127.0.0.1:7070: loopback,
 	// because the dashboard has no authentication of its own yet.
@@ -42,7 +51,7 @@ type Store struct {
 // Retention bounds the ring. Both limits apply; the first reached trims.
 type Retention struct {
 	Frames int      `yaml:"frames"`  // default 100000
-	MaxAge Duration `yaml:"max_age"` // default 24h
+	MaxAge Duration `yaml:"max_age"` // default 24h; 0 = no age limit
 }
 
 // HTTP holds server-wide timeouts and limits. There is deliberately no
@@ -92,3 +101,179 @@ type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default values that are not plain literals in defaults.
+const (
+	defaultListen  = "127.0.0.1:7070"
+	stateDirName   = "livedash"
+	stateFileName  = "livedash.db"
+	relativeDBPath = "data/livedash.db"
+)
+
+// Default returns the configuration livedash runs with when nothing is
+// configured. It reads XDG_STATE_HOME from the process environment to place
+// the store; Load uses its environ argument instead.
+func Default() Config { return defaults(os.Getenv) }
+
+// defaults is the one place where default values live. getenv supplies
+// XDG_STATE_HOME; everything else is constant.
+func defaults(getenv func(string) string) Config {
+	return Config{
+		Listen:    defaultListen,
+		LogFormat: "text",
+		LogLevel:  "info",
+		Store: Store{
+			Path: defaultStorePath(getenv("XDG_STATE_HOME")),
+			Retention: Retention{
+				Frames: 100_000,
+				MaxAge: Duration(24 * time.Hour),
+			},
+			LockTimeout:  Duration(time.Second),
+			MaxSizeBytes: 0,
+			NoSync:       false,
+		},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(5 * time.Second),
+			ReadTimeout:       Duration(30 * time.Second),
+			IdleTimeout:       Duration(60 * time.Second),
+			MaxHeaderBytes:    16 << 10,
+			MaxConns:          15_000,
+			CORSOrigins:       nil,
+		},
+		Stream: Stream{
+			QueueSize:       1024,
+			WriteTimeout:    Duration(10 * time.Second),
+			Heartbeat:       Duration(15 * time.Second),
+			Retry:           Duration(2 * time.Second),
+			MaxStreams:      10_000,
+			MaxStreamsPerIP: 64,
+			ReplayMaxFrames: 10_000,
+			ReplayMaxBytes:  8 << 20,
+			DrainWindow:     Duration(5 * time.Second),
+			MaxLifetime:     0,
+		},
+		API: API{
+			DefaultLimit:   100,
+			MaxLimit:       1000,
+			MaxWait:        Duration(60 * time.Second),
+			QueryMaxPoints: 2000,
+			QueryMaxFrames: 200_000,
+		},
+		Push: Push{
+			Token:        "",
+			MaxBodyBytes: 1 << 20,
+			MaxSamples:   10_000,
+		},
+		Collectors: defaultCollectors(),
+	}
+}
+
+// defaultStorePath follows the XDG base directory spec, which says a relative
+// XDG_STATE_HOME is invalid and must be ignored.
+func defaultStorePath(xdgStateHome string) string {
+	if xdgStateHome != "" && filepath.IsAbs(xdgStateHome) {
+		return filepath.Join(xdgStateHome, stateDirName, stateFileName)
+	}
+	return relativeDBPath
+}
+
+// Redacted returns a copy of c that is safe to print: secrets are replaced.
+func (c Config) Redacted() Config {
+	if c.Push.Token != "" {
+		c.Push.Token = "REDACTED"
+	}
+	return c
+}
+
+// String formats d in Go syntax without trailing zero units ("24h", "1m30s",
+// "1.5s", "0s"); ParseDuration reads it back to the same value.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// MarshalText implements encoding.TextMarshaler (with UnmarshalText, this
+// makes Duration usable with flag.TextVar).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalText parses a Go duration string ("1s", "1m30s"). Negative
+// durations are rejected, and so are numbers without a unit, except "0".
+// On error d is unchanged.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := parseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// UnmarshalYAML accepts a YAML scalar holding a duration string. A YAML number
+// other than 0 is rejected: "timeout: 5" is ambiguous (seconds? nanoseconds?).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &DurationError{Value: "", Reason: `must be a duration such as "30s", not a list or mapping`}
+	}
+	return d.UnmarshalText([]byte(n.Value))
+}
+
+// DurationError reports a value that is not an acceptable Duration.
+type DurationError struct {
+	Value  string // the text as written
+	Reason string // why it is rejected, for a user to read
+}
+
+func (e *DurationError) Error() string {
+	if e.Value == "" {
+		return "duration: " + e.Reason
+	}
+	return fmt.Sprintf("duration %q: %s", e.Value, e.Reason)
+}
+
+func parseDuration(s string) (Duration, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, &DurationError{Value: s, Reason: `must be a duration such as "30s"`}
+	}
+	if t == "0" {
+		return 0, nil
+	}
+	if isBareNumber(t) {
+		return 0, &DurationError{Value: s, Reason: fmt.Sprintf("needs a unit (ns, us, ms, s, m, h), e.g. %q", t+"s")}
+	}
+	v, err := time.ParseDuration(t)
+	if err != nil {
+		return 0, &DurationError{Value: s, Reason: `not a duration; write it like "500ms", "30s" or "1m30s"`}
+	}
+	if v < 0 {
+		return 0, &DurationError{Value: s, Reason: "must not be negative"}
+	}
+	return Duration(v), nil
+}
+
+// isBareNumber reports whether s is a decimal number such as "5", "-2" or
+// "1.5", which time.ParseDuration would reject only for its missing unit.
+func isBareNumber(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	digits, dots := 0, 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
+}

@@ -1,0 +1,285 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Path   string // key path ("store.retention.frames") or environment variable name
+	Value  string // the offending value as text; empty when there is none to show
+	Reason string // what is wrong or what is required, for a user to read
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Path)
+	if p.Value != "" {
+		if b.Len() > 0 {
+			b.WriteString(" = ")
+		}
+		b.WriteString(strconv.Quote(p.Value))
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Reason)
+	return b.String()
+}
+
+// Errors lists every problem found in one pass; Load and Validate return it
+// (as *Errors) so that a user can fix everything at once. It always holds at
+// least one problem.
+type Errors struct {
+	Problems []Problem
+}
+
+// Error prints one line per problem, in the order they were found.
+func (e *Errors) Error() string {
+	if len(e.Problems) == 0 {
+		return "config: no problems"
+	}
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// problems collects Problems; its zero value is ready to use.
+type problems []Problem
+
+func (ps *problems) add(path string, value any, reason string) {
+	*ps = append(*ps, Problem{Path: path, Value: formatValue(value), Reason: reason})
+}
+
+// err returns nil or an *Errors holding ps.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &Errors{Problems: ps}
+}
+
+// formatValue renders a value for a Problem. Pointers are followed, so a *bool
+// prints as its value, and nil prints as nothing.
+func formatValue(v any) string {
+	if v == nil {
+		return ""
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return ""
+		}
+		rv = rv.Elem()
+	}
+	switch x := rv.Interface().(type) {
+	case string:
+		return x
+	case []string:
+		return strings.Join(x, ",")
+	case fmt.Stringer:
+		return x.String()
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// Limits enforced by Validate, named where the reason is not obvious.
+const (
+	maxRetentionFrames = 100_000_000
+	// maxHeartbeat stays under the ~60 s after which common proxies and load
+	// balancers cut an idle connection.
+	maxHeartbeat   = 55 * time.Second
+	minRetry       = 100 * time.Millisecond
+	maxAPILimit    = 10_000
+	maxAPIWait     = 5 * time.Minute
+	minPushBody    = 1 << 10
+	maxPushBody    = 64 << 20
+	minHeaderBytes = 1024
+)
+
+// Validate checks the whole configuration and returns nil or an *Errors that
+// lists every problem, each with its key path. It does not change c.
+//
+// Zero values with a meaning: store.retention.max_age 0 = no age limit
+// (frames alone bound the ring); store.max_size_bytes 0 = no size cap;
+// stream.max_streams and stream.max_streams_per_ip 0 = no limit;
+// stream.max_lifetime 0 = unlimited; stream.drain_window 0 = close every
+// stream at once; api.max_wait 0 = long polling disabled (wait is clamped to 0).
+func (c *Config) Validate() error {
+	var ps problems
+	add := ps.add
+
+	validateListen(c.Listen, add)
+	oneOf(add, "log_format", c.LogFormat, "text", "json")
+	oneOf(add, "log_level", c.LogLevel, "debug", "info", "warn", "error")
+
+	s := c.Store
+	if strings.TrimSpace(s.Path) == "" {
+		add("store.path", s.Path, "must not be empty")
+	}
+	intRange(add, "store.retention.frames", s.Retention.Frames, 1, maxRetentionFrames)
+	if a := s.Retention.MaxAge.D(); a != 0 && a < time.Second {
+		add("store.retention.max_age", s.Retention.MaxAge, "must be at least 1s, or 0 for no age limit")
+	}
+	positive(add, "store.lock_timeout", s.LockTimeout)
+	if s.MaxSizeBytes < 0 {
+		add("store.max_size_bytes", s.MaxSizeBytes, "must not be negative (0 = no cap)")
+	}
+
+	h := c.HTTP
+	positive(add, "http.read_header_timeout", h.ReadHeaderTimeout)
+	positive(add, "http.read_timeout", h.ReadTimeout)
+	positive(add, "http.idle_timeout", h.IdleTimeout)
+	if h.MaxHeaderBytes < minHeaderBytes {
+		add("http.max_header_bytes", h.MaxHeaderBytes, fmt.Sprintf("must be at least %d", minHeaderBytes))
+	}
+	if h.MaxConns < 1 {
+		add("http.max_conns", h.MaxConns, "must be at least 1")
+	}
+	validateOrigins(h.CORSOrigins, add)
+
+	st := c.Stream
+	if st.QueueSize < 1 {
+		add("stream.queue_size", st.QueueSize, "must be at least 1")
+	}
+	positive(add, "stream.write_timeout", st.WriteTimeout)
+	if hb := st.Heartbeat.D(); hb < time.Second || hb > maxHeartbeat {
+		add("stream.heartbeat", st.Heartbeat, "must be between 1s and 55s (idle proxies cut connections at about 60s)")
+	}
+	if st.Retry.D() < minRetry {
+		add("stream.retry", st.Retry, "must be at least 100ms")
+	}
+	if st.MaxStreams < 0 {
+		add("stream.max_streams", st.MaxStreams, "must not be negative (0 = no limit)")
+	}
+	if st.MaxStreamsPerIP < 0 {
+		add("stream.max_streams_per_ip", st.MaxStreamsPerIP, "must not be negative (0 = no limit)")
+	}
+	if st.ReplayMaxFrames < 1 {
+		add("stream.replay_max_frames", st.ReplayMaxFrames, "must be at least 1")
+	}
+	if st.ReplayMaxBytes < 1 {
+		add("stream.replay_max_bytes", st.ReplayMaxBytes, "must be at least 1")
+	}
+	nonNegative(add, "stream.drain_window", st.DrainWindow)
+	nonNegative(add, "stream.max_lifetime", st.MaxLifetime)
+
+	a := c.API
+	intRange(add, "api.max_limit", a.MaxLimit, 1, maxAPILimit)
+	if a.DefaultLimit < 1 {
+		add("api.default_limit", a.DefaultLimit, "must be at least 1")
+	} else if a.MaxLimit >= 1 && a.DefaultLimit > a.MaxLimit {
+		add("api.default_limit", a.DefaultLimit, fmt.Sprintf("must not exceed api.max_limit (%d)", a.MaxLimit))
+	}
+	if w := a.MaxWait.D(); w < 0 || w > maxAPIWait {
+		add("api.max_wait", a.MaxWait, "must be between 0 and 5m")
+	}
+	if a.QueryMaxPoints < 1 {
+		add("api.query_max_points", a.QueryMaxPoints, "must be at least 1")
+	}
+	if a.QueryMaxFrames < 1 {
+		add("api.query_max_frames", a.QueryMaxFrames, "must be at least 1")
+	}
+
+	p := c.Push
+	if strings.IndexFunc(p.Token, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		// The value is a secret and is never echoed.
+		add("push.token", nil, "must not contain spaces or control characters")
+	}
+	if p.MaxBodyBytes < minPushBody || p.MaxBodyBytes > maxPushBody {
+		add("push.max_body_bytes", p.MaxBodyBytes, "must be between 1024 (1 KiB) and 67108864 (64 MiB)")
+	}
+	if p.MaxSamples < 1 {
+		add("push.max_samples", p.MaxSamples, "must be at least 1")
+	}
+
+	c.Collectors.validate(add)
+	return ps.err()
+}
+
+func validateListen(listen string, add func(string, any, string)) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		add("listen", listen, `must be host:port, e.g. "127.0.0.1:7070" or ":7070"`)
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
+		add("listen", listen, "port must be a number from 0 to 65535")
+	}
+	if strings.ContainsAny(host, " /") {
+		add("listen", listen, "host must be an IP address or a host name")
+	}
+}
+
+// validateOrigins checks http.cors_origins. Browsers send Origin as
+// scheme://host[:port] in lower case without a default port, and the server
+// compares exactly, so any other spelling could never match.
+func validateOrigins(origins []string, add func(string, any, string)) {
+	for i, o := range origins {
+		path := fmt.Sprintf("http.cors_origins[%d]", i)
+		if o == "*" {
+			if len(origins) > 1 {
+				add(path, o, `"*" must be the only origin when used`)
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+			add(path, o, `must be an absolute http or https origin such as "https://example.com"`)
+		case u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#"):
+			add(path, o, "must be scheme://host[:port] only, without user, path (even a trailing /), query or fragment")
+		case o != strings.ToLower(o):
+			add(path, o, "must be lower case, as browsers send it")
+		case (u.Scheme == "http" && u.Port() == "80") || (u.Scheme == "https" && u.Port() == "443"):
+			add(path, o, "must omit the default port, as browsers do")
+		case u.Port() != "" && !validPort(u.Port()):
+			add(path, o, "port must be a number from 1 to 65535")
+		}
+	}
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0 && strconv.FormatUint(n, 10) == p
+}
+
+func oneOf(add func(string, any, string), path, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	add(path, v, "must be one of "+strings.Join(allowed, ", "))
+}
+
+func intRange(add func(string, any, string), path string, v, lo, hi int) {
+	switch {
+	case v < lo:
+		add(path, v, fmt.Sprintf("must be at least %d", lo))
+	case v > hi:
+		add(path, v, fmt.Sprintf("must be at most %d", hi))
+	}
+}
+
+func positive(add func(string, any, string), path string, d Duration) {
+	if d <= 0 {
+		add(path, d, "must be greater than 0")
+	}
+}
+
+func nonNegative(add func(string, any, string), path string, d Duration) {
+	if d < 0 {
+		add(path, d, "must not be negative")
+	}
+}
