@@ -24,7 +24,7 @@ type Sample struct {
 // NaN or ±Inf cannot be JSON numbers; they are left out and counted in skipped.
 // Strings are escaped like encoding/json with HTML escaping, plus U+2028/9, so
 // the bytes are safe to embed anywhere (FAULTS row 16).
-func appendFrameJSON(b []byte, id ID, topic string, ts int64, samples []Sample) (_ []byte, skipped int) {
+func appendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, samples []Sample) (_ []byte, skipped int) {
 	b = append(b, `{"id":"`...)
 	b = id.AppendTo(b)
 	b = append(b, `","topic":`...)
@@ -33,7 +33,6 @@ func appendFrameJSON(b []byte, id ID, topic string, ts int64, samples []Sample) 
 	b = strconv.AppendInt(b, ts, 10)
 	b = append(b, `,"samples":[`...)
 	first := true
-	var keys []string
 	for i := range samples {
 		s := &samples[i]
 		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
@@ -48,12 +47,12 @@ func appendFrameJSON(b []byte, id ID, topic string, ts int64, samples []Sample) 
 		b = appendString(b, s.Name)
 		if len(s.Labels) > 0 {
 			b = append(b, `,"labels":{`...)
-			keys = keys[:0]
+			*keys = (*keys)[:0]
 			for k := range s.Labels {
-				keys = append(keys, k)
+				*keys = append(*keys, k)
 			}
-			slices.Sort(keys)
-			for j, k := range keys {
+			slices.Sort(*keys)
+			for j, k := range *keys {
 				if j > 0 {
 					b = append(b, ',')
 				}
@@ -151,6 +150,9 @@ func appendString(b []byte, s string) []byte {
 //
 // The topic and time sit in front so filters and time seeks never parse JSON.
 const recordVersion = 1
+
+// recordOverhead is the record's size less its topic and JSON.
+const recordOverhead = 10
 
 var errBadRecord = errors.New("ring: bad stored record")
 

@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"bytes"
 	"encoding/binary"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,6 +75,8 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 		return r
 	}
 	var bytesOut int
+	var arena arena
+	var topics interner
 	r.Err = s.db.View(func(tx *bolt.Tx) error {
 		// Bounds come from this transaction so they agree with what it sees.
 		b := tx.Bucket(bucketFrames)
@@ -111,7 +112,7 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 					break
 				}
 				bytesOut += len(js)
-				r.Frames = append(r.Frames, Frame{ID: ID{s.epoch, seq}, Topic: string(topic), TS: ts, JSON: bytes.Clone(js)})
+				r.Frames = append(r.Frames, Frame{ID: ID{s.epoch, seq}, Topic: topics.intern(topic), TS: ts, JSON: arena.copy(js)})
 			}
 			next = seq
 			visited++
@@ -179,4 +180,35 @@ func (s *Store) SeekTime(ms int64) uint64 {
 		return nil
 	})
 	return lo
+}
+
+// arena copies many small byte slices out of a transaction with few
+// allocations: slices are carved from 64 KiB chunks and never move.
+type arena struct{ chunk []byte }
+
+func (a *arena) copy(b []byte) []byte {
+	if len(b) > 16<<10 {
+		return append([]byte(nil), b...)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(b) {
+		a.chunk = make([]byte, 0, 64<<10)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return a.chunk[start:len(a.chunk):len(a.chunk)]
+}
+
+// interner turns the few distinct topics of a read into shared strings.
+type interner map[string]string
+
+func (in *interner) intern(b []byte) string {
+	if s, ok := (*in)[string(b)]; ok {
+		return s
+	}
+	if *in == nil {
+		*in = interner{}
+	}
+	s := string(b)
+	(*in)[s] = s
+	return s
 }

@@ -270,6 +270,32 @@ func TestAfterFilterAndLimits(t *testing.T) {
 	}
 }
 
+// Several frames in one Append are stored with their own bytes (bbolt keeps
+// a reference to every value until the commit).
+func TestBatchValuesAreDistinct(t *testing.T) {
+	s := openTest(t, Options{NoSync: true})
+	var bs []Batch
+	for i := range 50 {
+		bs = append(bs, batch(fmt.Sprintf("topic%d", i%7), float64(i)))
+	}
+	fs, err := s.Append(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.After(ID{s.Epoch(), 0}, nil, Limits{})
+	if len(r.Frames) != 50 {
+		t.Fatalf("%d frames", len(r.Frames))
+	}
+	for i, f := range r.Frames {
+		if !bytes.Equal(f.JSON, fs[i].JSON) || f.Topic != bs[i].Topic {
+			t.Fatalf("frame %d: stored %s / %s, appended %s / %s", i, f.Topic, f.JSON, bs[i].Topic, fs[i].JSON)
+		}
+		if !bytes.Contains(f.JSON, []byte(fmt.Sprintf(`"value":%d}`, i))) {
+			t.Fatalf("frame %d holds %s", i, f.JSON)
+		}
+	}
+}
+
 func TestEmptyStore(t *testing.T) {
 	s := openTest(t, Options{NoSync: true})
 	if s.Head().Seq != 0 || s.Len() != 0 || s.Oldest() != s.Head() {

@@ -87,7 +87,8 @@ type Store struct {
 
 	appendMu sync.Mutex // serialises Append and the commit hooks
 	hooks    []func([]Frame)
-	buf      []byte // record scratch, guarded by appendMu
+	buf      []byte   // JSON scratch, guarded by appendMu
+	keys     []string // label-key scratch, guarded by appendMu
 
 	// bounds: head = last committed seq (0 if never written); oldest = first
 	// retained seq (head+1 when empty). Both only grow.
@@ -428,27 +429,44 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 	oldest := s.oldest.Load()
 	frames := make([]Frame, len(batches))
 	var skipped int
+	// Encode every frame into the reusable scratch buffer first, then lay the
+	// records out in one exactly-sized allocation: bbolt keeps a reference to
+	// each value until the commit, so values must not share reusable memory,
+	// and the frames' JSON can alias the records (nothing writes to them).
+	type span struct{ start, end int }
+	spans := make([]span, len(batches))
+	tss := make([]int64, len(batches))
+	s.buf = s.buf[:0]
+	total := 0
+	for i, bt := range batches {
+		tss[i] = bt.Time.UnixMilli()
+		if bt.Time.IsZero() {
+			tss[i] = s.opts.Now().UnixMilli()
+		}
+		start := len(s.buf)
+		var sk int
+		s.buf, sk = appendFrameJSON(s.buf, &s.keys, ID{s.epoch, head + uint64(i) + 1}, bt.Topic, tss[i], bt.Samples)
+		skipped += sk
+		spans[i] = span{start, len(s.buf)}
+		total += recordOverhead + len(bt.Topic) + len(s.buf) - start
+	}
+	recs := make([]byte, 0, total)
 	var newOldest uint64
 	var size int64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFrames)
 		b.FillPercent = 1
+		key := make([]byte, 8) // Put copies keys, not values
 		for i, bt := range batches {
 			seq := head + uint64(i) + 1
-			ts := bt.Time.UnixMilli()
-			if bt.Time.IsZero() {
-				ts = s.opts.Now().UnixMilli()
-			}
-			id := ID{s.epoch, seq}
-			var js []byte
-			var sk int
-			js, sk = appendFrameJSON(make([]byte, 0, 64+len(bt.Samples)*64), id, bt.Topic, ts, bt.Samples)
-			skipped += sk
-			s.buf = appendRecord(s.buf[:0], ts, bt.Topic, js)
-			if err := b.Put(seqKey(seq), s.buf); err != nil {
+			start := len(recs)
+			recs = appendRecord(recs, tss[i], bt.Topic, s.buf[spans[i].start:spans[i].end])
+			binary.BigEndian.PutUint64(key, seq)
+			if err := b.Put(key, recs[start:len(recs):len(recs)]); err != nil {
 				return err
 			}
-			frames[i] = Frame{ID: id, Topic: bt.Topic, TS: ts, JSON: js, Samples: bt.Samples}
+			js := recs[start+recordOverhead+len(bt.Topic) : len(recs) : len(recs)]
+			frames[i] = Frame{ID: ID{s.epoch, seq}, Topic: bt.Topic, TS: tss[i], JSON: js, Samples: bt.Samples}
 		}
 		newHead := head + uint64(len(batches))
 		if err := tx.Bucket(bucketMeta).Put(keyHead, binary.BigEndian.AppendUint64(nil, newHead)); err != nil {
@@ -459,6 +477,9 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 		size = tx.Size()
 		return err
 	})
+	if cap(s.buf) > 8<<20 {
+		s.buf = nil // one huge batch must not pin its scratch memory forever
+	}
 	s.m.observeAppend(time.Since(start), err, len(frames), skipped)
 	s.mu.Lock()
 	s.lastErr = err
@@ -493,32 +514,42 @@ func (s *Store) isClosed() bool {
 // trim deletes from the front: everything over MaxFrames, then up to
 // MaxAgeTrim frames older than MaxAge. It returns the new oldest seq.
 func (s *Store) trim(b *bolt.Bucket, oldest, head uint64) (uint64, error) {
-	// Deleting through a cursor and then calling Next can skip a key in
-	// bbolt, so every step re-reads the first key.
+	// Keys to delete are collected first and deleted afterwards: deleting
+	// through a cursor can make its Next skip a key, and re-seeking after
+	// each delete walks the emptied leaves again and again.
+	var doomed []uint64
 	c := b.Cursor()
+	over := uint64(0)
 	if head >= oldest && head-oldest+1 > uint64(s.opts.MaxFrames) {
-		keep := head - uint64(s.opts.MaxFrames) + 1
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < keep; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return oldest, err
-			}
-		}
-		oldest = keep
+		over = head - oldest + 1 - uint64(s.opts.MaxFrames)
 	}
+	var cutoff int64
 	if s.opts.MaxAge > 0 {
-		cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixMilli()
-		n := 0
-		for k, v := c.First(); k != nil && n < s.opts.MaxAgeTrim; k, v = c.First() {
-			if ts, _, _, err := parseRecord(v); err == nil && ts >= cutoff {
-				break
-			}
-			seq := binary.BigEndian.Uint64(k)
-			if err := c.Delete(); err != nil {
-				return oldest, err
-			}
-			oldest = seq + 1
-			n++
+		cutoff = s.opts.Now().Add(-s.opts.MaxAge).UnixMilli()
+	}
+	aged := 0
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		if uint64(len(doomed)) < over {
+			doomed = append(doomed, seq)
+			continue
 		}
+		if s.opts.MaxAge <= 0 || aged >= s.opts.MaxAgeTrim {
+			break
+		}
+		if ts, _, _, err := parseRecord(v); err == nil && ts >= cutoff {
+			break
+		}
+		doomed = append(doomed, seq)
+		aged++
+	}
+	key := make([]byte, 8)
+	for _, seq := range doomed {
+		binary.BigEndian.PutUint64(key, seq)
+		if err := b.Delete(key); err != nil {
+			return oldest, err
+		}
+		oldest = seq + 1
 	}
 	return oldest, nil
 }

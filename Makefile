@@ -1,0 +1,52 @@
+# The Makefile is livedash's interface: `make run` and `make test` work on a
+# fresh machine; CI runs `.ci/run`, which is `make test`.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 20s
+BENCHCOUNT ?= 5
+
+.PHONY: run demo test test-deps assets bench fuzz lint tidy build
+
+# Builds the page (pinned uPlot from npm) and starts livedash on its built-in
+# defaults: listen 127.0.0.1:7070, store under ./data/ (or $XDG_STATE_HOME).
+run: assets
+	$(GO) run ./cmd/livedash serve
+
+demo: assets
+	$(GO) run ./cmd/livedash serve --demo
+
+build: assets
+	$(GO) build -o bin/livedash ./cmd/livedash
+	$(GO) build -o bin/livedash-bench ./cmd/livedash-bench
+
+assets:
+	bash assets/build.sh
+
+# What the tests need: the page's assets and Debian's Chromium for the
+# browser tests (installed only when missing).
+test-deps: assets
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: test-deps
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) test -race -shuffle=on -timeout 12m $(PKGS)
+
+# Benchmarks: medians over BENCHCOUNT runs (pipe through benchstat), then a
+# short load run of the SSE path side by side with the reference hub.
+bench: assets
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
+	@test -x scripts/loadbench.sh && bash scripts/loadbench.sh || echo "load tool not built yet: skipped the SSE load run"
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+tidy:
+	$(GO) mod tidy

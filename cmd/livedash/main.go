@@ -1,0 +1,84 @@
+// Command livedash samples host and application metrics, keeps a bounded,
+// durable history of them, and serves them to browsers (SSE), scripts (JSON)
+// and Prometheus. main stays thin: everything is in run, which tests call.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitError carries a process exit status: 2 for usage and configuration
+// mistakes (nothing was started), 1 for everything else.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{2, fmt.Errorf(format, args...)}
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "livedash:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+const usage = `livedash — a live metrics dashboard
+
+Usage:
+  livedash [serve] [flags]        run the server (default)
+  livedash config check [--config F]
+                                  validate a configuration, list every problem
+  livedash tail [flags]           print frames from a server as JSON lines
+  livedash version                print the version
+
+Run "livedash serve -h" or "livedash tail -h" for flags.
+`
+
+// run is the whole program; main only adds signals and the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args, stdout, stderr)
+	case "config":
+		if len(args) == 0 || args[0] != "check" {
+			return usageErr("usage: livedash config check [--config F]")
+		}
+		return runConfigCheck(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "livedash", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageErr("unknown command %q", cmd)
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+
+	"livedash/config"
+	"livedash/dashboard"
+	"livedash/dashboard/ring"
+)
+
+// serveFlags are the flags of `livedash serve`. Flags win over the
+// environment, which wins over the file, which wins over the defaults.
+type serveFlags struct {
+	config, listen, store, logFormat, logLevel string
+	demo, dev                                  bool
+	devDir                                     string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveFlags, *flag.FlagSet, error) {
+	var f serveFlags
+	fs := flag.NewFlagSet("livedash serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "YAML configuration file (default: built-in defaults)")
+	fs.StringVar(&f.listen, "listen", "", "listen address, e.g. 127.0.0.1:7070 (overrides listen)")
+	fs.StringVar(&f.store, "store", "", "store file path (overrides store.path)")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json (overrides log_format)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
+	fs.BoolVar(&f.demo, "demo", false, "enable the synthetic collector (demo data)")
+	fs.BoolVar(&f.dev, "dev", false, "serve the page from assets/web on disk instead of the embedded copy")
+	fs.StringVar(&f.devDir, "dev-dir", "assets/web", "directory --dev serves the page from")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, fs, err
+		}
+		return f, fs, &exitError{2, err}
+	}
+	if fs.NArg() > 0 {
+		return f, fs, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return f, fs, nil
+}
+
+// loadConfig applies file, environment and flags, then validates, and
+// returns every problem of all three at once.
+func loadConfig(f serveFlags) (config.Config, error) {
+	cfg, err := config.Load(f.config, os.Environ())
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Listen, f.listen)
+	set(&cfg.Store.Path, f.store)
+	set(&cfg.LogFormat, f.logFormat)
+	set(&cfg.LogLevel, f.logLevel)
+	if verr := cfg.Validate(); verr != nil || err != nil {
+		return cfg, &exitError{2, errors.Join(err, verr)}
+	}
+	return cfg, nil
+}
+
+func runConfigCheck(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("livedash config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	if _, err := loadConfig(serveFlags{config: *path}); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return &exitError{2, fmt.Errorf("configuration has problems:\n%w", ee.err)}
+		}
+		return err
+	}
+	name := *path
+	if name == "" {
+		name = "built-in defaults"
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", name)
+	return nil
+}
+
+func newLogger(format, level string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listenHookKey lets tests learn the bound address when they pass
+// --listen 127.0.0.1:0.
+type listenHookKey struct{}
+
+func withListenHook(ctx context.Context, fn func(addr string)) context.Context {
+	return context.WithValue(ctx, listenHookKey{}, fn)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags, fs, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(flags)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+
+	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("create store directory: %w", err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
+
+	store, err := ring.Open(ring.Options{
+		Path:        cfg.Store.Path,
+		MaxFrames:   cfg.Store.Retention.Frames,
+		MaxAge:      cfg.Store.Retention.MaxAge.D(),
+		LockTimeout: cfg.Store.LockTimeout.D(),
+		MaxSize:     cfg.Store.MaxSizeBytes,
+		NoSync:      cfg.Store.NoSync,
+		Logger:      log.With("component", "store"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	parts, err := wire(cfg, flags, store, reg, log)
+	if err != nil {
+		return err
+	}
+	srv := dashboard.New(cfg, parts.deps)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("livedash listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
+		"version", version(), "store", cfg.Store.Path)
+	if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
+		hook(ln.Addr().String())
+	}
+
+	// Collectors stop with ctx; the server drains its streams; only then is
+	// the store closed (deferred above), after the collectors' last commit.
+	var wg sync.WaitGroup
+	collectCtx, stopCollectors := context.WithCancel(ctx)
+	defer stopCollectors()
+	if parts.run != nil {
+		wg.Go(func() {
+			if err := parts.run(collectCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("collectors stopped", "err", err)
+			}
+		})
+	}
+	serveErr := srv.Serve(ctx, ln)
+	stopCollectors()
+	wg.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	log.Info("livedash stopped", "head", store.Head().String())
+	return nil
+}

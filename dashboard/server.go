@@ -1,0 +1,339 @@
+// Package dashboard serves livedash over HTTP: the route table, the error
+// handler, server-wide limits, health and status endpoints, /metrics and the
+// embedded page. The ring store (dashboard/ring), the SSE hub (dashboard/hub),
+// the JSON API (dashboard/api) and push ingest (dashboard/push) are wired in by
+// cmd/livedash through Deps.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+
+	"livedash/config"
+	"livedash/dashboard/apierr"
+	"livedash/dashboard/ring"
+)
+
+// Route is one endpoint contributed by a part of the server (the JSON API).
+type Route struct {
+	Method, Path, Name string
+	Handler            echo.HandlerFunc
+}
+
+// Streamer is the SSE hub as the server uses it.
+type Streamer interface {
+	ServeStream(c echo.Context) error
+	Shutdown(ctx context.Context) error
+	Streams() int
+}
+
+// CollectorStatus is one collector's line in /api/v1/status.
+type CollectorStatus struct {
+	Name      string    `json:"name"`
+	Interval  string    `json:"interval"`
+	LastError string    `json:"last_error,omitempty"`
+	LastOK    time.Time `json:"last_ok,omitzero"`
+}
+
+// Deps are the parts the server routes to. Store and Registry are required;
+// the rest may be nil while a part is not configured.
+type Deps struct {
+	Store      *ring.Store
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
+	Version    string
+	Stream     Streamer
+	API        []Route
+	Push       echo.HandlerFunc         // POST /api/v1/push/:topic
+	Assets     fs.FS                    // the page, rooted at index.html
+	DevAssets  bool                     // Assets change on disk: do not cache them
+	Collectors func() []CollectorStatus // for /api/v1/status
+}
+
+// Server is livedash's HTTP server.
+type Server struct {
+	cfg     config.Config
+	deps    Deps
+	log     *slog.Logger
+	e       *echo.Echo
+	started time.Time
+	ready   atomic.Bool
+	http    *httpMetrics
+	assets  *assetServer
+}
+
+// maxQueryBytes bounds the raw query string (FAULTS row 7): longer → 414.
+const maxQueryBytes = 8 << 10
+
+// New builds the server and its route table.
+func New(cfg config.Config, deps Deps) *Server {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, started: time.Now()}
+	s.ready.Store(true)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(slogWriter{s.log})
+	// Slowloris and idle keep-alive bounds (FAULTS 8, 9). No WriteTimeout:
+	// it would cut every stream; streams set per-write deadlines instead.
+	e.Server.ReadHeaderTimeout = cfg.HTTP.ReadHeaderTimeout.D()
+	e.Server.ReadTimeout = cfg.HTTP.ReadTimeout.D()
+	e.Server.IdleTimeout = cfg.HTTP.IdleTimeout.D()
+	e.Server.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes // net/http answers 431 above it
+	e.Server.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	e.HTTPErrorHandler = s.handleError
+	s.e = e
+	s.http = newHTTPMetrics(deps.Registry)
+
+	e.Pre(s.limitQuery)
+	e.Use(s.http.middleware, middleware.Recover(), securityHeaders)
+	if len(cfg.HTTP.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins: cfg.HTTP.CORSOrigins,
+			AllowMethods: []string{http.MethodGet, http.MethodPost},
+			AllowHeaders: []string{"Last-Event-ID", "Authorization", "Content-Type", "If-None-Match"},
+		}))
+	}
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/api/v1/status", s.status)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{
+		Registry: deps.Registry, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})))
+	if deps.Stream != nil {
+		e.GET("/api/v1/stream", deps.Stream.ServeStream)
+	}
+	for _, r := range deps.API {
+		e.Add(r.Method, r.Path, r.Handler).Name = r.Name
+	}
+	if deps.Push != nil {
+		e.POST("/api/v1/push/:topic", deps.Push)
+	}
+	if deps.Assets != nil {
+		s.assets = newAssetServer(deps.Assets, !deps.DevAssets)
+		e.GET("/", s.assets.serve)
+		e.GET("/*", s.assets.serve)
+	}
+	e.RouteNotFound("/*", func(c echo.Context) error {
+		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return s
+}
+
+// Echo exposes the router (tests walk its routes).
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// Serve serves on ln until ctx is done, then shuts down: readiness goes off,
+// the hub closes streams spread over its drain window (each with a retry:
+// hint), and in-flight requests finish within the drain window plus a margin.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.HTTP.MaxConns > 0 {
+		ln = netutil.LimitListener(ln, s.cfg.HTTP.MaxConns)
+	}
+	s.e.Listener = ln
+	s.e.Server.RegisterOnShutdown(func() {
+		if s.deps.Stream == nil {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.Stream.DrainWindow.D()+time.Second)
+		defer cancel()
+		if err := s.deps.Stream.Shutdown(dctx); err != nil {
+			s.log.Warn("streams did not all close in the drain window", "err", err)
+		}
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- s.e.Server.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down", "drain_window", s.cfg.Stream.DrainWindow.D().String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Stream.DrainWindow.D()+2*time.Second)
+	defer cancel()
+	err := s.e.Server.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serr)
+	}
+	if err != nil {
+		_ = s.e.Server.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// limitQuery answers 414 for an over-long query string before routing.
+func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if len(c.Request().URL.RawQuery) > maxQueryBytes {
+			return apierr.New(http.StatusRequestURITooLong, "query_too_long",
+				"query string is %d bytes; at most %d are accepted", len(c.Request().URL.RawQuery), maxQueryBytes)
+		}
+		return next(c)
+	}
+}
+
+// securityHeaders sets a strict CSP and friends on every response. The page
+// uses no inline script or style, so 'self' is all it needs.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		return next(c)
+	}
+}
+
+// handleError is the one place errors become responses:
+// {"error":{"code","message"}} with the error's status. Go error text never
+// reaches the client.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apierr.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = fromEchoError(he)
+	default:
+		s.log.Error("request failed", "route", c.Path(), "method", c.Request().Method, "err", err)
+		ae = apierr.New(http.StatusInternalServerError, "internal_error", "internal error; see the server log")
+	}
+	if ae.Err != nil {
+		s.log.Warn("request error", "route", c.Path(), "code", ae.Code, "err", ae.Err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.Status)
+		return
+	}
+	_ = c.JSON(ae.Status, apierr.BodyOf(ae))
+}
+
+func fromEchoError(he *echo.HTTPError) *apierr.Error {
+	code := map[int]string{
+		http.StatusNotFound:              "not_found",
+		http.StatusMethodNotAllowed:      "method_not_allowed",
+		http.StatusRequestEntityTooLarge: "body_too_large",
+		http.StatusUnsupportedMediaType:  "unsupported_media_type",
+		http.StatusUnauthorized:          "unauthorized",
+		http.StatusForbidden:             "forbidden",
+		http.StatusBadRequest:            "bad_request",
+		http.StatusTooManyRequests:       "too_many_requests",
+	}[he.Code]
+	if code == "" {
+		code = "http_" + strconv.Itoa(he.Code)
+	}
+	msg := http.StatusText(he.Code)
+	if m, ok := he.Message.(string); ok && he.Code < 500 {
+		msg = m
+	}
+	return &apierr.Error{Status: he.Code, Code: code, Message: msg}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready while the store takes writes and the server is not
+// shutting down; load balancers stop sending new clients otherwise.
+func (s *Server) readyz(c echo.Context) error {
+	if !s.ready.Load() {
+		return apierr.New(http.StatusServiceUnavailable, "shutting_down", "server is shutting down")
+	}
+	if err := s.deps.Store.Err(); err != nil {
+		return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unwritable",
+			Message: "the store's last append failed; see the server log", Err: err}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type statusBody struct {
+	Version       string            `json:"version"`
+	Epoch         string            `json:"epoch"`
+	Head          string            `json:"head"`
+	Oldest        string            `json:"oldest"`
+	HeadTime      *time.Time        `json:"head_time,omitempty"`
+	OldestTime    *time.Time        `json:"oldest_time,omitempty"`
+	Frames        int               `json:"frames"`
+	StoreBytes    int64             `json:"store_bytes"`
+	StorePath     string            `json:"store_path"`
+	Retention     retentionBody     `json:"retention"`
+	StartedAt     time.Time         `json:"started_at"`
+	UptimeSeconds float64           `json:"uptime_seconds"`
+	Streams       int               `json:"streams"`
+	StoreError    string            `json:"store_error,omitempty"`
+	Collectors    []CollectorStatus `json:"collectors"`
+}
+
+type retentionBody struct {
+	Frames int    `json:"frames"`
+	MaxAge string `json:"max_age"`
+}
+
+func (s *Server) status(c echo.Context) error {
+	st := s.deps.Store
+	b := statusBody{
+		Version:       s.deps.Version,
+		Epoch:         fmt.Sprintf("%016x", st.Epoch()),
+		Head:          st.Head().String(),
+		Oldest:        st.Oldest().String(),
+		Frames:        st.Len(),
+		StoreBytes:    st.Size(),
+		StorePath:     st.Path(),
+		Retention:     retentionBody{s.cfg.Store.Retention.Frames, s.cfg.Store.Retention.MaxAge.String()},
+		StartedAt:     s.started.UTC(),
+		UptimeSeconds: time.Since(s.started).Seconds(),
+		Collectors:    []CollectorStatus{},
+	}
+	if st.Len() > 0 {
+		r := st.After(ring.ID{Epoch: st.Epoch(), Seq: st.Oldest().Seq - 1}, nil, ring.Limits{Frames: 1})
+		if len(r.Frames) == 1 {
+			t := time.UnixMilli(r.Frames[0].TS).UTC()
+			b.OldestTime = &t
+		}
+		for _, topic := range st.Topics() {
+			if f, ok := st.Latest(topic); ok && f.ID == st.Head() {
+				t := time.UnixMilli(f.TS).UTC()
+				b.HeadTime = &t
+			}
+		}
+	}
+	if s.deps.Stream != nil {
+		b.Streams = s.deps.Stream.Streams()
+	}
+	if err := st.Err(); err != nil {
+		b.StoreError = "the last append failed; see the server log"
+	}
+	if s.deps.Collectors != nil {
+		b.Collectors = s.deps.Collectors()
+	}
+	return c.JSON(http.StatusOK, b)
+}
+
+// slogWriter sends Echo's own log lines to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("echo", "msg", string(p))
+	return len(p), nil
+}
