@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	"go.yaml.in/yaml/v3"
 
 	"livedash/config"
 	"livedash/dashboard"
@@ -79,7 +80,8 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
-	if _, err := loadConfig(serveFlags{config: *path}); err != nil {
+	cfg, err := loadConfig(serveFlags{config: *path})
+	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return &exitError{2, fmt.Errorf("configuration has problems:\n%w", ee.err)}
@@ -90,8 +92,13 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if name == "" {
 		name = "built-in defaults"
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", name)
-	return nil
+	fmt.Fprintf(stdout, "# %s: ok; the effective configuration (secrets redacted):\n", name)
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg.Redacted()); err != nil {
+		return fmt.Errorf("print configuration: %w", err)
+	}
+	return enc.Close()
 }
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"livedash/collectors"
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/ring"
@@ -26,5 +28,43 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 		Logger:   log.With("component", "http"),
 		Version:  version(),
 	}}
+
+	set, err := collectors.New(cfg.Collectors, collectors.Options{
+		Logger:     log.With("component", "collectors"),
+		Registerer: reg,
+		Demo:       flags.demo,
+	})
+	if err != nil {
+		return p, fmt.Errorf("collectors: %w", err)
+	}
+	infos := set.Infos()
+	p.run = func(ctx context.Context) error { return set.Run(ctx, storeSink{store}) }
+	p.deps.Collectors = func() []dashboard.CollectorStatus {
+		out := make([]dashboard.CollectorStatus, 0, len(infos))
+		for _, in := range infos {
+			name := in.Topic
+			if in.Target != "" {
+				name += "/" + in.Target
+			}
+			out = append(out, dashboard.CollectorStatus{Name: name, Interval: in.Interval.String()})
+		}
+		return out
+	}
 	return p, nil
+}
+
+// storeSink appends collector batches to the store, one call one commit.
+type storeSink struct{ store *ring.Store }
+
+func (s storeSink) Append(batches []collectors.Batch) error {
+	rb := make([]ring.Batch, len(batches))
+	for i, b := range batches {
+		samples := make([]ring.Sample, len(b.Samples))
+		for j, smp := range b.Samples {
+			samples[j] = ring.Sample(smp)
+		}
+		rb[i] = ring.Batch{Topic: b.Topic, Time: b.Time, Samples: samples}
+	}
+	_, err := s.store.Append(rb)
+	return err
 }
