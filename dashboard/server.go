@@ -130,9 +130,6 @@ func New(cfg config.Config, deps Deps) *Server {
 		e.GET("/", s.assets.serve)
 		e.GET("/*", s.assets.serve)
 	}
-	e.RouteNotFound("/*", func(c echo.Context) error {
-		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint")
-	})
 	return s
 }
 

@@ -1,0 +1,257 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"livedash/config"
+	"livedash/dashboard"
+	"livedash/dashboard/ring"
+)
+
+type harness struct {
+	url   string
+	store *ring.Store
+}
+
+// serve starts a real server on 127.0.0.1:0 with a real store; mod may
+// change the configuration and the dependencies first.
+func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.Stream.DrainWindow = config.Duration(100 * time.Millisecond)
+	st, err := ring.Open(ring.Options{Path: filepath.Join(tb.TempDir(), "r.db"), NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deps := dashboard.Deps{
+		Store:    st,
+		Registry: prometheus.NewRegistry(),
+		Version:  "test",
+		Assets: fstest.MapFS{
+			"index.html":      {Data: []byte("<!doctype html><title>livedash</title>")},
+			"app.js":          {Data: []byte("export {}")},
+			"vendor/uPlot.js": {Data: []byte("/* uplot */")},
+		},
+	}
+	if mod != nil {
+		mod(&cfg, &deps)
+	}
+	srv := dashboard.New(cfg, deps)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("serve: %v", err)
+		}
+		_ = st.Close()
+	})
+	return &harness{url: "http://" + ln.Addr().String(), store: st}
+}
+
+func get(tb testing.TB, url string, hdr ...string) (*http.Response, string) {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestAssets(t *testing.T) {
+	h := serve(t, nil)
+	resp, body := get(t, h.url+"/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "<title>livedash") {
+		t.Fatalf("/: %d %q", resp.StatusCode, body)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("CSP %q", csp)
+	}
+	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("ETag") == "" {
+		t.Fatalf("index caching: %v", resp.Header)
+	}
+	resp, _ = get(t, h.url+"/", "If-None-Match", resp.Header.Get("ETag"))
+	if resp.StatusCode != 304 {
+		t.Fatalf("revalidation: %d", resp.StatusCode)
+	}
+	resp, _ = get(t, h.url+"/app.js")
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+		t.Fatalf("app.js content type %q", ct)
+	}
+	resp, _ = get(t, h.url+"/vendor/uPlot.js")
+	if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+		t.Fatalf("vendor caching %q", resp.Header.Get("Cache-Control"))
+	}
+	resp, body = get(t, h.url+"/missing.js")
+	if resp.StatusCode != 404 || !strings.Contains(body, `"code":"not_found"`) {
+		t.Fatalf("missing: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestErrorShape(t *testing.T) {
+	h := serve(t, nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/api/v1/nope", 404, "not_found"},
+		{"DELETE", "/healthz", 405, "method_not_allowed"},
+		{"POST", "/api/v1/status", 405, "method_not_allowed"},
+	} {
+		req, _ := http.NewRequest(tc.method, h.url+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error struct{ Code, Message string } }
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
+			t.Errorf("%s %s: %d %+v %v", tc.method, tc.path, resp.StatusCode, e, err)
+		}
+	}
+}
+
+func TestReadinessFollowsTheStore(t *testing.T) {
+	h := serve(t, nil)
+	if resp, _ := get(t, h.url+"/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("readyz %d", resp.StatusCode)
+	}
+	_ = h.store.Close() // appends now fail: not ready
+	if resp, body := get(t, h.url+"/readyz"); resp.StatusCode != 503 || strings.Contains(body, "closed") {
+		t.Fatalf("readyz after close: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, h.url+"/healthz"); resp.StatusCode != 200 {
+		t.Fatal("healthz must stay up")
+	}
+}
+
+// FAULTS row 30.
+func TestCORS(t *testing.T) {
+	h := serve(t, func(c *config.Config, _ *dashboard.Deps) {
+		c.HTTP.CORSOrigins = []string{"https://ops.example.com"}
+	})
+	resp, _ := get(t, h.url+"/api/v1/status", "Origin", "https://evil.example.com")
+	if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Fatalf("unlisted origin allowed: %q", v)
+	}
+	resp, _ = get(t, h.url+"/api/v1/status", "Origin", "https://ops.example.com")
+	if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "https://ops.example.com" {
+		t.Fatalf("listed origin: %q", v)
+	}
+	if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatal("credentials allowed")
+	}
+	// And without any configured origin, no CORS header at all.
+	h2 := serve(t, nil)
+	resp, _ = get(t, h2.url+"/api/v1/status", "Origin", "https://ops.example.com")
+	if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Fatalf("no origins configured, got %q", v)
+	}
+}
+
+// FAULTS row 8: headers trickled one byte at a time are cut at the
+// read-header timeout.
+func TestSlowlorisCut(t *testing.T) {
+	h := serve(t, func(c *config.Config, _ *dashboard.Deps) {
+		c.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond)
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	req := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
+	var werr error
+	for i := 0; i < len(req) && werr == nil; i++ {
+		_, werr = conn.Write([]byte{req[i]})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if werr == nil {
+		// Every byte was accepted; the server must have closed by now.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, werr = conn.Read(make([]byte, 1024))
+	}
+	if werr == nil {
+		t.Fatal("connection still open")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("cut only after %v", d)
+	}
+}
+
+// FAULTS row 9: idle keep-alive connections are closed at the idle timeout,
+// and the listener cap holds.
+func TestIdleConnectionsAndListenerCap(t *testing.T) {
+	h := serve(t, func(c *config.Config, _ *dashboard.Deps) {
+		c.HTTP.IdleTimeout = config.Duration(200 * time.Millisecond)
+		c.HTTP.MaxConns = 20
+	})
+	addr := strings.TrimPrefix(h.url, "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The 21st connection is accepted by the kernel but not served while 20
+	// are held.
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_, _ = extra.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	_ = extra.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := extra.Read(make([]byte, 64)); n > 0 {
+		t.Fatal("served over the connection cap")
+	}
+	// After the idle timeout the held connections are closed by the server
+	// and the waiting one is served.
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("held connection not closed by the server: %v", err)
+		}
+	}
+	_ = extra.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := extra.Read(buf); n == 0 || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+		t.Fatalf("waiting connection: %q %v", buf[:n], err)
+	}
+}
