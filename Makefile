@@ -20,7 +20,7 @@ build: assets
 	$(GO) build -o bin/livedash-bench ./cmd/livedash-bench
 
 assets:
-	bash assets/build.sh
+	@if [ -f assets/build.sh ]; then bash assets/build.sh; fi
 
 # What the tests need: the page's assets and Debian's Chromium for the
 # browser tests (installed only when missing).
