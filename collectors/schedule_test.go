@@ -14,7 +14,9 @@ import (
 
 type funcCollector func(ctx context.Context, now time.Time) ([]Sample, error)
 
-func (f funcCollector) collect(ctx context.Context, now time.Time) ([]Sample, error) { return f(ctx, now) }
+func (f funcCollector) collect(ctx context.Context, now time.Time) ([]Sample, error) {
+	return f(ctx, now)
+}
 
 func one(v float64) []Sample { return []Sample{{Name: "x", Value: v}} }
 
