@@ -1,0 +1,89 @@
+package collectors
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"livedash/config"
+)
+
+func TestNewTable(t *testing.T) {
+	cfg := config.Default().Collectors
+	cfg.Exec.Commands = []config.ExecCommand{{Name: "a", Command: "true"}, {Name: "b", Command: "true", Interval: config.Duration(10 * time.Second)}}
+	cfg.Prometheus.Targets = []config.ScrapeTarget{{URL: "http://127.0.0.1:9100/metrics"}}
+	off := false
+	cfg.Memory.Enabled = &off
+	s, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Demo: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range s.Infos() {
+		got = append(got, in.Collector+"@"+in.Interval.String())
+		if in.Timeout <= 0 || in.Timeout > in.Interval {
+			t.Errorf("%s: timeout %v", in.Collector, in.Timeout)
+		}
+	}
+	want := []string{"self@1s", "prometheus/127.0.0.1:9100@5s", "exec/a@5s", "exec/b@10s", "synthetic@1s"}
+	if runtime.GOOS == "linux" {
+		want = append([]string{"cpu@1s", "load@1s", "disk@1s", "filesystem@1s", "network@1s", "system@1s"}, want...)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("jobs = %v\nwant %v", got, want)
+	}
+	// One Set per registry: a second one is refused, not a panic.
+	reg := prometheus.NewRegistry()
+	if _, err := New(cfg, Options{Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, Options{Registerer: reg}); err == nil {
+		t.Error("second Set on one registry: no error")
+	}
+}
+
+// TestDefaultSetProducesFrames runs the default set against this machine
+// for a little over two seconds: every default collector produces a frame.
+func TestDefaultSetProducesFrames(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("host collectors are Linux-only")
+	}
+	if testing.Short() {
+		t.Skip("real time")
+	}
+	s, err := New(config.Default().Collectors, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2100*time.Millisecond)
+	defer cancel()
+	sink := &recordSink{}
+	if err := s.Run(ctx, sink); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.byTopic()
+	// disk and filesystem may legitimately be empty in a container.
+	for _, topic := range []string{"cpu", "memory", "load", "network", "system", "self"} {
+		if len(got[topic]) == 0 && !(topic == "network" && onlyLoopback()) {
+			t.Errorf("no frame from %s within 2s", topic)
+		}
+	}
+}
+
+func onlyLoopback() bool {
+	data, err := readProc("/proc", "net/dev")
+	if err != nil {
+		return true
+	}
+	devs, _ := parseNetDev(data, nil)
+	for _, d := range devs {
+		if d.device != "lo" {
+			return false
+		}
+	}
+	return true
+}
