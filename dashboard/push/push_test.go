@@ -72,9 +72,9 @@ func TestPush(t *testing.T) {
 	big := `{"a": 1, "pad": "` + strings.Repeat("x", 5000) + `"}`
 	for _, tc := range []struct {
 		name, topic, ctype, auth, body string
-		status                          int
-		code                            string
-		want                            []Sample // stored samples (sorted by name for the object form)
+		status                         int
+		code                           string
+		want                           []Sample // stored samples (sorted by name for the object form)
 	}{
 		{name: "json object", body: `{"queue_depth": 12, "workers": 4.5}`, status: 200,
 			want: []Sample{{Name: "queue_depth", Value: 12}, {Name: "workers", Value: 4.5}}},
