@@ -10,12 +10,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"livedash/collectors"
+	"livedash/dashboard/push"
 )
 
 func TestMain(m *testing.M) {
@@ -295,5 +299,49 @@ func TestHTTPBadInputs(t *testing.T) {
 	}
 	if after := count(); after > before+1 { // +1: the /metrics route itself
 		t.Fatalf("http series grew from %d to %d", before, after)
+	}
+}
+
+// push may not import collectors, so it keeps its own list of the built-in
+// topics it refuses; this keeps the two in step.
+func TestPushReservesEveryCollectorTopic(t *testing.T) {
+	got := append([]string(nil), push.Reserved...)
+	want := collectors.Names()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("push.Reserved = %v, collectors.Names() = %v", got, want)
+	}
+}
+
+func TestPushEndToEnd(t *testing.T) {
+	ts := startServer(t)
+	// Without a token push is off.
+	resp, err := http.Post(ts.URL+"/api/v1/push/app", "application/json", strings.NewReader(`{"queue_depth":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("push without token configured: %d", resp.StatusCode)
+	}
+	t.Setenv("LIVEDASH_PUSH_TOKEN", "s3cret")
+	ts2 := startServer(t)
+	req, _ := http.NewRequest("POST", ts2.URL+"/api/v1/push/app", strings.NewReader(`{"queue_depth":3}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("push: %d %s", resp.StatusCode, body)
+	}
+	var st struct{ Head string }
+	getJSON(t, ts2.URL+"/api/v1/status", &st)
+	if strings.HasSuffix(st.Head, "-0") {
+		t.Fatalf("head %s after a push", st.Head)
 	}
 }

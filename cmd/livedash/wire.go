@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/collectors"
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/push"
 	"livedash/dashboard/ring"
 )
 
@@ -50,7 +52,20 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 		}
 		return out
 	}
+	p.deps.Push = push.Handler(pushAppender{store}, cfg.Push, reg)
 	return p, nil
+}
+
+// pushAppender stores one pushed frame.
+type pushAppender struct{ store *ring.Store }
+
+func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) error {
+	rs := make([]ring.Sample, len(samples))
+	for i, s := range samples {
+		rs[i] = ring.Sample(s)
+	}
+	_, err := a.store.Append([]ring.Batch{{Topic: topic, Time: t, Samples: rs}})
+	return err
 }
 
 // storeSink appends collector batches to the store, one call one commit.
