@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,41 @@ type collector interface {
 type job struct {
 	info Info
 	c    collector
+
+	mu      sync.Mutex // guards lastErr, lastOK: written by the job, read by Status
+	lastErr string
+	lastOK  time.Time
+}
+
+// JobStatus is one job's health for /api/v1/status.
+type JobStatus struct {
+	Info
+	LastError string    // the last collect's error; "" after a good collect
+	LastOK    time.Time // when the last good collect finished; zero if none yet
+}
+
+// Status returns every job's last outcome. Safe to call while Run runs.
+func (s *Set) Status() []JobStatus {
+	out := make([]JobStatus, len(s.jobs))
+	for i, j := range s.jobs {
+		j.mu.Lock()
+		out[i] = JobStatus{Info: j.info, LastError: j.lastErr, LastOK: j.lastOK}
+		j.mu.Unlock()
+	}
+	return out
+}
+
+func (j *job) record(err error, panicked any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case panicked != nil:
+		j.lastErr = fmt.Sprintf("panic: %v", panicked)
+	case err != nil:
+		j.lastErr = err.Error()
+	default:
+		j.lastErr, j.lastOK = "", time.Now()
+	}
 }
 
 // Set is a configured set of collector jobs. Build it with New, start it with

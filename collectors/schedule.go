@@ -139,6 +139,9 @@ func (s *Set) collectOnce(ctx context.Context, j *job, now time.Time) []Sample {
 		}
 	}
 	s.m.duration.WithLabelValues(name).Set(time.Since(now).Seconds())
+	if ctx.Err() == nil {
+		j.record(r.err, r.panic)
+	}
 	switch {
 	case r.panic != nil:
 		s.m.panics.WithLabelValues(name).Inc()

@@ -39,16 +39,13 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 	if err != nil {
 		return p, fmt.Errorf("collectors: %w", err)
 	}
-	infos := set.Infos()
 	p.run = func(ctx context.Context) error { return set.Run(ctx, storeSink{store}) }
 	p.deps.Collectors = func() []dashboard.CollectorStatus {
-		out := make([]dashboard.CollectorStatus, 0, len(infos))
-		for _, in := range infos {
-			name := in.Topic
-			if in.Target != "" {
-				name += "/" + in.Target
-			}
-			out = append(out, dashboard.CollectorStatus{Name: name, Interval: in.Interval.String()})
+		st := set.Status()
+		out := make([]dashboard.CollectorStatus, 0, len(st))
+		for _, j := range st {
+			out = append(out, dashboard.CollectorStatus{Name: j.Collector, Interval: j.Interval.String(),
+				LastError: j.LastError, LastOK: j.LastOK})
 		}
 		return out
 	}
