@@ -62,6 +62,9 @@ type Deps struct {
 	Assets     fs.FS                    // the page, rooted at index.html
 	DevAssets  bool                     // Assets change on disk: do not cache them
 	Collectors func() []CollectorStatus // for /api/v1/status
+	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
+	// releasing parked long polls so they do not hold shutdown up).
+	OnShutdown []func()
 }
 
 // Server is livedash's HTTP server.
@@ -144,6 +147,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = netutil.LimitListener(ln, s.cfg.HTTP.MaxConns)
 	}
 	s.e.Listener = ln
+	for _, fn := range s.deps.OnShutdown {
+		s.e.Server.RegisterOnShutdown(fn)
+	}
 	s.e.Server.RegisterOnShutdown(func() {
 		if s.deps.Stream == nil {
 			return

@@ -183,6 +183,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var wg sync.WaitGroup
 	collectCtx, stopCollectors := context.WithCancel(ctx)
 	defer stopCollectors()
+	for _, fn := range parts.background {
+		wg.Go(func() {
+			if err := fn(collectCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background task failed", "err", err)
+			}
+		})
+	}
 	if parts.run != nil {
 		wg.Go(func() {
 			if err := parts.run(collectCtx); err != nil && !errors.Is(err, context.Canceled) {

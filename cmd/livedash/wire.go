@@ -11,6 +11,7 @@ import (
 	"livedash/collectors"
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/api"
 	"livedash/dashboard/push"
 	"livedash/dashboard/ring"
 )
@@ -19,6 +20,8 @@ import (
 type parts struct {
 	deps dashboard.Deps
 	run  func(ctx context.Context) error // the collectors; nil when none
+	// background work that ends by itself (or with ctx), waited for at exit
+	background []func(ctx context.Context) error
 }
 
 // wire connects the parts: the store's commit hook feeds the hub and the API
@@ -50,6 +53,26 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 		return out
 	}
 	p.deps.Push = push.Handler(pushAppender{store}, cfg.Push, reg)
+
+	intervals := map[string]time.Duration{}
+	for _, in := range set.Infos() {
+		if cur, ok := intervals[in.Topic]; !ok || in.Interval < cur {
+			intervals[in.Topic] = in.Interval
+		}
+	}
+	a := api.New(store, cfg.API, api.Options{
+		Logger:     log.With("component", "api"),
+		Registerer: reg,
+		Intervals:  func() map[string]time.Duration { return intervals },
+	})
+	store.OnCommit(a.OnCommit)
+	for _, r := range a.Routes() {
+		p.deps.API = append(p.deps.API, dashboard.Route{Method: r.Method, Path: r.Path, Name: r.Name, Handler: r.Handler})
+	}
+	p.deps.OnShutdown = append(p.deps.OnShutdown, a.Close)
+	// The query index is rebuilt from the store beside the collectors; the
+	// API buffers commits that arrive meanwhile.
+	p.background = append(p.background, func(context.Context) error { return a.Load() })
 	return p, nil
 }
 
