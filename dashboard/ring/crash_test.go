@@ -98,7 +98,9 @@ func TestCrashLoop(t *testing.T) {
 			t.Fatalf("round %d: seq went back from %d to %d", round, seen[len(seen)-1].Seq, roundIDs[0].Seq)
 		}
 		seen = append(seen, roundIDs...)
-		checkFile(t, path)
+		if _, err := os.Stat(path); err == nil { // a child killed before Open leaves no file
+			checkFile(t, path)
+		}
 	}
 	if len(seen) < 100 {
 		t.Fatalf("children committed only %d frames", len(seen))
