@@ -38,6 +38,7 @@ test: test-deps
 # short load run of the SSE path side by side with the reference hub.
 bench: assets
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
+	bash scripts/collectcost.sh 20
 	@test -x scripts/loadbench.sh && bash scripts/loadbench.sh || echo "load tool not built yet: skipped the SSE load run"
 
 fuzz:
