@@ -1,0 +1,205 @@
+// Unit tests of the client modules, run in headless Chromium by
+// assets_test.go (TestClientUnit). Results land in window.__results.
+import { SSEParser, backoffDelay, parseId, Hub } from '/js/client.js';
+import { Panel, refreshTheme } from '/js/charts.js';
+import { fmt } from '/js/format.js';
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+function eq(a, b, msg) {
+  const ja = JSON.stringify(a), jb = JSON.stringify(b);
+  if (ja !== jb) throw new Error(`${msg || 'not equal'}: got ${ja}, want ${jb}`);
+}
+function ok(c, msg) { if (!c) throw new Error(msg || 'assertion failed'); }
+const E = '0123456789abcdef';
+const id = (seq, ep = E) => `${ep}-${seq}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(fn, ms, what) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { if (fn()) return; await sleep(20); }
+  throw new Error('timed out waiting for ' + what);
+}
+
+// ---- parseId (FAULTS row 1 inputs are not IDs) ----
+test('parseId', () => {
+  eq(parseId(id(42)), { epoch: E, seq: 42 });
+  eq(parseId(id(0)), { epoch: E, seq: 0 });
+  for (const bad of ['', 'abc', '-1', E + '--1', E + '-01', E + '-18446744073709551616', E.toUpperCase() + '-1',
+    E + '-1\n', E + '-1 ', 'x'.repeat(65), E.slice(1) + '-1', null, undefined, 42]) {
+    eq(parseId(bad), null, 'parseId(' + JSON.stringify(bad) + ')');
+  }
+});
+
+// ---- SSE parser ----
+const sample = 'retry: 1500\r\n: hb ' + id(7) + ' 1764255600123\r\n\r\nevent: hello\ndata: {"epoch":"' + E +
+  '"}\n\nid: ' + id(8) + '\revent: frame\rdata: {"a":\rdata: 1}\r\r' + ': comment\n\n' +
+  'event: frame\ndata\n\nid\ndata: x\n\nfield-without-value\nid: bad\0id\ndata:y\n\nevent: nodata\nid: ' + id(9) + '\n\n' +
+  'data: after\n\n';
+const want = [
+  ['retry', 1500], ['comment', 'hb ' + id(7) + ' 1764255600123'],
+  ['event', 'hello', '{"epoch":"' + E + '"}', ''],
+  ['event', 'frame', '{"a":\n1}', id(8)],
+  ['comment', 'comment'],
+  ['event', 'frame', '', id(8)],
+  ['event', 'message', 'x', ''],
+  ['event', 'message', 'y', ''],
+  ['event', 'message', 'after', id(9)],
+];
+function parseAll(chunks) {
+  const got = [];
+  const p = new SSEParser({
+    onEvent: (e) => got.push(['event', e.type, e.data, e.id]),
+    onComment: (c) => got.push(['comment', c]),
+    onRetry: (ms) => got.push(['retry', ms]),
+  });
+  for (const c of chunks) p.push(c);
+  return got;
+}
+test('SSEParser whole', () => eq(parseAll([sample]), want));
+test('SSEParser every split point', () => {
+  for (let i = 0; i <= sample.length; i++) eq(parseAll([sample.slice(0, i), sample.slice(i)]), want, 'split at ' + i);
+});
+test('SSEParser one char at a time', () => eq(parseAll([...sample]), want));
+test('SSEParser keeps data with U+2028 and markup as text', () => {
+  const got = parseAll(['data: <img src=x onerror=window.__x=1>\u2028\u202e\n\n']);
+  eq(got, [['event', 'message', '<img src=x onerror=window.__x=1>\u2028\u202e', '']]);
+});
+
+// ---- backoff ----
+test('backoffDelay full jitter, doubling, cap', () => {
+  eq(backoffDelay(0, 2000, 30000, () => 1), 2000);
+  eq(backoffDelay(1, 2000, 30000, () => 1), 4000);
+  eq(backoffDelay(3, 2000, 30000, () => 1), 16000);
+  eq(backoffDelay(4, 2000, 30000, () => 1), 30000);
+  eq(backoffDelay(60, 2000, 30000, () => 1), 30000);
+  eq(backoffDelay(5, 2000, 30000, () => 0), 0);
+  eq(backoffDelay(0, 60000, 30000, () => 1), 60000, 'a long server retry: is honoured above the cap');
+  for (let i = 0; i < 200; i++) { const d = backoffDelay(2, 1000, 30000); ok(d >= 0 && d <= 4000, 'range ' + d); }
+});
+
+// ---- hub: dedupe, buffer, need/gap ----
+function fr(seq, topic = 'cpu', ep = E) { return { id: id(seq, ep), topic, ts: Date.now(), samples: [] }; }
+function fakeSub() { const s = { msgs: [], post(m) { s.msgs.push(m); } }; return s; }
+const seqsOf = (sub) => sub.msgs.filter((m) => m.type === 'frames').flatMap((m) => m.frames.map((f) => parseId(f.id).seq));
+
+test('hub delivers in order, once', () => {
+  const h = new Hub({ bufferFrames: 5 });
+  h.started = true; h.epoch = E; h.lastSeq = 10; h.floor = 10;
+  const s = fakeSub(); h.add(s);
+  h.deliver([fr(9), fr(10), fr(11), fr(12)]);
+  h.deliver([fr(12), fr(13), fr(11)]);
+  h.deliver([fr(14, 'cpu', 'ffffffffffffffff')]); // other epoch without a reset: dropped
+  eq(seqsOf(s), [11, 12, 13]);
+  eq(h.stats.dups, 4);
+  eq(h.cursor, id(13));
+});
+test('hub need: buffer serves joiners, gap when evicted or other epoch', () => {
+  const h = new Hub({ bufferFrames: 5 });
+  h.started = true; h.epoch = E; h.lastSeq = 10; h.floor = 10;
+  h.add(fakeSub());
+  h.deliver([11, 12, 13, 14, 15, 16, 17].map((n) => fr(n)));
+  eq(h.floor, 12, 'floor after eviction');
+  const a = fakeSub(); h.add(a); h.need(a, id(14)); eq(seqsOf(a), [15, 16, 17]);
+  const b = fakeSub(); h.add(b); h.need(b, id(12)); eq(seqsOf(b), [13, 14, 15, 16, 17]);
+  const c = fakeSub(); h.add(c); h.need(c, id(11)); ok(c.msgs.some((m) => m.type === 'gap'), 'gap for evicted');
+  const d = fakeSub(); h.add(d); h.need(d, id(14, 'ffffffffffffffff')); ok(d.msgs.some((m) => m.type === 'gap'), 'gap for epoch');
+  const e = fakeSub(); h.add(e); h.need(e, id(17)); eq(seqsOf(e), []);
+});
+test('hub reset: resumes at the stated head, drops the buffer', () => {
+  const h = new Hub({});
+  h.started = true; h.epoch = E; h.lastSeq = 10; h.floor = 10;
+  const s = fakeSub(); h.add(s);
+  h.deliver([fr(11)]);
+  const N = 'fedcba9876543210';
+  h.onReset({ reason: 'unknown_epoch', requested: id(11), oldest: id(1, N), head: id(3, N) });
+  ok(s.msgs.some((m) => m.type === 'reset'), 'reset broadcast');
+  eq([h.epoch, h.lastSeq, h.cursor, h.buffer.length], [N, 3, id(3, N), 0]);
+  h.deliver([fr(3, 'cpu', N), fr(4, 'cpu', N)]);
+  eq(seqsOf(s), [11, 4]);
+});
+
+// ---- panel: the back-fill/stream seam ----
+function query(lastSeq, times, ep = E) {
+  return {
+    series: [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, topic: 'cpu', unit: 'ratio' }],
+    labels: ['time', 'x'], data: [times, times.map(() => 0.5)], first: id(1, ep), last: id(lastSeq, ep), capped: false,
+  };
+}
+function lf(seq, tSec, ep = E, extra = []) {
+  return { id: id(seq, ep), topic: 'cpu', ts: tSec * 1000,
+    samples: [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, value: 0.25 }, ...extra] };
+}
+test('panel seam: frames <= last dropped, later appended, queued while loading', () => {
+  refreshTheme();
+  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 300 });
+  const t = Math.floor(Date.now() / 1000) - 10;
+  p.push(lf(20, t + 1)); p.push(lf(21, t + 2)); p.push(lf(22, t + 3)); // queued: loading
+  p.load(query(21, [t - 2, t - 1, t]));
+  eq(p.debug().seqs, [22]);
+  p.push(lf(22, t + 3)); p.push(lf(21, t + 2));
+  p.push(lf(23, t + 4, E, [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'system' }, value: 0.1 }]));
+  const d = p.debug();
+  eq(d.seqs, [22, 23]); eq(d.points, 5); eq(d.series, 2); ok(d.monotonic, 'x increases'); eq(d.dups, 4, 'queued 20,21 and replayed 22,21');
+  ok(p.render(), 'rendered');
+  ok(p.u && p.u.data.length === 3, 'uPlot has x + 2 series');
+  // stacked: the system line sits on top of user
+  eq(p.u.data[2][4], 0.35);
+  // a frame of another epoch is not drawn (the reset re-loads)
+  ok(!p.push(lf(24, t + 5, 'ffffffffffffffff')), 'other epoch dropped');
+});
+test('panel labels are text', () => {
+  const p = new Panel('xss', document.getElementById('panels'), { windowSec: 60 });
+  const evil = '<img src=x onerror=window.__x=1>';
+  p.load({ series: [{ name: 'm_' + 'x', labels: { l: evil }, unit: '' }], data: [[Date.now() / 1000 - 1], [1]], last: id(5) });
+  p.push({ id: id(6), topic: 'xss', ts: Date.now(), samples: [{ name: evil, labels: { [evil]: evil }, value: 2 }] });
+  p.render();
+  ok(p.el.textContent.includes(evil), 'markup shown as text');
+  ok(!p.el.querySelector('img'), 'no img element');
+});
+test('fmt units', () => {
+  eq(fmt(0.1234, 'ratio'), '12.3 %'); eq(fmt(1536, 'bytes'), '1.5 KiB'); eq(fmt(0.0012, 'seconds'), '1.2 ms');
+  eq(fmt(2048, 'bytes_per_second'), '2 KiB/s'); eq(fmt(null, 'bytes'), '—');
+});
+
+// ---- hub against the Go test server (fake endpoints under /fake/<scenario>) ----
+test('hub stream: resume with Last-Event-ID after EOF, no gap or dup', async () => {
+  const h = new Hub({ base: '/fake/resume', retryMs: 50, capMs: 100 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(0));
+  await until(() => seqsOf(s).length >= 30, 8000, '30 frames');
+  h.stop();
+  const got = seqsOf(s).slice(0, 30);
+  eq(got, Array.from({ length: 30 }, (_, i) => i + 1));
+  ok(h.stats.streams >= 3, 'reconnected ' + h.stats.streams);
+  eq(h.stats.gaps, 0);
+});
+test('hub stream: reset event re-bases', async () => {
+  const h = new Hub({ base: '/fake/reset', retryMs: 50, capMs: 100 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(5, 'aaaaaaaaaaaaaaaa'));
+  await until(() => seqsOf(s).length >= 3, 5000, 'frames after reset');
+  h.stop();
+  ok(s.msgs.findIndex((m) => m.type === 'reset') < s.msgs.findIndex((m) => m.type === 'frames'), 'reset before frames');
+  eq(seqsOf(s).slice(0, 3), [101, 102, 103]);
+});
+test('hub: buffered stream → polling on the same cursor, then back to the stream', async () => {
+  const h = new Hub({ base: '/fake/buffered', retryMs: 50, capMs: 100, helloTimeoutMs: 500, probeMs: 700 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(0));
+  await until(() => h.state === 'polling' && seqsOf(s).length >= 5, 5000, 'polling');
+  await until(() => h.mode === 'stream' && h.state === 'live', 8000, 'stream again');
+  await until(() => seqsOf(s).length >= 25, 8000, '25 frames');
+  h.stop();
+  const got = seqsOf(s);
+  eq(got, Array.from({ length: got.length }, (_, i) => i + 1), 'dense and ordered across the hand-overs');
+  ok(h.stats.fallbacks >= 1, 'fell back');
+});
+
+async function main() {
+  const res = { pass: 0, fail: 0, failures: [] };
+  for (const t of tests) {
+    try { await t.fn(); res.pass++; } catch (e) { res.fail++; res.failures.push(t.name + ': ' + (e && e.stack || e)); }
+  }
+  window.__results = res;
+}
+addEventListener('load', main);

@@ -1,0 +1,447 @@
+// client.js — the one connection a browser holds to livedash.
+//
+// A Hub runs inside a SharedWorker (worker.js), so ten tabs share one stream
+// and HTTP/1.1's six-connections-per-origin limit is never reached; where
+// SharedWorker is missing (Chrome on Android) the page runs a Hub itself.
+//
+// Why fetch() + our own SSE parser instead of EventSource:
+//   - EventSource hides comments, so it cannot see the `: hb <id> <ms>`
+//     heartbeats the watchdog and the lag figure need;
+//   - it treats any non-200 as final and reconnects only after the server's
+//     `retry:`, with no backoff or jitter; we want our own loop;
+//   - it cannot tell "connected, but nothing arrives" (a buffering proxy) from
+//     a slow server. With fetch we see the response and every byte.
+//
+// Exactness: every frame carries `<epoch>-<seq>`, seq global across topics. The
+// hub delivers frames in seq order and never the same seq twice (dedupe on the
+// last delivered seq, also across the stream/poll hand-over). Tabs back-fill
+// from /api/v1/query and then ask for frames after the query's `last` ID
+// ("need"); the hub answers from a small buffer of recent frames or says
+// "gap" so the tab re-loads. Nothing here relies on wall-clock time for order.
+
+// parseId splits "<16 hex>-<decimal seq>" into {epoch, seq}; null if it is not
+// an ID. seq is a Number: exact up to 2^53, which a 1 kHz store reaches in
+// 285,000 years.
+export function parseId(id) {
+  if (typeof id !== 'string' || id.length > 64) return null;
+  const m = /^([0-9a-f]{16})-(0|[1-9][0-9]{0,19})$/.exec(id);
+  if (!m) return null;
+  const seq = Number(m[2]);
+  if (!Number.isSafeInteger(seq)) return null;
+  return { epoch: m[1], seq };
+}
+
+// SSEParser implements the WHATWG event-stream grammar for text chunks as they
+// arrive (any split point, CR, LF or CRLF line ends). onEvent gets
+// {type, data, id}; onComment gets the text after ':' (heartbeats);
+// onRetry gets the retry: value in ms.
+export class SSEParser {
+  constructor({ onEvent = () => {}, onComment = () => {}, onRetry = () => {} } = {}) {
+    this.onEvent = onEvent;
+    this.onComment = onComment;
+    this.onRetry = onRetry;
+    this.buf = '';
+    this.skipLF = false; // the previous chunk ended in CR: a leading LF belongs to it
+    this.type = '';
+    this.data = [];
+    this.hasData = false;
+    this.lastId = '';
+  }
+
+  push(chunk) {
+    let s = chunk;
+    if (this.skipLF) {
+      this.skipLF = false;
+      if (s.startsWith('\n')) s = s.slice(1);
+    }
+    s = this.buf + s;
+    let start = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      this.line(s.slice(start, i));
+      if (c === 13) {
+        if (i + 1 < s.length) {
+          if (s.charCodeAt(i + 1) === 10) i++;
+        } else {
+          this.skipLF = true;
+        }
+      }
+      start = i + 1;
+    }
+    this.buf = s.slice(start);
+  }
+
+  line(l) {
+    if (l === '') return this.dispatch();
+    if (l.charCodeAt(0) === 58) { // ':'
+      this.onComment(l.slice(1).replace(/^ /, ''));
+      return;
+    }
+    const colon = l.indexOf(':');
+    let field = l, value = '';
+    if (colon >= 0) {
+      field = l.slice(0, colon);
+      value = l.slice(colon + 1);
+      if (value.charCodeAt(0) === 32) value = value.slice(1);
+    }
+    switch (field) {
+      case 'event': this.type = value; break;
+      case 'data': this.data.push(value); this.hasData = true; break;
+      case 'id': if (!value.includes('\0')) this.lastId = value; break;
+      case 'retry': if (/^[0-9]+$/.test(value)) this.onRetry(Number(value)); break;
+      default: break; // unknown fields are ignored, as the spec says
+    }
+  }
+
+  dispatch() {
+    const type = this.type || 'message';
+    this.type = '';
+    if (!this.hasData) return;
+    const data = this.data.join('\n');
+    this.data = [];
+    this.hasData = false;
+    this.onEvent({ type, data, id: this.lastId });
+  }
+}
+
+// backoffDelay is "full jitter" (uniform in [0, ceiling]) with a ceiling that
+// doubles per failed attempt from the server's retry: hint up to cap. The
+// server already jitters retry: per connection; full jitter on top spreads a
+// restart's reconnect wave over the whole interval instead of a spike at its
+// end. attempt 0 is the first try after a connection that was healthy.
+export function backoffDelay(attempt, retryMs, capMs, rnd = Math.random) {
+  const base = Math.max(100, retryMs || 0);
+  const ceiling = Math.min(Math.max(capMs, base), base * 2 ** Math.min(attempt, 20));
+  return Math.round(rnd() * ceiling);
+}
+
+export const defaults = {
+  retryMs: 2000,        // until the server says otherwise
+  capMs: 30000,         // backoff ceiling
+  heartbeatMs: 15000,   // server idle heartbeat (DESIGN §4); the watchdog is 2x
+  helloTimeoutMs: 5000, // response or `hello` not seen by then: a buffering proxy
+  failuresToPoll: 3,    // reachable-but-broken stream attempts before polling
+  probeMs: 30000,       // while polling, try the stream again after this (doubles, cap 10 min)
+  pollWait: '25s',      // long-poll hold (the server clamps it)
+  pollLimit: 500,
+  bufferFrames: 2000,   // recent frames kept for tabs that join (a few seconds suffice)
+};
+
+// Hub owns the connection and fans frames out to subscribers. A subscriber is
+// any object with post(msg); messages:
+//   {type:'status', status}                  state changed (see status())
+//   {type:'frames', frames:[...], lastId, lag} frames in seq order
+//   {type:'reset', reset}                    server reset (stream or poll): re-load
+//   {type:'gap'}                             this subscriber's cursor can't be served: re-load
+export class Hub {
+  constructor(opts = {}) {
+    this.o = { ...defaults, ...opts };
+    this.base = opts.base || '';
+    this.fetch = opts.fetch || ((...a) => fetch(...a));
+    this.subs = new Set();
+    this.state = 'idle'; // idle | connecting | live | reconnecting | polling
+    this.mode = 'stream'; // stream | poll
+    this.cursor = null; // last ID delivered (or the position to resume from)
+    this.epoch = null;
+    this.lastSeq = -1;
+    this.floor = null; // every frame of this.epoch with seq > floor was delivered (until evicted)
+    this.buffer = [];
+    this.retryMs = this.o.retryMs;
+    this.attempt = 0;
+    this.failures = 0;
+    this.nextTryAt = 0;
+    this.offset = 0; // server clock - local clock, ms
+    this.lag = null;
+    this.started = false;
+    this.stats = { streams: 0, polls: 0, frames: 0, dups: 0, gaps: 0, resets: 0, fallbacks: 0, lastError: '' };
+    this.stopped = false;
+    this.ctl = null;
+  }
+
+  status() {
+    return {
+      state: this.state, mode: this.mode, lastId: this.cursor, epoch: this.epoch,
+      nextTryAt: this.nextTryAt, lag: this.lag, offset: this.offset, subscribers: this.subs.size,
+      stats: { ...this.stats },
+    };
+  }
+
+  add(sub) {
+    this.subs.add(sub);
+    sub.post({ type: 'status', status: this.status() });
+  }
+
+  remove(sub) { this.subs.delete(sub); }
+
+  // need: sub has everything up to afterId (its back-fill's `last`). The first
+  // need starts the connection exactly there, so the first tab has no seam.
+  need(sub, afterId) {
+    const id = parseId(afterId);
+    if (!this.started) {
+      this.started = true;
+      if (id) {
+        this.cursor = afterId;
+        this.epoch = id.epoch;
+        this.lastSeq = id.seq;
+        this.floor = id.seq;
+      } else {
+        this.floor = -1; // empty store or no cursor: start from the head; deliver all we see
+      }
+      this.run();
+      return;
+    }
+    if (!id) {
+      if (this.floor === -1) sub.post({ type: 'frames', frames: this.buffer.slice(), lastId: this.cursor, lag: this.lag });
+      else sub.post({ type: 'gap' });
+      return;
+    }
+    if (id.epoch !== this.epoch || this.floor === null || id.seq < this.floor) {
+      sub.post({ type: 'gap' });
+      return;
+    }
+    const frames = this.buffer.filter((f) => f._seq > id.seq);
+    if (frames.length) sub.post({ type: 'frames', frames, lastId: this.cursor, lag: this.lag });
+  }
+
+  broadcast(msg) { for (const s of this.subs) s.post(msg); }
+
+  setState(state, extra = {}) {
+    const changed = state !== this.state || extra.nextTryAt !== undefined;
+    this.state = state;
+    if (extra.nextTryAt !== undefined) this.nextTryAt = extra.nextTryAt;
+    if (changed) this.broadcast({ type: 'status', status: this.status() });
+  }
+
+  // deliver takes frames in server order from either transport, drops those
+  // already delivered, and fans the rest out as one message.
+  deliver(frames) {
+    const out = [];
+    const now = Date.now();
+    for (const f of frames) {
+      const id = parseId(f.id);
+      if (!id) continue;
+      if (this.epoch !== null && id.epoch !== this.epoch) continue; // a reset comes first; never mix epochs
+      if (id.seq <= this.lastSeq) { this.stats.dups++; continue; }
+      if (this.lastSeq >= 0 && id.seq !== this.lastSeq + 1) this.stats.gaps++; // all topics are streamed, so seqs are dense
+      this.epoch = id.epoch;
+      this.lastSeq = id.seq;
+      this.cursor = f.id;
+      f._seq = id.seq;
+      if (typeof f.ts === 'number') this.lag = Math.max(0, now + this.offset - f.ts);
+      out.push(f);
+    }
+    if (!out.length) return;
+    this.stats.frames += out.length;
+    for (const f of out) this.buffer.push(f);
+    const over = this.buffer.length - this.o.bufferFrames;
+    if (over > 0) {
+      this.floor = Math.max(this.floor ?? -1, this.buffer[over - 1]._seq);
+      this.buffer.splice(0, over);
+    }
+    this.broadcast({ type: 'frames', frames: out, lastId: this.cursor, lag: this.lag });
+  }
+
+  // onReset: the server could not resume from our cursor and continues from a
+  // stated position. Tabs re-load their windows (the query covers everything
+  // up to the server head), so the hub resumes from reset.head.
+  onReset(reset) {
+    this.stats.resets++;
+    const head = parseId(reset.head);
+    this.buffer = [];
+    if (head) {
+      this.epoch = head.epoch;
+      this.lastSeq = head.seq;
+      this.floor = head.seq;
+      this.cursor = reset.head;
+    } else {
+      this.lastSeq = -1;
+      this.floor = -1;
+      this.cursor = null;
+    }
+    this.broadcast({ type: 'reset', reset });
+  }
+
+  clock(serverMs) {
+    if (Number.isFinite(serverMs)) this.offset = serverMs - Date.now();
+  }
+
+  stop() {
+    this.stopped = true;
+    for (const c of [this.ctl, this.probeCtl, this.pollCtl]) if (c) c.abort();
+  }
+
+  async run() {
+    while (!this.stopped) {
+      let r;
+      if (this.mode === 'stream') {
+        r = await this.streamOnce(false);
+      } else {
+        await this.pollLoop();
+        if (this.stopped || this.mode !== 'stream' || !this.probePromise) continue;
+        r = await this.probePromise; // the probe took over: it is the stream now
+      }
+      if (this.stopped) return;
+      if (r.healthy) { this.attempt = 0; this.failures = 0; } else { this.attempt++; }
+      if (r.reachable && !r.healthy) this.failures++;
+      if (r.blocked || this.failures >= this.o.failuresToPoll) {
+        this.mode = 'poll';
+        this.stats.fallbacks++;
+        this.failures = 0;
+        this.attempt = 0;
+        continue;
+      }
+      await this.wait(backoffDelay(this.attempt, this.retryMs, this.o.capMs));
+    }
+  }
+
+  wait(ms) {
+    this.setState(this.mode === 'poll' ? 'polling' : 'reconnecting', { nextTryAt: Date.now() + ms });
+    return new Promise((resolve) => { this.wake = resolve; setTimeout(resolve, ms); });
+  }
+
+  // streamOnce holds one stream until it ends. Result: reachable (the server
+  // answered), healthy (hello and then data or heartbeats arrived), blocked
+  // (answered 200 but no hello within helloTimeoutMs: something buffers).
+  // probe: run alongside polling; on hello, stop the poll loop and take over.
+  async streamOnce(probe) {
+    const ctl = new AbortController();
+    if (!probe) this.ctl = ctl;
+    else this.probeCtl = ctl;
+    const r = { reachable: false, healthy: false, blocked: false, hello: false };
+    let timer = null;
+    let why = '';
+    const pending = []; // frames parsed from one chunk, delivered as one message
+    const arm = (ms, reason) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { why = reason; ctl.abort(); }, ms);
+    };
+    if (!probe) this.setState('connecting', { nextTryAt: 0 });
+    this.stats.streams++;
+    arm(this.o.helloTimeoutMs, 'no-hello');
+    try {
+      const headers = {};
+      if (this.cursor) headers['Last-Event-ID'] = this.cursor;
+      const res = await this.fetch(this.base + '/api/v1/stream', {
+        headers, cache: 'no-store', signal: ctl.signal,
+      });
+      r.reachable = true;
+      const ctype = res.headers.get('content-type') || '';
+      if (res.status !== 200 || !ctype.startsWith('text/event-stream')) {
+        why = 'status ' + res.status;
+        try { await res.body?.cancel(); } catch { /* ignore */ }
+        return r;
+      }
+      const parser = new SSEParser({
+        onRetry: (ms) => { this.retryMs = ms; },
+        onComment: (text) => {
+          // ": hb <head-id> <unix_ms>"
+          const p = text.split(' ');
+          if (p[0] !== 'hb') return;
+          this.clock(Number(p[2]));
+          if (r.hello) { r.healthy = true; arm(2 * this.o.heartbeatMs, 'watchdog'); }
+        },
+        onEvent: (ev) => {
+          if (ev.type === 'hello') {
+            let h = {};
+            try { h = JSON.parse(ev.data); } catch { /* keep {} */ }
+            r.hello = true;
+            this.clock(h.server_time);
+            if (h.retry_ms > 0) this.retryMs = h.retry_ms;
+            if (this.epoch === null && typeof h.epoch === 'string') this.epoch = h.epoch;
+            if (probe) this.takeOver();
+            this.setState('live', { nextTryAt: 0 });
+            arm(2 * this.o.heartbeatMs, 'watchdog');
+          } else if (ev.type === 'reset') {
+            let rs = {};
+            try { rs = JSON.parse(ev.data); } catch { /* keep {} */ }
+            if (rs.head === undefined) return;
+            // The hello before it named the new epoch; adopt it with the reset.
+            this.epoch = parseId(rs.head)?.epoch ?? this.epoch;
+            this.onReset(rs);
+          } else if (ev.type === 'frame') {
+            let f;
+            try { f = JSON.parse(ev.data); } catch { return; }
+            if (!f.id) f.id = ev.id;
+            pending.push(f);
+            r.healthy = true;
+            arm(2 * this.o.heartbeatMs, 'watchdog');
+          }
+        },
+      });
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parser.push(value);
+        if (pending.length) this.deliver(pending.splice(0));
+      }
+      why = why || 'eof';
+    } catch (e) {
+      if (!why) why = (e && e.name) || 'error';
+    } finally {
+      clearTimeout(timer);
+      if (pending.length) this.deliver(pending.splice(0));
+      // No hello in time, with or without response headers: something between
+      // us and the server holds the bytes. Retrying the stream won't help.
+      if (why === 'no-hello') { r.blocked = true; r.reachable = true; }
+      this.stats.lastError = why;
+    }
+    return r;
+  }
+
+  // takeOver: a probe stream said hello while polling; it becomes the stream.
+  // Frames the last poll still returns are dropped by deliver's dedupe.
+  takeOver() {
+    this.mode = 'stream';
+    this.probing = false;
+    if (this.pollCtl) this.pollCtl.abort();
+  }
+
+  // pollLoop long-polls /api/v1/frames on the same cursor until a stream probe
+  // succeeds (then the probe's stream continues in its own loop).
+  async pollLoop() {
+    this.setState('polling', { nextTryAt: 0 });
+    let probeIn = this.o.probeMs;
+    let probeAt = Date.now() + probeIn;
+    let attempt = 0;
+    while (!this.stopped && this.mode === 'poll') {
+      if (!this.probing && Date.now() >= probeAt) {
+        this.probing = true;
+        this.probePromise = this.streamOnce(true);
+        this.probePromise.then((r) => {
+          this.probing = false;
+          if (!r.hello) { probeIn = Math.min(probeIn * 2, 600000); probeAt = Date.now() + probeIn; }
+        });
+      }
+      const ctl = new AbortController();
+      this.pollCtl = ctl;
+      const timer = setTimeout(() => ctl.abort(), 60000);
+      try {
+        const q = new URLSearchParams({ limit: String(this.o.pollLimit), wait: this.o.pollWait });
+        if (this.cursor) q.set('after', this.cursor);
+        this.stats.polls++;
+        const res = await this.fetch(this.base + '/api/v1/frames?' + q, { cache: 'no-store', signal: ctl.signal });
+        if (res.status !== 200) throw new Error('status ' + res.status);
+        const body = await res.json();
+        if (this.mode !== 'poll') break; // a probe took over while we waited; its stream re-sends what we drop here
+        if (body.reset) this.onReset(body.reset);
+        this.deliver(body.frames || []);
+        if (!(body.frames || []).length && parseId(body.next)) {
+          // nothing after our cursor (or we started without one): move the
+          // cursor only; lastSeq stays, so dedupe remains exact
+          this.cursor = body.next;
+        }
+        attempt = 0;
+        this.setState('polling', { nextTryAt: 0 });
+      } catch (e) {
+        if (this.mode !== 'poll' || this.stopped) break;
+        this.stats.lastError = 'poll: ' + ((e && e.message) || e);
+        await this.wait(backoffDelay(attempt++, this.retryMs, this.o.capMs));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+}

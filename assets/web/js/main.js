@@ -1,0 +1,294 @@
+// main.js — the page: panels, controls, status badge, and the link to the
+// shared connection (worker.js). All text from the server goes through
+// textContent or uPlot (which uses textContent too); no innerHTML anywhere.
+//
+// Hidden tab: rendering stops (no setData, no canvas work), frames keep
+// flowing into the panels' arrays. Appending a frame costs microseconds and
+// the shared stream is open anyway for the other tabs, so this is cheaper and
+// simpler than unsubscribing and resuming by ID; the tab is current the instant
+// it becomes visible again — one render per panel, no network round trip.
+import { Hub, parseId } from './client.js';
+import { Panel, topicOrder, refreshTheme } from './charts.js';
+import { fmt } from './format.js';
+
+const $ = (id) => document.getElementById(id);
+const windows = [60, 300, 900, 3600];
+const params = new URLSearchParams(location.search);
+
+const st = {
+  windowSec: windows.includes(Number(params.get('window'))) ? Number(params.get('window')) : 300,
+  paused: false,
+  panels: new Map(), // topic → Panel
+  catalog: new Map(), // topic → [{name, labels, unit}]
+  hub: { state: 'connecting' },
+  lastId: null,
+  lag: null,
+  gen: 0, // reload generation: answers of an older reload are ignored
+  errors: [],
+  firstPaintMs: null,
+  renders: 0,
+  renderMsTotal: 0,
+  renderMsMax: 0,
+  frames: 0,
+  transport: '',
+};
+
+// ---- the shared connection ----------------------------------------------
+
+function connect(onMsg) {
+  if (typeof SharedWorker === 'function' && !params.has('noworker')) {
+    const w = new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'livedash' });
+    w.onerror = (e) => console.error('livedash worker:', e.message || e);
+    w.port.onmessage = (e) => onMsg(e.data);
+    w.port.start();
+    addEventListener('pagehide', (e) => { if (!e.persisted) w.port.postMessage({ type: 'bye' }); });
+    st.transport = 'shared-worker';
+    return (m) => w.port.postMessage(m);
+  }
+  // No SharedWorker (Chrome on Android): this tab holds its own connection.
+  const hub = new Hub({});
+  const sub = { post: (m) => queueMicrotask(() => onMsg(m)) };
+  hub.add(sub);
+  st.transport = 'page';
+  return (m) => {
+    if (m.type === 'need') hub.need(sub, m.after);
+    else if (m.type === 'debug') sub.post({ type: 'debug', hub: hub.status() });
+  };
+}
+
+let debugWaiters = [];
+const post = connect((m) => {
+  switch (m.type) {
+    case 'status': st.hub = m.status; st.lastId = m.status.lastId || st.lastId; badge(); break;
+    case 'frames': onFrames(m); break;
+    case 'reset': reloadAll(true); break;
+    case 'gap': reloadAll(true); break;
+    case 'debug': for (const w of debugWaiters) w(m.hub); debugWaiters = []; break;
+    default: break;
+  }
+});
+
+function onFrames(m) {
+  st.lastId = m.lastId;
+  st.lag = m.lag;
+  for (const f of m.frames) {
+    st.frames++;
+    let p = st.panels.get(f.topic);
+    if (!p) {
+      if (typeof f.topic !== 'string' || !f.topic) continue;
+      p = addPanel(f.topic);
+      loadPanel(p, st.gen);
+    }
+    p.push(f);
+  }
+  schedule();
+  badge();
+}
+
+// ---- loading -------------------------------------------------------------
+
+async function getJSON(url) {
+  const res = await fetch(url, { cache: 'no-store' });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+function points() { return Math.min(st.windowSec, 1200); }
+
+async function loadPanel(p, gen) {
+  p.reloading();
+  const q = new URLSearchParams({ topics: p.topic, after: String(-st.windowSec), before: '0', points: String(points()), group: 'avg' });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await getJSON('/api/v1/query?' + q);
+      if (gen !== st.gen) return null;
+      p.windowSec = st.windowSec;
+      p.load(r);
+      schedule();
+      return r.last || null;
+    } catch (e) {
+      if (gen !== st.gen) return null;
+      // The server may be restarting; the stream's own loop will tell us when
+      // it is back, but keep trying quietly with a capped delay.
+      await new Promise((res) => setTimeout(res, Math.min(10000, 500 * 2 ** attempt)));
+    }
+  }
+}
+
+function addPanel(topic) {
+  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [] });
+  st.panels.set(topic, p);
+  resizeObs.observe(p.body);
+  return p;
+}
+
+function sortTopics(ts) {
+  const rank = (t) => { const i = topicOrder.indexOf(t); return i < 0 ? topicOrder.length : i; };
+  return ts.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+// reloadAll re-loads every panel's window (start-up, reset, gap, window
+// change) and then tells the hub which frames this tab still needs.
+async function reloadAll(markGap) {
+  const gen = ++st.gen;
+  const now = (Date.now() + (st.hub.offset || 0)) / 1000; // server clock, like the x axis
+  for (const p of st.panels.values()) p.reloading();
+  const lasts = await Promise.all([...st.panels.values()].map((p) => loadPanel(p, gen)));
+  if (gen !== st.gen) return;
+  if (markGap) for (const p of st.panels.values()) p.mark(now);
+  needFrom(lasts);
+}
+
+function needFrom(lasts) {
+  let min = null;
+  for (const l of lasts) {
+    const id = parseId(l);
+    if (id && (min === null || id.seq < min.seq)) min = { ...id, s: l };
+  }
+  post({ type: 'need', after: min ? min.s : null });
+}
+
+async function start() {
+  let cat = { topics: [] };
+  for (let attempt = 0; ; attempt++) {
+    try { cat = await getJSON('/api/v1/series'); break; } catch (e) {
+      if (attempt === 0) console.warn('livedash: catalog not available yet, retrying');
+      await new Promise((res) => setTimeout(res, Math.min(5000, 250 * 2 ** attempt)));
+    }
+  }
+  const topics = [];
+  for (const t of cat.topics || []) {
+    if (typeof t.topic !== 'string') continue;
+    st.catalog.set(t.topic, t.series || []);
+    topics.push(t.topic);
+  }
+  for (const t of sortTopics(topics)) addPanel(t);
+  await reloadAll(false);
+}
+
+// ---- rendering -----------------------------------------------------------
+
+let rafPending = false;
+function schedule() {
+  if (rafPending || st.paused || document.hidden) return;
+  rafPending = true;
+  requestAnimationFrame(renderAll);
+}
+
+function renderAll() {
+  rafPending = false;
+  if (st.paused || document.hidden) return;
+  const t0 = performance.now();
+  let drew = false;
+  for (const p of st.panels.values()) drew = p.render() || drew;
+  if (!drew) return;
+  const ms = performance.now() - t0;
+  st.renders++;
+  st.renderMsTotal += ms;
+  st.renderMsMax = Math.max(st.renderMsMax, ms);
+  if (st.firstPaintMs === null && [...st.panels.values()].some((p) => p.u)) {
+    st.firstPaintMs = performance.now();
+    performance.mark('livedash-first-chart');
+  }
+}
+
+const resizeObs = new ResizeObserver((entries) => {
+  for (const e of entries) for (const p of st.panels.values()) if (p.body === e.target) p.resize();
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) { for (const p of st.panels.values()) p.dirty = true; schedule(); }
+  badge();
+});
+
+const scheme = matchMedia('(prefers-color-scheme: dark)');
+scheme.addEventListener('change', () => { refreshTheme(); for (const p of st.panels.values()) p.redraw(); });
+
+// ---- controls and badge ----------------------------------------------------
+
+function controls() {
+  const box = $('windows');
+  for (const w of windows) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = w < 3600 ? `${w / 60}m` : `${w / 3600}h`;
+    b.dataset.window = String(w);
+    b.setAttribute('aria-pressed', String(w === st.windowSec));
+    b.addEventListener('click', () => {
+      if (w === st.windowSec) return;
+      st.windowSec = w;
+      for (const x of box.children) x.setAttribute('aria-pressed', String(x === b));
+      const u = new URL(location.href);
+      u.searchParams.set('window', String(w));
+      history.replaceState(null, '', u);
+      for (const p of st.panels.values()) { p.windowSec = w; p.rebuild = true; }
+      reloadWindows();
+    });
+    box.append(b);
+  }
+  $('pause').addEventListener('click', () => {
+    st.paused = !st.paused;
+    $('pause').textContent = st.paused ? 'Resume' : 'Pause';
+    $('pause').setAttribute('aria-pressed', String(st.paused));
+    if (!st.paused) { for (const p of st.panels.values()) p.dirty = true; schedule(); }
+    badge();
+  });
+}
+
+// A window change re-loads every panel; frames keep arriving meanwhile and
+// are queued per panel, so no "need" round trip is necessary.
+async function reloadWindows() {
+  const gen = ++st.gen;
+  for (const p of st.panels.values()) p.reloading();
+  await Promise.all([...st.panels.values()].map((p) => loadPanel(p, gen)));
+}
+
+function badge() {
+  const el = $('status');
+  const h = st.hub;
+  let state = h.state === 'polling' ? 'polling' : h.state;
+  if (st.paused) state = 'paused';
+  let text;
+  switch (state) {
+    case 'live': text = 'live'; break;
+    case 'polling': text = 'polling (stream blocked)'; break;
+    case 'paused': text = 'paused'; break;
+    case 'reconnecting': {
+      const s = Math.max(0, Math.ceil((h.nextTryAt - Date.now()) / 1000));
+      text = `reconnecting — next try in ${s} s`;
+      break;
+    }
+    default: text = 'connecting…';
+  }
+  el.className = 'badge state-' + state;
+  $('status-state').textContent = text;
+  $('status-id').textContent = st.lastId || '';
+  $('status-lag').textContent = st.lag === null || st.lag === undefined ? '' : 'lag ' + fmt(st.lag / 1000, 'seconds');
+}
+setInterval(() => { if (!document.hidden && st.hub.state === 'reconnecting') badge(); }, 1000);
+
+// ---- test and debug hook ---------------------------------------------------
+
+window.livedash = {
+  // debug: a synchronous snapshot for tests: the connection state as this tab
+  // last heard it, and per panel the seqs drawn since its last load.
+  debug() {
+    const charts = {};
+    for (const [t, p] of st.panels) charts[t] = p.debug();
+    return {
+      state: st.paused ? 'paused' : st.hub.state, mode: st.hub.mode, lastId: st.lastId, lag: st.lag,
+      transport: st.transport, windowSec: st.windowSec, hub: st.hub, charts, frames: st.frames,
+      firstPaintMs: st.firstPaintMs, renders: st.renders,
+      renderMsAvg: st.renders ? st.renderMsTotal / st.renders : null, renderMsMax: st.renderMsMax,
+    };
+  },
+  // hub: the worker's own status (async; it lives in another thread).
+  hub() {
+    return new Promise((resolve) => { debugWaiters.push(resolve); post({ type: 'debug' }); });
+  },
+};
+
+refreshTheme();
+controls();
+badge();
+start();
