@@ -19,10 +19,13 @@ import (
 const maxQuerySeries = 500
 
 // plan is a query's bucket grid. Bucket k covers Unix seconds
-// [k·step, (k+1)·step): buckets are aligned to multiples of step, so a
-// bucket's value does not change as the window advances. The window is
-// [kFirst·step, before+1) in seconds: the first bucket is whole (it may start
-// before `after`), the last one ends at `before` (inclusive).
+// [k·step, (k+1)·step) with step = ceil((before−after)/points): buckets are
+// aligned to multiples of step, so a bucket's value does not change as the
+// window advances. There are at most `points` buckets, the newest kept: the
+// last one holds `before` (inclusive, partial while `before` is now), the
+// first is whole and starts within one step of `after` (an unaligned window
+// straddles points+1 buckets; the oldest is then left out). The response's
+// `after` is that first bucket's start.
 type plan struct {
 	step, kFirst int64
 	n            int
@@ -206,28 +209,90 @@ func (a *API) runMemory(p QueryParams, pl plan, force bool) (*result, int64) {
 			}
 		}
 	}
+	var buckets []int32
 	for _, sp := range spans {
 		t := sp.t
 		L := uint64(len(t.ts))
+		// Each frame's bucket, once for all the topic's series; -1 outside
+		// the window (out of order around a clock jump). ts only grows
+		// between jumps, so a division is needed only at bucket boundaries.
+		buckets = slices.Grow(buckets[:0], int(sp.hi-sp.lo))[:sp.hi-sp.lo]
+		stepMs := pl.step * 1000
+		var boundLo, boundHi int64 = 1, 0 // the current bucket's [lo, hi) in ms; empty
+		cur := int32(-1)
 		for f := sp.lo; f < sp.hi; f++ {
-			slot := f % L
-			b := pl.bucket(t.ts[slot])
-			if b < 0 {
-				continue // out of order around a clock jump
-			}
-			r.scanned++
-			seq := t.seq[slot]
-			for j, s := range sp.series {
-				if f < s.first {
-					continue
+			ms := t.ts[f%L]
+			if ms < boundLo || ms >= boundHi {
+				cur = int32(pl.bucket(ms))
+				if cur >= 0 {
+					boundLo = (pl.kFirst + int64(cur)) * stepMs
+					boundHi = min(boundLo+stepMs, pl.endMs)
+				} else {
+					boundLo, boundHi = 1, 0
 				}
-				if v := s.vals[slot]; v == v { // not NaN (absent)
-					r.add(sp.cols[j], b, v, seq)
+			}
+			buckets[f-sp.lo] = cur
+			if cur >= 0 {
+				r.scanned++
+			}
+		}
+		for j, s := range sp.series {
+			lo := max(sp.lo, s.first)
+			if lo >= sp.hi {
+				continue
+			}
+			ci := sp.cols[j]
+			n := r.pl.n
+			hit := aggregate(s.vals, L, lo, sp.hi, buckets[lo-sp.lo:], r.acc[ci*n:(ci+1)*n], r.cnt[ci*n:(ci+1)*n], pl.group)
+			if hit < sp.hi {
+				if seq := t.seq[hit%L]; r.first == 0 || seq < r.first {
+					r.first = seq
 				}
 			}
 		}
 	}
 	return r, 0
+}
+
+// aggregate folds the ring values of absolute frames [lo, hi) into acc/cnt
+// by the frames' buckets (buckets[0] is frame lo's). It returns the first
+// frame that had a value in the window, hi if none. The ring range is walked
+// as at most two contiguous slices, without a division per value.
+func aggregate(vals []float64, L, lo, hi uint64, buckets []int32, acc []float64, cnt []int32, g Group) uint64 {
+	hit := hi
+	k := 0
+	for lo < hi {
+		a := lo % L
+		end := min(L, a+(hi-lo))
+		seg, bk := vals[a:end], buckets[k:k+int(end-a)]
+		for i, v := range seg {
+			b := bk[i]
+			if b < 0 || v != v { // outside the window, or absent (NaN)
+				continue
+			}
+			if hit == hi {
+				hit = lo + uint64(i)
+			}
+			switch g {
+			case GroupAvg:
+				acc[b] += v
+			case GroupMin:
+				if cnt[b] == 0 || v < acc[b] {
+					acc[b] = v
+				}
+			case GroupMax:
+				if cnt[b] == 0 || v > acc[b] {
+					acc[b] = v
+				}
+			case GroupLast:
+				acc[b] = v
+			}
+			cnt[b]++
+		}
+		k += len(seg)
+		lo += uint64(len(seg))
+	}
+	return hit
 }
 
 // runStore aggregates by scanning the store in short read transactions,
