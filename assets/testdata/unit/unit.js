@@ -158,7 +158,7 @@ test('panel labels are text', () => {
 });
 test('fmt units', () => {
   eq(fmt(0.1234, 'ratio'), '12.3 %'); eq(fmt(1536, 'bytes'), '1.5 KiB'); eq(fmt(0.0012, 'seconds'), '1.2 ms');
-  eq(fmt(2048, 'bytes_per_second'), '2 KiB/s'); eq(fmt(null, 'bytes'), '—');
+  eq(fmt(2048, 'bytes/s'), '2 KiB/s'); eq(fmt(null, 'bytes'), '—');
 });
 
 // ---- hub against the Go test server (fake endpoints under /fake/<scenario>) ----

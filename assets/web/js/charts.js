@@ -7,29 +7,32 @@
 // arrive while a (re)load is in flight are queued and replayed after it, so a
 // window change or a reset never loses or doubles a point.
 import { parseId } from './client.js';
-import { fmt, unitOf } from './format.js';
+import { fmt, unitKind } from './format.js';
 
 const U = () => globalThis.uPlot;
 
 // Known collectors: title, which series to draw, how to label them. Anything
 // else gets the generic defaults (every series, labelled by its labels).
+const only = (...names) => (s) => names.includes(s.name);
 const topicDefaults = {
   cpu: {
+    // "Where the time goes": total CPU stacked by mode, idle left out so the
+    // top of the stack is the busy share. Per-core series would be dozens of
+    // lines; they stay in the API.
     title: 'CPU', stacked: true,
-    // The chart is "where the time goes": total CPU split by mode. Per-core
-    // series would be dozens of lines; they stay in the API.
-    filter: (s, all) => (all.some((x) => x.labels.cpu === 'total') ? s.labels.cpu === 'total' : !('cpu' in s.labels) || all.length <= 12),
+    filter: (s) => s.labels.mode !== 'idle' && (s.labels.cpu === 'total' || !('cpu' in s.labels)),
   },
-  memory: { title: 'Memory' },
-  load: { title: 'Load average' },
-  network: { title: 'Network' },
-  disk: { title: 'Disk I/O' },
-  filesystem: { title: 'Filesystems', meters: true },
+  // Memory as a stack of what fills it (used + buffers + cached + free = total).
+  memory: { title: 'Memory', stacked: true, filter: only('memory_used_bytes', 'memory_buffers_bytes', 'memory_cached_bytes', 'memory_free_bytes') },
+  load: { title: 'Load average', filter: only('load1', 'load5', 'load15') },
+  network: { title: 'Network', filter: (s) => /^network_(receive|transmit)_bytes_per_second$/.test(s.name) },
+  disk: { title: 'Disk I/O', filter: only('disk_read_bytes_per_second', 'disk_written_bytes_per_second') },
+  filesystem: { title: 'Filesystems', meters: true, filter: only('filesystem_used_ratio') },
   http: { title: 'HTTP probes' },
   probe: { title: 'Probes' },
   prometheus: { title: 'Scraped targets' },
-  system: { title: 'System' },
-  self: { title: 'livedash itself' },
+  system: { title: 'System', filter: (s) => /_per_second$/.test(s.name) },
+  self: { title: 'livedash itself', filter: only('self_cpu_usage_ratio', 'self_memory_bytes', 'self_heap_bytes') },
   synthetic: { title: 'Synthetic' },
 };
 export const topicOrder = Object.keys(topicDefaults);
@@ -53,6 +56,10 @@ function labelFor(topic, s, all) {
   if (sameName && vals.length) return vals.join(' ');
   return [short(s.name), ...vals].join(' ');
 }
+
+const hm = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const hms = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+function timeLabel(t, windowSec) { return (windowSec <= 60 ? hms : hm).format(new Date(t * 1000)); }
 
 function theme() {
   const cs = getComputedStyle(document.documentElement);
@@ -135,9 +142,11 @@ export class Panel {
     const key = seriesKey(name, labels);
     let s = this.byKey.get(key);
     if (s !== undefined) return s;
-    const cand = { key, name, labels: labels || {}, unit: unit || unitOf(name) };
+    const cand = { key, name, labels: labels || {}, unit: unitKind(unit, name) };
     const all = [...this.series, cand];
-    if ((this.def.filter && !this.def.filter(cand, all)) || this.series.length >= maxSeries) {
+    const units = new Set(all.map((x) => x.unit));
+    // Two y axes at most (left: the first unit seen, right: the second).
+    if ((this.def.filter && !this.def.filter(cand, all)) || units.size > 2 || this.series.length >= maxSeries) {
       this.byKey.set(key, null);
       if (this.series.length >= maxSeries) this.omitted = (this.omitted || 0) + 1;
       return null;
@@ -234,14 +243,14 @@ export class Panel {
         below = i + 1;
       }
     });
+    const win = this.windowSec;
     const axisStroke = () => colors.fg;
     const grid = { stroke: () => colors.grid, width: 1 };
     const axes = [
-      { stroke: axisStroke, grid, ticks: grid },
-      { stroke: axisStroke, grid, ticks: grid, size: 70, values: (u, t) => t.map((v) => fmt(v, u0)) },
+      { stroke: axisStroke, grid, ticks: grid, space: 70, values: (u, t) => t.map((v) => timeLabel(v, win)) },
+      { stroke: axisStroke, grid, ticks: grid, size: 90, values: (u, t) => t.map((v) => fmt(v, u0)) },
     ];
-    if (u1) axes.push({ scale: 'y2', side: 1, stroke: axisStroke, grid: { show: false }, size: 70, values: (u, t) => t.map((v) => fmt(v, u1)) });
-    const win = this.windowSec;
+    if (u1) axes.push({ scale: 'y2', side: 1, stroke: axisStroke, grid: { show: false }, size: 90, values: (u, t) => t.map((v) => fmt(v, u1)) });
     return {
       width, height: this.height,
       cursor: { sync: { key: 'livedash', setSeries: false }, points: { show: false } },
@@ -298,6 +307,7 @@ export class Panel {
     const width = Math.max(200, this.body.clientWidth || 400);
     if (!this.u || this.rebuild) {
       this.rebuild = false;
+      this.builds = (this.builds || 0) + 1;
       if (this.u) this.u.destroy();
       this.body.textContent = '';
       if (!this.series.length) {
@@ -350,7 +360,7 @@ export class Panel {
       epoch: this.epoch, seqs: this.seqs.slice(), dups: this.dups, marks: this.marks.length,
       firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
       monotonic: this.xs.every((x, i) => i === 0 || x > this.xs[i - 1]),
-      labels: this.series.map((s) => s.label),
+      labels: this.series.map((s) => s.label), builds: this.builds || 0,
     };
   }
 }

@@ -31,8 +31,8 @@ function seconds(v) {
 
 // unitOf derives the unit from a series name when the catalog has none.
 export function unitOf(name) {
-  if (/_bytes_per_second$/.test(name)) return 'bytes_per_second';
-  if (/_per_second$/.test(name)) return 'per_second';
+  if (/_bytes_per_second$/.test(name)) return 'bytes/s';
+  if (/_per_second$/.test(name)) return '/s';
   if (/_bytes$/.test(name)) return 'bytes';
   if (/_seconds$/.test(name)) return 'seconds';
   if (/_ratio$/.test(name)) return 'ratio';
@@ -40,14 +40,26 @@ export function unitOf(name) {
   return '';
 }
 
-// fmt formats v in unit; null/undefined/NaN show as an em dash.
+// unitKind folds the catalog's unit strings ("bytes/s", "packets/s",
+// "bytes_per_second", "ratio", …) into the few kinds we format and share a
+// y axis by: every rate of things is "/s", whatever the things are.
+export function unitKind(unit, name = '') {
+  const u = unit || unitOf(name);
+  if (u === 'bytes/s' || u === 'bytes_per_second') return 'bytes/s';
+  if (u === '/s' || u === 'per_second' || /\/s$/.test(u)) return '/s';
+  if (u === 'percent_ratio') return 'ratio';
+  if (['bytes', 'ratio', 'seconds', 'celsius'].includes(u)) return u;
+  return '';
+}
+
+// fmt formats v of a unit kind (see unitKind); null/NaN show as an em dash.
 export function fmt(v, unit) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
   switch (unit) {
     case 'bytes': return scaled(v, 1024, binary, 2);
-    case 'bytes_per_second': return scaled(v, 1024, binary, 2) + '/s';
-    case 'per_second': return scaled(v, 1000, si, 2) + '/s';
-    case 'ratio': case 'percent_ratio': return trim(v * 100, 1) + ' %';
+    case 'bytes/s': return scaled(v, 1024, binary, 2) + '/s';
+    case '/s': return scaled(v, 1000, si, 2) + '/s';
+    case 'ratio': return trim(v * 100, 1) + ' %';
     case 'seconds': return seconds(v);
     case 'celsius': return trim(v, 1) + ' °C';
     default: return scaled(v, 1000, si, 2);
