@@ -310,6 +310,25 @@ func (a *API) runStore(p QueryParams, pl plan) (*result, error) {
 	byKey := map[string]int{} // topic\x00key → column
 	var kb []byte
 	var keys []string
+	// Series the index knows get a column even without a value in the
+	// window, as from memory; series found only in the store are added.
+	a.mu.RLock()
+	for _, name := range a.idx.topicNames {
+		if p.Topics != nil && !contains(p.Topics, name) {
+			continue
+		}
+		for _, s := range a.idx.topics[name].series {
+			if !p.Selector.Match(s.name, s.labels) {
+				continue
+			}
+			if len(r.cols) >= maxQuerySeries {
+				r.capped = true
+				break
+			}
+			byKey[name+"\x00"+s.key] = r.addColumn(column{topic: name, key: s.key, desc: s.desc, keyJSON: s.keyJSON})
+		}
+	}
+	a.mu.RUnlock()
 	var buf []storedFrame
 	for cursor := startSeq - 1; cursor+1 < endSeq; {
 		var err error

@@ -221,14 +221,16 @@ func TestQueryMatchesBruteForce(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		indexFrames int
+		loadMax     int
 		fromStore   bool
-	}{{"memory", 0, false}, {"store", 8, true}} {
+	}{{"memory", 0, 0, false}, {"store: evicted from memory", 8, 0, true}, {"store: older than Load read back", 0, 50, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(tc.indexFrames)))
 			st := openStore(t, ring.Options{})
 			pts := randomData(t, st, rng, 600, t0)
 			now := pts[len(pts)-1].ms/1000 + 5
-			ts := newTestServer(t, st, testCfg(), Options{IndexFrames: tc.indexFrames, Now: func() time.Time { return time.Unix(now, 0) }})
+			ts := newTestServer(t, st, testCfg(), Options{IndexFrames: tc.indexFrames, LoadMaxFrames: tc.loadMax,
+				Now: func() time.Time { return time.Unix(now, 0) }})
 			for range 150 {
 				raw, p := randomQuery(rng, now, 900)
 				checkAgainstReference(t, ts, pts, raw, p)
