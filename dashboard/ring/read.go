@@ -183,7 +183,8 @@ func (s *Store) SeekTime(ms int64) uint64 {
 }
 
 // arena copies many small byte slices out of a transaction with few
-// allocations: slices are carved from 64 KiB chunks and never move.
+// allocations: slices are carved from chunks that double from 2 KiB to 64 KiB
+// (so a one-frame read stays small) and never move.
 type arena struct{ chunk []byte }
 
 func (a *arena) copy(b []byte) []byte {
@@ -191,7 +192,7 @@ func (a *arena) copy(b []byte) []byte {
 		return append([]byte(nil), b...)
 	}
 	if cap(a.chunk)-len(a.chunk) < len(b) {
-		a.chunk = make([]byte, 0, 64<<10)
+		a.chunk = make([]byte, 0, max(min(2*cap(a.chunk), 64<<10), 2<<10, len(b)))
 	}
 	start := len(a.chunk)
 	a.chunk = append(a.chunk, b...)

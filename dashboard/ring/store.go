@@ -378,8 +378,9 @@ func (s *Store) OnCommit(fn func([]Frame)) {
 	s.hooks = append(s.hooks, fn)
 }
 
-// Changed returns a channel that is closed after the next commit. Long polls
-// park on it; waking them costs one close, whatever their number.
+// Changed returns a channel that is closed after the next commit, once its
+// commit hooks have run. Long polls park on it; waking them costs one close,
+// whatever their number.
 func (s *Store) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -496,12 +497,16 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 	for _, f := range frames {
 		s.latest[f.Topic] = f
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	for _, h := range s.hooks {
 		h(frames)
 	}
+	// Wake waiters only after the hooks ran, so a waiter that reads state a
+	// hook maintains (the hub's window, the API's index) finds the frames.
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
 	return frames, nil
 }
 
