@@ -1,0 +1,273 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sse "github.com/tmaxmax/go-sse"
+	bolt "go.etcd.io/bbolt"
+
+	"livedash/config"
+	"livedash/dashboard/ring"
+)
+
+func testConfig() config.Stream {
+	return config.Stream{
+		QueueSize:       1024,
+		WriteTimeout:    config.Duration(2 * time.Second),
+		Heartbeat:       config.Duration(15 * time.Second),
+		Retry:           config.Duration(2 * time.Second),
+		MaxStreams:      0,
+		MaxStreamsPerIP: 0,
+		ReplayMaxFrames: 10000,
+		ReplayMaxBytes:  8 << 20,
+		DrainWindow:     config.Duration(200 * time.Millisecond),
+	}
+}
+
+// env is a real store in t.TempDir, a hub on it, and an Echo server on
+// 127.0.0.1:0 serving the stream route.
+type env struct {
+	store *ring.Store
+	hub   *Hub
+	reg   *prometheus.Registry
+	srv   *httptest.Server
+	url   string // stream URL
+}
+
+type envOpt func(*ring.Options)
+
+func newEnv(tb testing.TB, cfg config.Stream, opts ...envOpt) *env {
+	tb.Helper()
+	ro := ring.Options{Path: filepath.Join(tb.TempDir(), "ring.db"), NoSync: true, MaxFrames: 100000}
+	for _, o := range opts {
+		o(&ro)
+	}
+	st, err := ring.Open(ro)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	h := New(st, cfg, Options{Registerer: reg})
+	st.OnCommit(h.Publish)
+	e := echo.New()
+	e.HideBanner = true
+	e.GET("/api/v1/stream", h.ServeStream)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.ReadHeaderTimeout = 5 * time.Second
+	srv.Start()
+	en := &env{store: st, hub: h, reg: reg, srv: srv, url: srv.URL + "/api/v1/stream"}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			tb.Errorf("hub shutdown: %v", err)
+		}
+		srv.Close()
+		path := st.Path()
+		if err := st.Close(); err != nil {
+			tb.Error(err)
+		}
+		checkBolt(tb, path)
+	})
+	return en
+}
+
+// checkBolt runs bbolt's consistency check on the closed store file.
+func checkBolt(tb testing.TB, path string) {
+	tb.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		tb.Error(err)
+		return
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			tb.Error(err)
+		}
+		return nil
+	})
+}
+
+// appendN appends n frames of topic with a payload of about size bytes.
+func (e *env) appendN(tb testing.TB, topic string, n, size int) []ring.Frame {
+	tb.Helper()
+	bs := make([]ring.Batch, n)
+	pad := strings.Repeat("x", size)
+	for i := range bs {
+		bs[i] = ring.Batch{Topic: topic, Time: time.Now(), Samples: []ring.Sample{{Name: "v", Labels: map[string]string{"p": pad}, Value: float64(i)}}}
+	}
+	fs, err := e.store.Append(bs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fs
+}
+
+// counter reads a counter or gauge (with label values, if any).
+func (e *env) metric(tb testing.TB, name string, labels ...string) float64 {
+	tb.Helper()
+	m := e.hub.m
+	var c prometheus.Collector
+	switch name {
+	case "connected":
+		c = m.connected
+	case "rejected":
+		c = m.rejected.WithLabelValues(labels...)
+	case "resets":
+		c = m.resets.WithLabelValues(labels...)
+	case "disconnects":
+		c = m.disconnects.WithLabelValues(labels...)
+	case "frames_sent":
+		c = m.framesSent
+	case "replays":
+		c = m.replays
+	case "replayed":
+		c = m.replayed
+	default:
+		tb.Fatalf("unknown metric %s", name)
+	}
+	return testutil.ToFloat64(c)
+}
+
+// client is a test SSE client reading one response with go-sse's parser.
+type client struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan sse.Event
+	done   chan struct{}
+	err    error
+}
+
+// dial opens a stream. lastID goes into the Last-Event-ID header when not
+// empty; query is appended to the URL as is.
+func dial(tb testing.TB, url, query, lastID string) *client {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if query != "" {
+		url += "?" + query
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	c := &client{resp: resp, cancel: cancel, events: make(chan sse.Event, 1<<16), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer close(c.events)
+		for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: 1 << 20}) {
+			if err != nil {
+				c.err = err
+				return
+			}
+			c.events <- ev
+		}
+	}()
+	tb.Cleanup(c.close)
+	return c
+}
+
+func (c *client) close() {
+	c.cancel()
+	_ = c.resp.Body.Close()
+	<-c.done
+}
+
+// next returns the next event or fails after d.
+func (c *client) next(tb testing.TB, d time.Duration) sse.Event {
+	tb.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			tb.Fatalf("stream ended (err %v)", c.err)
+		}
+		return ev
+	case <-time.After(d):
+		tb.Fatalf("no event within %v", d)
+	}
+	return sse.Event{}
+}
+
+// ended waits until the server ended the response.
+func (c *client) ended(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			tb.Fatalf("stream not ended within %v", d)
+		}
+	}
+}
+
+// rawLines reads a response body line by line (to see comments and retry:).
+func rawLines(r io.Reader) <-chan string {
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+func seqOf(tb testing.TB, id string) uint64 {
+	tb.Helper()
+	x, err := ring.ParseID(id)
+	if err != nil {
+		tb.Fatalf("bad id %q: %v", id, err)
+	}
+	return x.Seq
+}
+
+func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func idStr(epoch, seq uint64) string { return ring.ID{Epoch: epoch, Seq: seq}.String() }
+
+type (
+	ringBatch  = ring.Batch
+	ringSample = ring.Sample
+)
+
+var _ = fmt.Sprintf
+var _ = strconv.Itoa
+var _ sync.Mutex

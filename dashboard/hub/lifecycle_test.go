@@ -1,0 +1,401 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"livedash/config"
+)
+
+// rawStream opens a stream with its own transport (from the given local
+// address, if any) and returns its body lines.
+func rawStream(tb testing.TB, url, localIP string) (<-chan string, func()) {
+	tb.Helper()
+	d := &net.Dialer{}
+	if localIP != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
+	}
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		tb.Fatalf("status %d", resp.StatusCode)
+	}
+	lines := rawLines(resp.Body)
+	closeFn := func() {
+		cancel()
+		resp.Body.Close()
+		for range lines {
+		}
+		tr.CloseIdleConnections()
+	}
+	tb.Cleanup(closeFn)
+	return lines, closeFn
+}
+
+// untilEOF collects lines until the body ends cleanly; it fails after d.
+func untilEOF(tb testing.TB, lines <-chan string, d time.Duration) []string {
+	tb.Helper()
+	var got []string
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return got
+			}
+			got = append(got, l)
+		case <-timer.C:
+			tb.Fatalf("body not ended within %v; lines so far %q", d, got)
+		}
+	}
+}
+
+func retryOf(tb testing.TB, lines []string) time.Duration {
+	tb.Helper()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(lines[i], "retry: "); ok {
+			ms, err := strconv.Atoi(v)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	tb.Fatalf("no retry: line in %q", lines)
+	return 0
+}
+
+// TestOverLimit: FAULTS row 10. Over a limit, 200 + a long jittered retry:
+// and a clean end of the body; counted by reason; other IPs unaffected.
+func TestOverLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxStreams = 3
+	cfg.MaxStreamsPerIP = 2
+	e := newEnv(t, cfg)
+	for range 2 {
+		l, _ := rawStream(t, e.url, "127.0.0.1")
+		<-l
+	}
+	lines, _ := rawStream(t, e.url, "127.0.0.1")
+	got := untilEOF(t, lines, 3*time.Second)
+	if r := retryOf(t, got); r < 20*time.Second || r > 40*time.Second {
+		t.Fatalf("over-limit retry %v, want 20s–40s", r)
+	}
+	if n := e.metric(t, "rejected", rejectPerIP); n != 1 {
+		t.Fatalf("rejected{per_ip} = %v", n)
+	}
+	// Another source address is admitted, up to the global limit.
+	l, _ := rawStream(t, e.url, "127.0.0.2")
+	<-l
+	lines, _ = rawStream(t, e.url, "127.0.0.3")
+	retryOf(t, untilEOF(t, lines, 3*time.Second))
+	if n := e.metric(t, "rejected", rejectMaxStreams); n != 1 {
+		t.Fatalf("rejected{max_streams} = %v", n)
+	}
+	if e.hub.Streams() != 3 {
+		t.Fatalf("Streams() = %d", e.hub.Streams())
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	cfg := testConfig()
+	cfg.Heartbeat = config.Duration(100 * time.Millisecond)
+	e := newEnv(t, cfg)
+	e.appendN(t, "cpu", 2, 1)
+	lines, _ := rawStream(t, e.url, "")
+	deadline := time.After(3 * time.Second)
+	var hbs []time.Time
+	for len(hbs) < 3 {
+		select {
+		case l := <-lines:
+			if rest, ok := strings.CutPrefix(l, ": hb "); ok {
+				f := strings.Fields(rest)
+				if len(f) != 2 || f[0] != e.store.Head().String() {
+					t.Fatalf("heartbeat %q, head %s", l, e.store.Head())
+				}
+				if ms, err := strconv.ParseInt(f[1], 10, 64); err != nil || time.Since(time.UnixMilli(ms)) > time.Minute {
+					t.Fatalf("heartbeat time %q", l)
+				}
+				hbs = append(hbs, time.Now())
+			}
+		case <-deadline:
+			t.Fatalf("only %d heartbeats", len(hbs))
+		}
+	}
+	if gap := hbs[2].Sub(hbs[1]); gap < 60*time.Millisecond || gap > time.Second {
+		t.Fatalf("heartbeat gap %v, want about 100ms", gap)
+	}
+}
+
+func TestMaxLifetime(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxLifetime = config.Duration(300 * time.Millisecond)
+	e := newEnv(t, cfg)
+	start := time.Now()
+	lines, _ := rawStream(t, e.url, "")
+	got := untilEOF(t, lines, 3*time.Second)
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("ended after %v, want ≥ 270ms", d)
+	}
+	retryOf(t, got)
+	waitFor(t, time.Second, "lifetime disconnect counted", func() bool { return e.metric(t, "disconnects", disconnectLifetime) == 1 })
+}
+
+// TestShutdownThousandStreams: FAULTS row 26. 1,000 open streams are closed
+// spread over the drain window, each with a final retry:, and Shutdown
+// returns within drain window + 1 s.
+func TestShutdownThousandStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 streams")
+	}
+	const n = 1000
+	cfg := testConfig()
+	cfg.DrainWindow = config.Duration(time.Second)
+	e := newEnv(t, cfg)
+	tr := &http.Transport{MaxIdleConnsPerHost: -1}
+	defer tr.CloseIdleConnections()
+	type result struct {
+		retry bool
+		end   time.Time
+		err   error
+	}
+	results := make(chan result, n)
+	var ready sync.WaitGroup
+	ready.Add(n)
+	for range n {
+		go func() {
+			resp, err := (&http.Client{Transport: tr}).Get(e.url)
+			if err != nil {
+				ready.Done()
+				results <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			var r result
+			first := true
+			for {
+				line, err := br.ReadString('\n')
+				if first && strings.HasPrefix(line, "data:") {
+					first = false
+					ready.Done()
+				}
+				if err != nil {
+					if err != io.EOF {
+						r.err = err
+					}
+					break
+				}
+				if strings.HasPrefix(line, "retry: ") && !first {
+					r.retry = true
+				}
+			}
+			r.end = time.Now()
+			results <- r
+		}()
+	}
+	ready.Wait()
+	waitFor(t, 5*time.Second, "1000 streams", func() bool { return e.hub.Streams() == n })
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took > cfg.DrainWindow.D()+time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	var ends []time.Duration
+	for range n {
+		r := <-results
+		if r.err != nil || !r.retry {
+			t.Fatalf("client: err %v, final retry seen %v", r.err, r.retry)
+		}
+		ends = append(ends, r.end.Sub(start))
+	}
+	slices.Sort(ends)
+	if ends[n/10] > 400*time.Millisecond || ends[9*n/10] < 600*time.Millisecond {
+		t.Fatalf("closes not spread over the window: p10 %v p90 %v", ends[n/10], ends[9*n/10])
+	}
+	if got := e.metric(t, "disconnects", disconnectShutdown); got != n {
+		t.Fatalf("disconnects{shutdown} = %v", got)
+	}
+	// New streams after shutdown are turned away with a retry: hint.
+	lines, _ := rawStream(t, e.url, "")
+	retryOf(t, untilEOF(t, lines, 2*time.Second))
+	t.Logf("shutdown of %d streams took %v (window %v)", n, took, cfg.DrainWindow)
+}
+
+// TestConnectDisconnectCycles: 1,000 streams opened and dropped by the
+// client return goroutines and heap to their baseline.
+func TestConnectDisconnectCycles(t *testing.T) {
+	e := newEnv(t, testConfig())
+	cycle := func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		tr := &http.Transport{DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"?topics=cpu", nil)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		br := bufio.NewReader(resp.Body)
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Error(err)
+		}
+		cancel()
+		resp.Body.Close()
+	}
+	settle := func() (int, uint64) {
+		waitFor(t, 5*time.Second, "streams gone", func() bool { return e.hub.Streams() == 0 })
+		var ms runtime.MemStats
+		for range 3 {
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
+		}
+		runtime.ReadMemStats(&ms)
+		return runtime.NumGoroutine(), ms.HeapInuse
+	}
+	for range 20 {
+		cycle()
+	}
+	g0, heap0 := settle()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				cycle()
+				e.appendN(t, "cpu", 1, 10)
+			}
+		}()
+	}
+	wg.Wait()
+	var g1 int
+	var heap1 uint64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g1, heap1 = settle()
+		if g1 <= g0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if g1 > g0 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines %d → %d\n%s", g0, g1, buf[:runtime.Stack(buf, true)])
+	}
+	if heap1 > heap0+4<<20 {
+		t.Fatalf("heap in use %d → %d bytes", heap0, heap1)
+	}
+	if got := e.metric(t, "disconnects", disconnectClient); got < 1000 {
+		t.Fatalf("disconnects{client} = %v", got)
+	}
+	t.Logf("goroutines %d → %d, heap in use %d KiB → %d KiB", g0, g1, heap0>>10, heap1>>10)
+}
+
+// TestNeverReadingClient: FAULTS row 11. A raw TCP client that sends the
+// request and never reads is cut at the write deadline while 100 healthy
+// clients keep receiving every frame promptly; its goroutines end.
+func TestNeverReadingClient(t *testing.T) {
+	cfg := testConfig()
+	cfg.WriteTimeout = config.Duration(500 * time.Millisecond)
+	cfg.QueueSize = 1 << 20 // so that the deadline, not the lag, cuts it
+	e := newEnv(t, cfg)
+
+	// The stuck client: a tiny receive buffer, subscribed to big frames.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	stuck, err := d.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	fmt.Fprintf(stuck, "GET /api/v1/stream?topics=big HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	const healthy = 100
+	clients := make([]*client, healthy)
+	for i := range clients {
+		clients[i] = dial(t, e.url, "topics=small", "")
+		clients[i].next(t, 5*time.Second) // hello
+	}
+	waitFor(t, 5*time.Second, "101 streams", func() bool { return e.hub.Streams() == healthy+1 })
+
+	var worst time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	const ticks = 60
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range ticks {
+				ev := c.next(t, 5*time.Second)
+				sent, _ := strconv.ParseInt(strings.TrimPrefix(ev.Data[strings.Index(ev.Data, `"value":`):], `"value":`)[:13], 10, 64)
+				lat := time.Since(time.UnixMilli(sent))
+				mu.Lock()
+				worst = max(worst, lat)
+				mu.Unlock()
+			}
+		}()
+	}
+	start := time.Now()
+	var cutAt time.Duration
+	for i := range ticks {
+		e.appendN(t, "big", 4, 64<<10)
+		appendValue(t, e, "small", float64(time.Now().UnixMilli()))
+		if cutAt == 0 && e.metric(t, "disconnects", disconnectWriteDeadline) == 1 {
+			cutAt = time.Since(start)
+		}
+		_ = i
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	waitFor(t, 5*time.Second, "stuck client cut", func() bool { return e.metric(t, "disconnects", disconnectWriteDeadline) == 1 })
+	if cutAt == 0 {
+		cutAt = time.Since(start)
+	}
+	if e.hub.Streams() != healthy {
+		t.Fatalf("Streams() = %d after the cut", e.hub.Streams())
+	}
+	if worst > time.Second {
+		t.Fatalf("healthy clients' worst latency %v while a client hung", worst)
+	}
+	t.Logf("stuck client cut after %v of publishing; healthy worst latency %v", cutAt, worst)
+}
+
+func appendValue(tb testing.TB, e *env, topic string, v float64) {
+	tb.Helper()
+	if _, err := e.store.Append([]ringBatch{{Topic: topic, Time: time.Now(), Samples: []ringSample{{Name: "v", Value: v}}}}); err != nil {
+		tb.Fatal(err)
+	}
+}
