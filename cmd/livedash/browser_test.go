@@ -1,0 +1,637 @@
+package main
+
+// Browser end-to-end tests: the real binary (run) and the real page in
+// headless Chromium (Debian's chromium package, driven by chromedp). They are
+// the proof of issue 6's "Must show" list; a missing browser fails them.
+//
+// Screenshots go to $LIVEDASH_ARTIFACTS (or a temp dir) and are logged.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// newBrowser starts a fresh headless Chromium (own profile) for tb and
+// returns the context of its first tab.
+func newBrowser(tb testing.TB) context.Context {
+	tb.Helper()
+	exe := chromiumPath
+	if p := os.Getenv("LIVEDASH_CHROMIUM"); p != "" {
+		exe = p
+	}
+	if _, err := os.Stat(exe); err != nil {
+		tb.Fatalf("headless Chromium not found at %s: install it with `apt-get update && apt-get install -y chromium` (make test does this)", exe)
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 1000),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	tb.Cleanup(func() { cancel(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		tb.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// watchConsole collects console errors and uncaught exceptions of the tab
+// (CSP violations are browser log errors); check reports them.
+func watchConsole(tb testing.TB, ctx context.Context) (check func()) {
+	tb.Helper()
+	var mu sync.Mutex
+	var bad []string
+	cctx, cancel := context.WithCancel(ctx)
+	msgs := chromedp.Console(cctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("%s (%s:%d)", m.String(), m.URL, m.Line))
+				mu.Unlock()
+			}
+		}
+	}()
+	tb.Cleanup(func() { cancel(); <-done })
+	return func() {
+		tb.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bad {
+			tb.Errorf("browser console: %s", b)
+		}
+	}
+}
+
+// chartDebug and pageDebug mirror window.livedash.debug() (assets/web/js).
+type chartDebug struct {
+	State   string
+	Points  int
+	Series  int
+	LastSeq int64
+	Epoch   string
+	Seqs    []int64
+	Dups    int
+	Marks   int
+	FirstX  *float64
+	// FirstDataX is the time of the oldest point with a value (the query
+	// answers the whole window, with nulls where nothing was stored).
+	FirstDataX *float64
+	LastX      *float64
+	Monotonic  bool
+	Labels     []string
+}
+
+type pageDebug struct {
+	State        string
+	Mode         string
+	LastID       string
+	Transport    string
+	Charts       map[string]chartDebug
+	Frames       int
+	FirstPaintMs *float64
+	Renders      int
+	RenderMsAvg  *float64
+	RenderMsMax  float64
+	Hub          struct {
+		Stats struct{ Streams, Polls, Frames, Dups, Gaps, Resets, Fallbacks int }
+	}
+}
+
+func debugOf(tb testing.TB, ctx context.Context) pageDebug {
+	tb.Helper()
+	d, err := chromedp.Run(ctx, chromedp.Evaluate[*pageDebug](`window.livedash ? window.livedash.debug() : null`))
+	if err != nil {
+		tb.Fatalf("livedash.debug(): %v", err)
+	}
+	if d == nil {
+		return pageDebug{}
+	}
+	return *d
+}
+
+// waitFor polls cond every 100 ms until it is true or timeout passes.
+func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func artifactDir(tb testing.TB) string {
+	if d := os.Getenv("LIVEDASH_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err == nil {
+			return d
+		}
+	}
+	return tb.TempDir()
+}
+
+func screenshot(tb testing.TB, ctx context.Context, name string) {
+	tb.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.Errorf("screenshot: %v", err)
+		return
+	}
+	p := filepath.Join(artifactDir(tb), name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		tb.Errorf("screenshot: %v", err)
+		return
+	}
+	tb.Logf("screenshot: %s", p)
+}
+
+// topicsOf returns the topics the server's catalog lists.
+func topicsOf(tb testing.TB, base string) []string {
+	tb.Helper()
+	var cat struct{ Topics []struct{ Topic string } }
+	getJSON(tb, base+"/api/v1/series", &cat)
+	var ts []string
+	for _, t := range cat.Topics {
+		ts = append(ts, t.Topic)
+	}
+	return ts
+}
+
+// defaultTopics are the collectors on by default (no --demo, no targets).
+var defaultTopics = []string{"cpu", "memory", "load", "network", "disk", "filesystem", "system", "self"}
+
+// waitCatalog waits until the server has sampled every default collector, so
+// that a page load can be timed against data that exists.
+func waitCatalog(tb testing.TB, base string, topics []string) {
+	tb.Helper()
+	waitFor(tb, "every default collector in /api/v1/series", 15*time.Second, func() bool {
+		have := topicsOf(tb, base)
+		for _, t := range topics {
+			if !slices.Contains(have, t) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// chartsReady: every topic has a drawn chart with points.
+func chartsReady(ctx context.Context, topics []string) (bool, error) {
+	js := `(() => { const ts = ` + mustJSON(topics) + `;
+	  const d = window.livedash && window.livedash.debug();
+	  if (!d) return false;
+	  return ts.every((t) => d.charts[t] && d.charts[t].points > 0 && d.charts[t].state === 'ready') &&
+	    document.querySelectorAll('#panels canvas').length >= ts.length; })()`
+	return chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// streamsConnected reads livedash_stream_connected from /metrics.
+func streamsConnected(tb testing.TB, base string) float64 {
+	tb.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^livedash_stream_connected(?:\{[^}]*\})? ([0-9.e+]+)$`).FindSubmatch(body)
+	if m == nil {
+		tb.Fatalf("/metrics has no livedash_stream_connected")
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// framesAfter lists the seqs of topic's frames the server holds in
+// (after, upto], paging through /api/v1/frames.
+func framesAfter(tb testing.TB, base, topic, after string, upto int64) []int64 {
+	tb.Helper()
+	var out []int64
+	cur := after
+	for range 100 {
+		var r struct {
+			Frames []struct{ ID string }
+			Next   string
+		}
+		getJSON(tb, base+"/api/v1/frames?topics="+url.QueryEscape(topic)+"&limit=1000&after="+url.QueryEscape(cur), &r)
+		for _, f := range r.Frames {
+			s := seqOf(f.ID)
+			if s > upto {
+				return out
+			}
+			out = append(out, s)
+		}
+		if len(r.Frames) == 0 || r.Next == "" || r.Next == cur {
+			return out
+		}
+		cur = r.Next
+	}
+	return out
+}
+
+func seqOf(id string) int64 {
+	_, s, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// checkExact: each chart drew exactly the server's frames of its topic, from
+// its first live frame to its last: no gap, no duplicate, x increasing.
+func checkExact(tb testing.TB, base string, d pageDebug, epoch string, minFrames int) {
+	tb.Helper()
+	for topic, c := range d.Charts {
+		if !c.Monotonic {
+			tb.Errorf("%s: x values not strictly increasing", topic)
+		}
+		if len(c.Seqs) < minFrames {
+			tb.Errorf("%s: only %d live frames drawn, want >= %d", topic, len(c.Seqs), minFrames)
+			continue
+		}
+		if c.Epoch != epoch {
+			tb.Errorf("%s: chart epoch %s, server %s", topic, c.Epoch, epoch)
+		}
+		first, last := c.Seqs[0], c.Seqs[len(c.Seqs)-1]
+		want := framesAfter(tb, base, topic, fmt.Sprintf("%s-%d", epoch, first-1), last)
+		if !slices.Equal(c.Seqs, want) {
+			tb.Errorf("%s: drew seqs %s\nserver has   %s", topic, short(c.Seqs), short(want))
+		}
+	}
+}
+
+func short(s []int64) string {
+	if len(s) <= 40 {
+		return fmt.Sprint(s)
+	}
+	return fmt.Sprint(s[:20], " … ", s[len(s)-20:], fmt.Sprintf(" (%d)", len(s)))
+}
+
+func statusOf(tb testing.TB, base string) (epoch, head string) {
+	tb.Helper()
+	var st struct{ Epoch, Head string }
+	getJSON(tb, base+"/api/v1/status", &st)
+	return st.Epoch, st.Head
+}
+
+// ---- the tests --------------------------------------------------------------
+
+// Page loads; every default collector's chart has points within 3 s; no
+// console errors; screenshot saved; first paint and update cost measured.
+func TestBrowserLoad(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	start := time.Now()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every default chart with data", 10*time.Second, func() bool {
+		ok, err := chartsReady(ctx, defaultTopics)
+		return err == nil && ok
+	})
+	took := time.Since(start)
+	t.Logf("all %d default charts had data %v after navigation started", len(defaultTopics), took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("charts took %v, want <= 3s", took)
+	}
+	d := debugOf(t, ctx)
+	if d.FirstPaintMs != nil {
+		t.Logf("first chart paint: %.0f ms after navigation start", *d.FirstPaintMs)
+	}
+	// Let a few seconds of live frames arrive, then read the render cost.
+	time.Sleep(4 * time.Second)
+	d = debugOf(t, ctx)
+	if d.RenderMsAvg != nil {
+		t.Logf("render per update (all %d charts): avg %.2f ms, max %.2f ms over %d renders", len(d.Charts), *d.RenderMsAvg, d.RenderMsMax, d.Renders)
+	}
+	if d.Transport != "shared-worker" {
+		t.Errorf("transport %q, want shared-worker", d.Transport)
+	}
+	screenshot(t, ctx, "livedash-load.png")
+	check()
+}
+
+// Restart: the server stops for 3 s and comes back on the same store and
+// address; the page reconnects by itself; no gap, no duplicate.
+func TestBrowserRestart(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
+	waitFor(t, "live frames", 10*time.Second, func() bool { return len(debugOf(t, ctx).Charts["cpu"].Seqs) >= 2 })
+	epoch, _ := statusOf(t, srv.URL)
+
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	waitFor(t, "the page to notice", 10*time.Second, func() bool {
+		s := debugOf(t, ctx).State
+		return s == "reconnecting" || s == "connecting"
+	})
+	time.Sleep(3 * time.Second)
+	srv2 := startServer(t, "--listen", srv.Addr, "--store", srv.Store)
+	_, head := statusOf(t, srv2.URL)
+	restartSeq := seqOf(head)
+	after := func(c chartDebug) int {
+		n := 0
+		for _, s := range c.Seqs {
+			if s > restartSeq {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "every chart drawing frames after the restart", 40*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		for _, topic := range defaultTopics {
+			if after(d.Charts[topic]) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	d := debugOf(t, ctx)
+	for _, topic := range defaultTopics {
+		if c := d.Charts[topic]; len(c.Seqs) == after(c) {
+			t.Errorf("%s: no live frame from before the restart: the chart was re-loaded, not resumed", topic)
+		}
+	}
+	checkExact(t, srv2.URL, d, epoch, 4)
+	t.Logf("after restart: state %s, hub %+v", d.State, d.Hub.Stats)
+	screenshot(t, ctx, "livedash-restart.png")
+	check()
+}
+
+// Store wiped: the new epoch makes the server reset; the page re-loads its
+// windows, draws nothing of the old epoch, and marks the gap.
+func TestBrowserStoreWiped(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
+	time.Sleep(2 * time.Second)
+	oldEpoch, _ := statusOf(t, srv.URL)
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := os.Remove(srv.Store); err != nil {
+		t.Fatal(err)
+	}
+	srv2 := startServer(t, "--listen", srv.Addr, "--store", srv.Store)
+	wiped := float64(time.Now().Unix())
+	newEpoch, _ := statusOf(t, srv2.URL)
+	if newEpoch == oldEpoch {
+		t.Fatalf("store wiped but epoch unchanged")
+	}
+	waitFor(t, "every chart re-loaded in the new epoch", 40*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		for _, topic := range defaultTopics {
+			c := d.Charts[topic]
+			if c.Epoch != newEpoch || c.State != "ready" || len(c.Seqs) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	d := debugOf(t, ctx)
+	for topic, c := range d.Charts {
+		if c.FirstDataX != nil && *c.FirstDataX < wiped-2 {
+			t.Errorf("%s: point at %.0f, before the wipe at %.0f: stale data drawn", topic, *c.FirstDataX, wiped)
+		}
+		if c.Marks == 0 {
+			t.Errorf("%s: the reset is not marked on the chart", topic)
+		}
+	}
+	checkExact(t, srv2.URL, d, newEpoch, 3)
+	screenshot(t, ctx, "livedash-wiped.png")
+	check()
+}
+
+// bufferingProxy passes everything through, except that stream responses
+// are held in a 1 MiB buffer (nginx with proxy_buffering on): headers go out,
+// the body does not.
+func bufferingProxy(tb testing.TB, upstream string) string {
+	tb.Helper()
+	u, _ := url.Parse(upstream)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/stream" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		out.URL.Scheme, out.URL.Host = u.Scheme, u.Host
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.(http.Flusher).Flush()
+		bw := bufio.NewWriterSize(w, 1<<20)
+		// struct{io.Writer} hides bufio.Writer.ReadFrom, which would hand
+		// the copy straight to the ResponseWriter and buffer nothing.
+		_, _ = io.Copy(struct{ io.Writer }{bw}, resp.Body)
+		_ = bw.Flush()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		_ = hs.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// Stream blocked by a buffering proxy → the page polls within 15 s and keeps
+// updating.
+func TestBrowserBufferingProxy(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	proxy := bufferingProxy(t, srv.URL)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	start := time.Now()
+	if err := chromedp.Do(ctx, chromedp.Navigate(proxy+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "polling fallback", 15*time.Second, func() bool { return debugOf(t, ctx).State == "polling" })
+	t.Logf("fell back to polling %v after navigation", time.Since(start).Round(time.Millisecond))
+	before := debugOf(t, ctx).Charts["cpu"].LastSeq
+	waitFor(t, "updates while polling", 10*time.Second, func() bool {
+		c := debugOf(t, ctx).Charts["cpu"]
+		return c.LastSeq > before && len(c.Seqs) >= 3
+	})
+	d := debugOf(t, ctx)
+	epoch, _ := statusOf(t, srv.URL)
+	checkExact(t, srv.URL, d, epoch, 3)
+	screenshot(t, ctx, "livedash-polling.png")
+	check()
+}
+
+// Ten tabs of one browser profile → one stream on the server.
+func TestBrowserTenTabsOneStream(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	tabs := []context.Context{ctx}
+	for range 9 {
+		tctx, cancel := chromedp.NewContext(ctx)
+		t.Cleanup(cancel)
+		tabs = append(tabs, tctx)
+	}
+	for _, tctx := range tabs {
+		if err := chromedp.Do(tctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tctx := range tabs {
+		waitFor(t, fmt.Sprintf("tab %d live", i), 15*time.Second, func() bool {
+			d := debugOf(t, tctx)
+			return d.State == "live" && len(d.Charts["cpu"].Seqs) >= 2
+		})
+	}
+	time.Sleep(time.Second)
+	if n := streamsConnected(t, srv.URL); n != 1 {
+		t.Errorf("server counts %v streams for ten tabs of one browser, want 1", n)
+	}
+	infos, err := chromedp.Targets(ctx)
+	if err == nil {
+		pages := 0
+		for _, ti := range infos {
+			if ti.Type == "page" {
+				pages++
+			}
+		}
+		t.Logf("browser has %d pages", pages)
+	}
+	check()
+}
+
+// XSS probe: pushed label values with markup, CR/LF and bidi controls show
+// as text; nothing executes; the stream stays healthy.
+func TestBrowserXSSProbe(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "livedash.yaml")
+	const token = "test-push-token-0123456789"
+	if err := os.WriteFile(cfgPath, []byte("push:\n  token: "+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", cfgPath)
+	probes := []string{"<img src=x onerror=window.__x=1>", "a\n\ndata: x", "cr\rlf", "ls\u2028ps", "rlo\u202eevil"}
+	push := func(v float64) {
+		var samples []map[string]any
+		for i, p := range probes {
+			samples = append(samples, map[string]any{"name": "xss_probe", "labels": map[string]string{"probe": p, "i": strconv.Itoa(i)}, "value": v})
+		}
+		body := mustJSON(map[string]any{"samples": samples})
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/push/xss", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("push: %s: %s", resp.Status, b)
+		}
+	}
+	push(1)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "xss chart", 10*time.Second, func() bool { ok, err := chartsReady(ctx, []string{"xss"}); return err == nil && ok })
+	for i := range 5 { // live frames too, not only the back-fill
+		push(float64(i + 2))
+		time.Sleep(300 * time.Millisecond)
+	}
+	waitFor(t, "live pushed frames", 10*time.Second, func() bool { return len(debugOf(t, ctx).Charts["xss"].Seqs) >= 3 })
+	type probeResult struct {
+		X      any
+		Imgs   int
+		Text   string
+		Labels []string
+	}
+	r, err := chromedp.Run(ctx, chromedp.Evaluate[probeResult](`({
+		x: window.__x === undefined ? null : window.__x,
+		imgs: document.querySelectorAll('#panels img').length,
+		text: document.getElementById('panels').textContent,
+		labels: window.livedash.debug().charts.xss.labels })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.X != nil {
+		t.Errorf("window.__x = %v: pushed markup executed", r.X)
+	}
+	if r.Imgs != 0 {
+		t.Errorf("%d img elements in the panels: markup was parsed", r.Imgs)
+	}
+	if !strings.Contains(r.Text, probes[0]) {
+		t.Errorf("the probe is not shown as text; labels %q", r.Labels)
+	}
+	if len(r.Labels) != len(probes) {
+		t.Errorf("labels %q, want %d series", r.Labels, len(probes))
+	}
+	screenshot(t, ctx, "livedash-xss.png")
+	check()
+}
