@@ -359,6 +359,7 @@ export class Panel {
       state: this.state, points: this.xs.length, series: this.series.length, lastSeq: this.lastSeq,
       epoch: this.epoch, seqs: this.seqs.slice(), dups: this.dups, marks: this.marks.length,
       firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
+      firstDataX: this.xs.find((x, i) => this.series.some((s) => s.col[i] !== null)) ?? null,
       monotonic: this.xs.every((x, i) => i === 0 || x > this.xs[i - 1]),
       labels: this.series.map((s) => s.label), builds: this.builds || 0,
     };

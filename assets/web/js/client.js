@@ -349,6 +349,15 @@ export class Hub {
             this.clock(h.server_time);
             if (h.retry_ms > 0) this.retryMs = h.retry_ms;
             if (this.epoch === null && typeof h.epoch === 'string') this.epoch = h.epoch;
+            // Without a cursor the server starts live at its head and names it
+            // in hello's id: resume from there if we drop before any frame.
+            const at = parseId(ev.id);
+            if (!this.cursor && at && (this.epoch === null || at.epoch === this.epoch)) {
+              this.cursor = ev.id;
+              this.epoch = at.epoch;
+              this.lastSeq = Math.max(this.lastSeq, at.seq);
+              this.floor = Math.max(this.floor ?? -1, at.seq);
+            }
             if (probe) this.takeOver();
             this.setState('live', { nextTryAt: 0 });
             arm(2 * this.o.heartbeatMs, 'watchdog');
