@@ -34,7 +34,7 @@ func eventSize(f *ring.Frame) int {
 // it ever is not, go-sse splits it into several data: lines, which clients
 // join back with LF.
 func appendFrameEvent(b []byte, f *ring.Frame) []byte {
-	if bytes.ContainsAny(f.JSON, "\r\n") {
+	if bytes.IndexByte(f.JSON, '\n') >= 0 || bytes.IndexByte(f.JSON, '\r') >= 0 { // SIMD scans
 		m := &sse.Message{ID: sse.ID(f.ID.String()), Type: sse.Type("frame")}
 		m.AppendData(string(f.JSON))
 		var buf bytes.Buffer
