@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"livedash/config"
+	"livedash/dashboard/hub"
+	"livedash/dashboard/ring"
+)
+
+// lockedBuffer is an io.Writer safe for the tail goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type tailEnv struct {
+	store *ring.Store
+	hub   *hub.Hub
+	srv   *httptest.Server
+	fail  atomic.Int32 // answer this many stream requests with 503 first
+}
+
+func newTailEnv(t *testing.T) *tailEnv {
+	t.Helper()
+	st, err := ring.Open(ring.Options{Path: filepath.Join(t.TempDir(), "ring.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Stream{QueueSize: 1024, WriteTimeout: config.Duration(2 * time.Second),
+		Heartbeat: config.Duration(15 * time.Second), Retry: config.Duration(100 * time.Millisecond),
+		ReplayMaxFrames: 10000, ReplayMaxBytes: 8 << 20, DrainWindow: config.Duration(100 * time.Millisecond)}
+	te := &tailEnv{store: st, hub: hub.New(st, cfg, hub.Options{})}
+	st.OnCommit(te.hub.Publish)
+	e := echo.New()
+	e.GET("/api/v1/stream", func(c echo.Context) error {
+		if te.fail.Load() > 0 {
+			te.fail.Add(-1)
+			return c.String(http.StatusServiceUnavailable, "deploying")
+		}
+		return te.hub.ServeStream(c)
+	})
+	te.srv = httptest.NewServer(e)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = te.hub.Shutdown(ctx)
+		te.srv.Close()
+		_ = st.Close()
+	})
+	return te
+}
+
+func (te *tailEnv) append(t *testing.T, topic string, n int) []ring.Frame {
+	t.Helper()
+	bs := make([]ring.Batch, n)
+	for i := range bs {
+		bs[i] = ring.Batch{Topic: topic, Samples: []ring.Sample{{Name: "v", Value: float64(i)}}}
+	}
+	fs, err := te.store.Append(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// startTail runs runTail until the test ends; it returns stdout and stderr.
+func startTail(t *testing.T, args ...string) (out, errOut *lockedBuffer, stop func() error) {
+	t.Helper()
+	out, errOut = &lockedBuffer{}, &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runTail(ctx, args, out, errOut) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return out, errOut, stop
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func frameIDs(t *testing.T, out string) []string {
+	t.Helper()
+	var ids []string
+	for line := range strings.Lines(out) {
+		var f struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatalf("line %q is not a frame: %v", line, err)
+		}
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+func ids(fs []ring.Frame) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.ID.String())
+	}
+	return out
+}
+
+// TestTailResumesAcrossDisconnects: tail follows, is cut off, reconnects
+// with its last ID and prints every frame exactly once, in order; the state
+// file holds the last ID.
+func TestTailResumesAcrossDisconnects(t *testing.T) {
+	te := newTailEnv(t)
+	te.append(t, "cpu", 3) // before tail: not printed (starts live)
+	state := filepath.Join(t.TempDir(), "tail.state")
+	out, _, stop := startTail(t, "--server", te.srv.URL, "--state", state, "--max-backoff", "200ms")
+	waitUntil(t, "tail connected", func() bool { return te.hub.Streams() == 1 })
+
+	var want []string
+	want = append(want, ids(te.append(t, "cpu", 5))...)
+	waitUntil(t, "5 frames", func() bool { return strings.Count(out.String(), "\n") == 5 })
+	for range 3 {
+		te.srv.CloseClientConnections()
+		want = append(want, ids(te.append(t, "cpu", 4))...) // while disconnected
+		waitUntil(t, "reconnect", func() bool { return te.hub.Streams() == 1 })
+		want = append(want, ids(te.append(t, "memory", 2))...)
+		n := len(want)
+		waitUntil(t, "frames after reconnect", func() bool { return strings.Count(out.String(), "\n") >= n })
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := frameIDs(t, out.String()); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("printed\n%v\nwant\n%v", got, want)
+	}
+	b, err := os.ReadFile(state)
+	if err != nil || strings.TrimSpace(string(b)) != want[len(want)-1] {
+		t.Fatalf("state %q (%v), want %s", b, err, want[len(want)-1])
+	}
+
+	// A new tail with the state file resumes after the last printed frame.
+	more := ids(te.append(t, "cpu", 3))
+	out2, _, stop2 := startTail(t, "--server", te.srv.URL, "--state", state)
+	waitUntil(t, "resumed frames", func() bool { return strings.Count(out2.String(), "\n") >= 3 })
+	_ = stop2()
+	if got := frameIDs(t, out2.String()); strings.Join(got, " ") != strings.Join(more, " ") {
+		t.Fatalf("resume from state printed %v, want %v", got, more)
+	}
+}
+
+// TestTailRetriesNon200: a 503 (a deploy) is not final for tail.
+func TestTailRetriesNon200(t *testing.T) {
+	te := newTailEnv(t)
+	te.fail.Store(3)
+	out, errOut, _ := startTail(t, "--server", te.srv.URL+"/", "--topics", "cpu", "--max-backoff", "100ms")
+	waitUntil(t, "tail connected after 503s", func() bool { return te.hub.Streams() == 1 })
+	te.append(t, "memory", 1)
+	f := te.append(t, "cpu", 1)
+	waitUntil(t, "frame", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
+	if strings.Contains(out.String(), `"memory"`) {
+		t.Fatalf("topic filter ignored: %s", out.String())
+	}
+	if !strings.Contains(errOut.String(), "503") {
+		t.Fatalf("stderr does not mention the 503: %q", errOut.String())
+	}
+}
+
+// TestTailReset: --since of another epoch gets a reset on stderr; tail goes
+// on with live frames.
+func TestTailReset(t *testing.T) {
+	te := newTailEnv(t)
+	other := ring.ID{Epoch: te.store.Epoch() ^ 1, Seq: 7}.String()
+	out, errOut, _ := startTail(t, "--server", te.srv.URL, "--since", other)
+	waitUntil(t, "reset on stderr", func() bool { return strings.Contains(errOut.String(), `"reason":"unknown_epoch"`) })
+	f := te.append(t, "cpu", 1)
+	waitUntil(t, "frame after reset", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
+}
+
+func TestTailFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--server", "ftp://x"},
+		{"--server", "localhost:7070"},
+		{"--since", "nope"},
+		{"--max-backoff", "0s"},
+		{"extra"},
+		{"--bogus"},
+	} {
+		err := runTail(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("runTail(%q) = %v, want a usage error", args, err)
+		}
+	}
+}
