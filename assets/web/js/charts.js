@@ -86,6 +86,7 @@ export class Panel {
     this.seqs = [];
     this.marks = []; // times (s) of resets/gaps, drawn as dashed lines
     this.dirty = false;
+    this.onScreen = true; // main.js keeps it current (IntersectionObserver)
     this.dups = 0;
     this.u = null;
 
@@ -231,7 +232,7 @@ export class Panel {
         label: s.label,
         scale: s.unit === u0 || !u1 ? 'y' : 'y2',
         stroke: color,
-        width: 1.5,
+        width: 1,
         fill: stacked ? color + '55' : undefined,
         show: !this.hiddenKeys.has(s.key),
         spanGaps: false,
@@ -304,6 +305,11 @@ export class Panel {
   render() {
     if (!this.dirty || this.state !== 'ready') return false;
     this.dirty = false;
+    const t0 = performance.now();
+    try { return this.draw(); } finally { this.lastRenderMs = performance.now() - t0; }
+  }
+
+  draw() {
     const width = Math.max(200, this.body.clientWidth || 400);
     if (!this.u || this.rebuild) {
       this.rebuild = false;
@@ -319,10 +325,12 @@ export class Panel {
         return true;
       }
       this.u = new (U())(this.opts(width), this.data(), this.body);
+      this.showLatest(this.u);
     } else {
-      this.u.setData(this.data());
+      // batch: draw now rather than in uPlot's microtask, so the caller can
+      // time each chart and keep a frame within its budget.
+      this.u.batch(() => { this.u.setData(this.data()); });
     }
-    this.showLatest(this.u);
     this.note.textContent = this.omitted ? `(${this.omitted} more series not drawn)` : '';
     if (this.meters) this.renderMeters();
     return true;
@@ -361,7 +369,9 @@ export class Panel {
       firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
       firstDataX: this.xs.find((x, i) => this.series.some((s) => s.col[i] !== null)) ?? null,
       monotonic: this.xs.every((x, i) => i === 0 || x > this.xs[i - 1]),
-      labels: this.series.map((s) => s.label), builds: this.builds || 0,
+      labels: this.series.map((s) => s.label), builds: this.builds || 0, lastRenderMs: this.lastRenderMs,
+      hidden: this.series.filter((s) => this.hiddenKeys.has(s.key)).map((s) => s.label),
+      drawnHidden: this.u ? this.u.series.slice(1).filter((s) => !s.show).length : 0,
     };
   }
 }

@@ -27,6 +27,8 @@ const st = {
   errors: [],
   firstPaintMs: null,
   renders: 0,
+  rr: 0, // round-robin start of the next frame's drawing
+  chartsDrawn: 0,
   builds: 0,
   renderMsTotal: 0,
   renderMsMax: 0,
@@ -94,7 +96,10 @@ async function getJSON(url) {
   return res.json();
 }
 
-function points() { return Math.min(st.windowSec, 1200); }
+// Back-fill resolution: 2 s buckets from 5 minutes up. Collectors tick every
+// second with jitter, so 1 s buckets leave empty ones that draw as false gaps;
+// live frames are appended at full rate either way.
+function points() { return Math.min(st.windowSec >= 300 ? st.windowSec / 2 : st.windowSec, 1200); }
 
 async function loadPanel(p, gen) {
   p.reloading();
@@ -120,6 +125,7 @@ function addPanel(topic) {
   const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [] });
   st.panels.set(topic, p);
   resizeObs.observe(p.body);
+  onScreenObs.observe(p.el);
   return p;
 }
 
@@ -176,33 +182,57 @@ function schedule() {
   requestAnimationFrame(renderAll);
 }
 
+// renderAll draws dirty panels, at most ~frameBudgetMs per animation frame
+// (the rest in the next frame, round-robin), and skips panels scrolled out
+// of view: they stay dirty and draw when they come back. Hidden or paused:
+// nothing is drawn; data keeps arriving.
+const frameBudgetMs = 4;
 function renderAll() {
   rafPending = false;
   if (st.paused || document.hidden) return;
   const t0 = performance.now();
-  let drew = false;
+  const ps = [...st.panels.values()];
+  let drew = 0;
   let rebuilt = false;
-  for (const p of st.panels.values()) {
+  for (let k = 0; k < ps.length; k++) {
+    const i = (st.rr + k) % ps.length;
+    const p = ps[i];
+    if (!p.dirty || p.state !== 'ready' || (p.u && !p.onScreen)) continue;
+    if (drew && performance.now() - t0 > frameBudgetMs) {
+      st.rr = i;
+      schedule();
+      break;
+    }
     rebuilt = rebuilt || !p.u || p.rebuild;
-    drew = p.render() || drew;
+    if (p.render()) drew++;
   }
   if (!drew) return;
-  const ms = performance.now() - t0;
-  performance.measure('livedash-render', { start: t0, end: t0 + ms });
-  // Steady-state cost (every chart already built): what each live update
-  // costs the main thread. Chart (re)creation is counted apart.
+  const end = performance.now();
+  const ms = end - t0;
+  performance.measure('livedash-render', { start: t0, end, detail: { charts: drew, rebuilt } });
+  // Steady state (every chart already built) is what live updates cost the
+  // main thread; chart (re)creation is counted apart.
   if (!rebuilt) {
     st.renders++;
     st.renderMsTotal += ms;
     st.renderMsMax = Math.max(st.renderMsMax, ms);
+    st.chartsDrawn += drew;
   } else {
     st.builds++;
   }
-  if (st.firstPaintMs === null && [...st.panels.values()].some((p) => p.u)) {
-    st.firstPaintMs = performance.now();
+  if (st.firstPaintMs === null && ps.some((p) => p.u)) {
+    st.firstPaintMs = end;
     performance.mark('livedash-first-chart');
   }
 }
+
+const onScreenObs = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    for (const p of st.panels.values()) {
+      if (p.el === e.target) { p.onScreen = e.isIntersecting; if (p.onScreen && p.dirty) schedule(); }
+    }
+  }
+}, { rootMargin: '200px' });
 
 const resizeObs = new ResizeObserver((entries) => {
   for (const e of entries) for (const p of st.panels.values()) if (p.body === e.target) p.resize();
@@ -282,6 +312,7 @@ setInterval(() => { if (!document.hidden && st.hub.state === 'reconnecting') bad
 // ---- test and debug hook ---------------------------------------------------
 
 window.livedash = {
+  panels: () => st.panels, // for profiling from the console
   // debug: a synchronous snapshot for tests: the connection state as this tab
   // last heard it, and per panel the seqs drawn since its last load.
   debug() {
@@ -292,6 +323,7 @@ window.livedash = {
       transport: st.transport, windowSec: st.windowSec, hub: st.hub, charts, frames: st.frames,
       firstPaintMs: st.firstPaintMs, renders: st.renders, builds: st.builds,
       renderMsAvg: st.renders ? st.renderMsTotal / st.renders : null, renderMsMax: st.renderMsMax,
+      chartMsAvg: st.chartsDrawn ? st.renderMsTotal / st.chartsDrawn : null,
     };
   },
   // hub: the worker's own status (async; it lives in another thread).
