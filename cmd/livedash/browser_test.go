@@ -28,6 +28,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -736,5 +739,77 @@ func TestBrowserControls(t *testing.T) {
 		t.Errorf("page is %d px wide on a 390 px phone (%v)", w, err)
 	}
 	screenshot(t, ctx, "livedash-phone.png")
+	check()
+}
+
+// A background tab draws nothing while frames keep arriving, and catches up
+// in its first frame when shown again; the dark theme follows the system.
+func TestBrowserHiddenTabAndTheme(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
+
+	dark := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		return err
+	})
+	if err := chromedp.Do(ctx, dark); err != nil {
+		t.Fatal(err)
+	}
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(18, 20, 23)" {
+		t.Errorf("dark theme: body background %q (%v)", bg, err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	screenshot(t, ctx, "livedash-dark.png")
+
+	// A second tab in the same window hides the first.
+	other, cancel := chromedp.NewContext(ctx, chromedp.WithNewWindow(false))
+	defer cancel()
+	if err := chromedp.Do(other, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	hidden := func() bool {
+		h, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.hidden`))
+		return err == nil && h
+	}
+	waitFor(t, "the first tab hidden", 5*time.Second, hidden)
+	xmax := func() float64 {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.livedash.panels().get('cpu').u.scales.x.max`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	h0, x0 := debugOf(t, ctx), xmax()
+	time.Sleep(3 * time.Second)
+	h1, x1 := debugOf(t, ctx), xmax()
+	if h1.Frames <= h0.Frames {
+		t.Errorf("hidden tab got no frames (%d → %d): data must keep flowing", h0.Frames, h1.Frames)
+	}
+	if h1.Renders+h1.Builds != h0.Renders+h0.Builds || x1 != x0 {
+		t.Errorf("hidden tab drew: renders %d → %d, x max %.0f → %.0f", h0.Renders+h0.Builds, h1.Renders+h1.Builds, x0, x1)
+	}
+
+	front := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.BringToFront, cdp.Empty{})
+		return err
+	})
+	if err := chromedp.Do(ctx, front); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, "caught up after becoming visible", 3*time.Second, func() bool {
+		last := debugOf(t, ctx).Charts["cpu"].LastX
+		return !hidden() && last != nil && xmax() >= *last
+	})
+	t.Logf("visible again: charts current after %v", time.Since(start).Round(time.Millisecond))
 	check()
 }
