@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,7 +133,7 @@ const chromiumPath = "/usr/bin/chromium"
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()
 	exe := chromiumPath
-	if p := os.Getenv("LIVEDASH_CHROMIUM"); p != "" {
+	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
 		exe = p
 	}
 	if _, err := os.Stat(exe); err != nil {
@@ -305,6 +306,38 @@ func unitServer(tb testing.TB) http.Handler {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
+		}
+	})
+	// silent: the first stream says hello, sends two frames and then nothing
+	// (a dead link the TCP stack has not noticed); later streams send frames
+	// and, between them, heartbeats.
+	var silent atomic.Int32
+	mux.HandleFunc("/fake/silent/api/v1/stream", func(w http.ResponseWriter, r *http.Request) {
+		_, n := after(r)
+		startSSE(w)
+		fmt.Fprintf(w, "event: hello\ndata: {\"epoch\":%q,\"retry_ms\":50}\n\n", ep)
+		first := silent.Add(1) == 1
+		for i := 1; i <= 2; i++ {
+			frame(w, ep, n+i)
+		}
+		n += 2
+		w.(http.Flusher).Flush()
+		if first {
+			<-r.Context().Done()
+			return
+		}
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(60 * time.Millisecond):
+			}
+			fmt.Fprintf(w, ": hb %s-%d %d\n\n", ep, n, time.Now().UnixMilli())
+			if rand.IntN(3) == 0 {
+				n++
+				frame(w, ep, n)
+			}
+			w.(http.Flusher).Flush()
 		}
 	})
 	mux.HandleFunc("/fake/buffered/api/v1/frames", func(w http.ResponseWriter, r *http.Request) {

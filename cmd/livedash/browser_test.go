@@ -813,3 +813,27 @@ func TestBrowserHiddenTabAndTheme(t *testing.T) {
 	t.Logf("visible again: charts current after %v", time.Since(start).Round(time.Millisecond))
 	check()
 }
+
+// Without SharedWorker (Chrome on Android) the tab holds its own
+// connection and behaves the same; ?noworker forces that path.
+func TestBrowserNoSharedWorker(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?noworker")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "live charts without a worker", 10*time.Second, func() bool {
+		ok, err := chartsReady(ctx, defaultTopics)
+		d := debugOf(t, ctx)
+		return err == nil && ok && d.State == "live" && len(d.Charts["cpu"].Seqs) >= 3
+	})
+	d := debugOf(t, ctx)
+	if d.Transport != "page" {
+		t.Errorf("transport %q, want page", d.Transport)
+	}
+	epoch, _ := statusOf(t, srv.URL)
+	checkExact(t, srv.URL, d, epoch, 3)
+	check()
+}

@@ -195,6 +195,20 @@ test('hub: buffered stream → polling on the same cursor, then back to the stre
   ok(h.stats.fallbacks >= 1, 'fell back');
 });
 
+test('hub watchdog: a silent stream is dropped after 2x heartbeat; heartbeats keep it alive', async () => {
+  const h = new Hub({ base: '/fake/silent', retryMs: 50, capMs: 100, heartbeatMs: 300 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(0));
+  await until(() => h.stats.streams >= 2 && seqsOf(s).length >= 6, 6000, 'reconnect after silence');
+  const streams = h.stats.streams;
+  await sleep(1500); // only heartbeats and sparse frames now: no watchdog reconnect
+  h.stop();
+  eq(h.stats.streams, streams, 'heartbeats keep the stream');
+  const got = seqsOf(s);
+  eq(got, Array.from({ length: got.length }, (_, i) => i + 1), 'dense and ordered');
+  eq(streams, 2, 'one watchdog reconnect');
+});
+
 async function main() {
   const res = { pass: 0, fail: 0, failures: [] };
   for (const t of tests) {
