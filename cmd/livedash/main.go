@@ -72,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageErr("usage: livedash config check [--config F]")
 		}
 		return runConfigCheck(args[1:], stdout, stderr)
+	case "tail":
+		return runTail(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "livedash", version())
 		return nil

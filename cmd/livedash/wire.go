@@ -8,10 +8,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"livedash/assets"
 	"livedash/collectors"
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/api"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/push"
 	"livedash/dashboard/ring"
 )
@@ -33,6 +35,21 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 		Logger:   log.With("component", "http"),
 		Version:  version(),
 	}}
+
+	// The hub first: its commit hook must see every frame the collectors
+	// append, and the API's hook is registered after it.
+	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
+	store.OnCommit(h.Publish)
+	p.deps.Stream = h
+
+	if flags.dev {
+		p.deps.Assets, p.deps.DevAssets = assets.Dir(flags.devDir), true
+	} else {
+		p.deps.Assets = assets.FS()
+	}
+	if err := assets.Check(p.deps.Assets); err != nil {
+		log.Warn("the dashboard page is incomplete; the API works", "err", err)
+	}
 
 	set, err := collectors.New(cfg.Collectors, collectors.Options{
 		Logger:     log.With("component", "collectors"),
