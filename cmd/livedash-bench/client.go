@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+const maxLatMS = 120_000
+
+// stats is shared by a group of clients; a fresh one is swapped in when a
+// measurement window starts.
+type stats struct {
+	start      time.Time
+	lat        [maxLatMS + 1]atomic.Int64 // latency histogram, 1 ms buckets
+	frames     atomic.Int64
+	gaps       atomic.Int64 // frames missing between two received IDs (not after a reset)
+	dups       atomic.Int64 // frames received again or out of order
+	resets     atomic.Int64
+	errors     atomic.Int64 // connections that ended (EOF, error, non-200)
+	reconnects atomic.Int64
+	noTS       atomic.Int64
+}
+
+func newStats() *stats { return &stats{start: time.Now()} }
+
+func (s *stats) percentile(p float64) time.Duration {
+	var total int64
+	for i := range s.lat {
+		total += s.lat[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	want := int64(p*float64(total)+0.5) - 1
+	var seen int64
+	for i := range s.lat {
+		if seen += s.lat[i].Load(); seen > want {
+			return time.Duration(i) * time.Millisecond
+		}
+	}
+	return maxLatMS * time.Millisecond
+}
+
+func (s *stats) max() time.Duration {
+	for i := len(s.lat) - 1; i >= 0; i-- {
+		if s.lat[i].Load() > 0 {
+			return time.Duration(i) * time.Millisecond
+		}
+	}
+	return 0
+}
+
+// client is one SSE connection (re-dialled after it ends).
+type client struct {
+	b      *bench
+	i      int
+	st     *atomic.Pointer[stats]
+	lastID string // raw id of the last event with an id (resume cursor)
+	epoch  string // livedash ids: "<epoch>-<seq>"; refhub: plain seq, epoch ""
+	last   uint64
+	has    bool // last is valid for gap counting
+
+	seq      atomic.Uint64 // last frame seq, for the storm's catch-up check
+	caughtAt atomic.Int64  // storm: unix nanos of the first frame ≥ target
+	target   atomic.Uint64
+	livedash atomic.Bool
+}
+
+var errStatus = errors.New("non-200 answer")
+
+// stream dials, sends the request and reads events until the connection
+// ends or ctx is done. connected is called once the 200 status was read.
+func (c *client) stream(ctx context.Context, resume bool, connected func()) error {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: c.b.sourceIP(c.i)}, Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", c.b.target.Host)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	req := "GET " + c.b.target.RequestURI() + " HTTP/1.1\r\nHost: " + c.b.target.Host + "\r\nAccept: text/event-stream\r\n"
+	if resume && c.lastID != "" {
+		req += "Last-Event-ID: " + c.lastID + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, 8<<10)
+	status, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 200") {
+		return fmt.Errorf("%w: %q", errStatus, strings.TrimSpace(status))
+	}
+	chunked := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked") {
+			chunked = true
+		}
+	}
+	if connected != nil {
+		connected()
+	}
+	var body io.Reader = br
+	if chunked {
+		body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 8<<10)
+	}
+	return c.read(body.(*bufio.Reader))
+}
+
+// read parses SSE: id, event and data fields; a blank line dispatches.
+func (c *client) read(br *bufio.Reader) error {
+	var id, typ string
+	var data []byte
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil {
+			return err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+			if typ == "frame" || (typ == "" && data != nil) {
+				c.frame(id, data)
+			} else if typ == "reset" {
+				c.st.Load().resets.Add(1)
+				c.has = false
+			}
+			typ, data = "", nil
+		case line[0] == ':':
+		case bytes.HasPrefix(line, []byte("id:")):
+			id = string(bytes.TrimPrefix(line[3:], []byte(" ")))
+			c.lastID = id
+		case bytes.HasPrefix(line, []byte("event:")):
+			typ = string(bytes.TrimPrefix(line[6:], []byte(" ")))
+		case bytes.HasPrefix(line, []byte("data:")):
+			data = bytes.TrimPrefix(line[5:], []byte(" "))
+		}
+	}
+}
+
+var tsKey = []byte(`"ts":`)
+
+func (c *client) frame(id string, data []byte) {
+	st := c.st.Load()
+	now := time.Now()
+	epoch, seqStr, isLD := strings.Cut(id, "-")
+	if !isLD {
+		seqStr, epoch = id, ""
+	} else {
+		c.livedash.Store(true)
+	}
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	if err == nil {
+		if epoch != c.epoch {
+			c.epoch, c.has = epoch, false
+		}
+		if c.has {
+			switch {
+			case seq <= c.last:
+				st.dups.Add(1)
+			case seq > c.last+1:
+				st.gaps.Add(int64(seq - c.last - 1))
+			}
+		}
+		c.last, c.has = seq, true
+		c.seq.Store(seq)
+		if t := c.target.Load(); t > 0 && seq >= t && c.caughtAt.Load() == 0 {
+			c.caughtAt.Store(now.UnixNano())
+		}
+	}
+	st.frames.Add(1)
+	if i := bytes.Index(data, tsKey); i >= 0 {
+		rest := data[i+len(tsKey):]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if ts, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+			ms := max(now.UnixMilli()-ts, 0)
+			st.lat[min(ms, maxLatMS)].Add(1)
+			return
+		}
+	}
+	st.noTS.Add(1)
+}
