@@ -16,6 +16,7 @@ type metrics struct {
 	appended   prometheus.Counter
 	trimmedC   prometheus.Counter
 	skipped    prometheus.Counter
+	bad        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -46,7 +47,11 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "Samples left out of frames because their value was NaN or infinite.",
 		}),
 	}
-	m.cs = []prometheus.Collector{m.appendDur, m.appendErrs, m.appended, m.trimmedC, m.skipped,
+	m.bad = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "livedash_store_unreadable_frames_total",
+		Help: "Stored frames that could not be parsed and were skipped by reads.",
+	})
+	m.cs = []prometheus.Collector{m.appendDur, m.appendErrs, m.appended, m.trimmedC, m.skipped, m.bad,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "livedash_store_frames",
 			Help: "Frames retained in the store.",
@@ -93,4 +98,11 @@ func (m *metrics) unregister() {
 	for _, c := range m.cs {
 		m.reg.Unregister(c)
 	}
+}
+
+func (m *metrics) badRecord() {
+	if m == nil {
+		return
+	}
+	m.bad.Inc()
 }

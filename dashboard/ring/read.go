@@ -77,17 +77,24 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 	var bytesOut int
 	var arena arena
 	var topics interner
+	// Read no further than what has been published: a frame committed but
+	// not yet handed to the commit hooks must not be returned (a client
+	// could then resume with an ID that the hub still calls the future).
+	published := s.head.Load()
 	r.Err = s.db.View(func(tx *bolt.Tx) error {
-		// Bounds come from this transaction so they agree with what it sees.
 		b := tx.Bucket(bucketFrames)
 		c := b.Cursor()
-		head := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyHead))
+		hv := tx.Bucket(bucketMeta).Get(keyHead)
+		if len(hv) != 8 {
+			return errBadRecord
+		}
+		head := min(binary.BigEndian.Uint64(hv), published)
 		oldest := head + 1
 		if k, _ := c.First(); k != nil {
 			oldest = binary.BigEndian.Uint64(k)
 		}
 		r.Head = ID{s.epoch, head}
-		r.Oldest = ID{s.epoch, min(oldest, head)}
+		r.Oldest = ID{s.epoch, oldest}
 		if oldest > head {
 			r.Oldest = r.Head
 		}
@@ -97,16 +104,18 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 		next := cursor.Seq
 		visited := 0
 		for k, v := c.Seek(seqKey(cursor.Seq + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > head {
+				break
+			}
 			if visited >= lim.Scan || (lim.Frames > 0 && len(r.Frames) >= lim.Frames) {
 				r.More = true
 				break
 			}
-			seq := binary.BigEndian.Uint64(k)
 			ts, topic, js, err := parseRecord(v)
 			if err != nil {
-				return err
-			}
-			if match == nil || match(string(topic)) {
+				s.badRecord(seq)
+			} else if match == nil || match(string(topic)) {
 				if lim.Bytes > 0 && len(r.Frames) > 0 && bytesOut+len(js) > lim.Bytes {
 					r.More = true
 					break
@@ -140,12 +149,13 @@ func (s *Store) ScanView(after uint64, max int, fn func(seq uint64, ts int64, to
 		c := tx.Bucket(bucketFrames).Cursor()
 		n := 0
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && (max <= 0 || n < max); k, v = c.Next() {
-			ts, topic, js, err := parseRecord(v)
-			if err != nil {
-				return err
-			}
 			last = binary.BigEndian.Uint64(k)
 			n++
+			ts, topic, js, err := parseRecord(v)
+			if err != nil {
+				s.badRecord(last)
+				continue
+			}
 			if !fn(last, ts, topic, js) {
 				break
 			}
@@ -212,4 +222,14 @@ func (in *interner) intern(b []byte) string {
 	s := string(b)
 	(*in)[s] = s
 	return s
+}
+
+// badRecord counts a stored record that cannot be parsed. Reads skip it (a
+// frame lost to a damaged page is better than a ring nobody can read past);
+// the start-up check moves a damaged file aside before it gets this far.
+func (s *Store) badRecord(seq uint64) {
+	s.m.badRecord()
+	if s.badLogged.CompareAndSwap(false, true) {
+		s.log.Error("store holds an unreadable frame; skipping it (logged once)", "path", s.path, "seq", seq)
+	}
 }

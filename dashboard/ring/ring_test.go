@@ -470,10 +470,11 @@ func TestCorruptFilesAreQuarantined(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Pages 0 and 1 are the meta pages (checksummed); smash a
-			// middle page, which bbolt only notices when it reads it.
-			pg := 4096
-			for i := 3 * pg; i < 3*pg+64 && i < len(b); i++ {
+			// Pages 0 and 1 are the meta pages (checksummed). Smash the
+			// header of a live leaf page holding frames, which bbolt only
+			// notices when it reads that page.
+			pg := liveLeafPage(t, path)
+			for i := pg * 4096; i < pg*4096+16; i++ {
 				b[i] = 0xff
 			}
 			return e + uint64(len(must(t, os.WriteFile(path, b, 0o600))))*0
@@ -524,6 +525,35 @@ func TestCorruptFilesAreQuarantined(t *testing.T) {
 			}
 		})
 	}
+}
+
+// liveLeafPage returns the id of a reachable leaf page with many keys.
+func liveLeafPage(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Info().PageSize != 4096 {
+		t.Fatalf("page size %d", db.Info().PageSize)
+	}
+	found := -1
+	_ = db.View(func(tx *bolt.Tx) error {
+		for id := 2; ; id++ {
+			info, err := tx.Page(id)
+			if err != nil || info == nil {
+				return err
+			}
+			if info.Type == "leaf" && info.Count > 10 {
+				found = id
+			}
+		}
+	})
+	if found < 0 {
+		t.Fatal("no live leaf page")
+	}
+	return found
 }
 
 func must(t *testing.T, err error) []byte {
@@ -689,4 +719,105 @@ func TestMetricsRegistered(t *testing.T) {
 func ExampleID_String() {
 	fmt.Println(ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042})
 	// Output: 9f2c41d07a3be511-1042
+}
+
+// A file with many damaged pages is quarantined too, and the consistency
+// check leaves no goroutine behind (goleak in TestMain).
+func TestManyCorruptPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(Options{Path: path, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		var bs []Batch
+		for i := range 100 {
+			bs = append(bs, batch("a", float64(i)))
+		}
+		if _, err := s.Append(bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := s.Epoch()
+	_ = s.Close()
+	b, _ := os.ReadFile(path)
+	for pg := 2; pg*4096 < len(b); pg++ {
+		if pg%2 == 0 {
+			for i := pg * 4096; i < pg*4096+16; i++ {
+				b[i] = 0xee
+			}
+		}
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, Options{Path: path})
+	if s.Epoch() == old || s.Len() != 0 {
+		t.Fatalf("epoch %x len %d", s.Epoch(), s.Len())
+	}
+	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) != 1 {
+		t.Fatalf("quarantined %v", aside)
+	}
+}
+
+// An unparsable record among the newest frames is caught at start-up and the
+// file quarantined; one that appears later is skipped by reads and counted.
+func TestBadRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(Options{Path: path, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, []string{"a"}, 10)
+	putRaw := func(s *Store, seq uint64) {
+		t.Helper()
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFrames).Put(seqKey(seq), []byte{2, 0, 0})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(s, 5)
+	r := s.After(ID{s.Epoch(), 0}, nil, Limits{})
+	if r.Err != nil || len(r.Frames) != 9 || r.Next != s.Head() {
+		t.Fatalf("read past a bad record: err %v, %d frames, next %v", r.Err, len(r.Frames), r.Next)
+	}
+	old := s.Epoch()
+	_ = s.Close()
+	s = openTest(t, Options{Path: path})
+	if s.Epoch() == old {
+		t.Fatal("a store with an unparsable record was reused")
+	}
+	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) != 1 {
+		t.Fatalf("quarantined %v", aside)
+	}
+}
+
+// Retention lowered between runs: the excess goes at start-up, in bounded
+// transactions, and appends stay bounded by their own batch.
+func TestRetentionLoweredAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(Options{Path: path, NoSync: true, MaxFrames: 30000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := make([]Batch, 1000)
+	for i := range bs {
+		bs[i] = batch("a", float64(i))
+	}
+	for range 25 {
+		if _, err := s.Append(bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := s.Head()
+	_ = s.Close()
+	s = openTest(t, Options{Path: path, MaxFrames: 100})
+	if s.Len() != 100 || s.Head() != head || s.Oldest().Seq != head.Seq-99 {
+		t.Fatalf("len %d head %v oldest %v", s.Len(), s.Head(), s.Oldest())
+	}
+	r := s.After(ID{s.Epoch(), head.Seq - 100}, nil, Limits{})
+	if r.Reset != OK || len(r.Frames) != 100 {
+		t.Fatalf("after trim: %q %d", r.Reset, len(r.Frames))
+	}
 }

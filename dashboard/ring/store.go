@@ -100,8 +100,9 @@ type Store struct {
 	lastErr error
 	closed  bool
 
-	size atomic.Int64
-	m    *metrics
+	size      atomic.Int64
+	m         *metrics
+	badLogged atomic.Bool
 }
 
 // Open opens or creates the store at opts.Path. A file that cannot be read as
@@ -125,41 +126,83 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{path: opts.Path, opts: opts, log: opts.Logger, latest: map[string]Frame{}, changed: make(chan struct{})}
-	db, err := s.openChecked()
-	if err != nil {
+	s := &Store{path: opts.Path, opts: opts, log: opts.Logger, changed: make(chan struct{})}
+	if err := s.openChecked(); err != nil {
 		return nil, err
 	}
-	s.db = db
-	if err := s.load(); err != nil {
-		_ = db.Close()
-		return nil, err
+	if err := s.trimExcess(); err != nil {
+		_ = s.db.Close()
+		return nil, fmt.Errorf("trim store %s to %d frames: %w", s.path, opts.MaxFrames, err)
 	}
 	s.m = newMetrics(opts.Registerer, s)
 	return s, nil
 }
 
-// openChecked opens the bbolt file and verifies it, quarantining it once if it
-// is not usable.
-func (s *Store) openChecked() (*bolt.DB, error) {
-	db, err := s.openAndCheck()
+// trimExcess brings a ring that holds more than MaxFrames (retention was
+// lowered since the last run) down to it in transactions of bounded size, so
+// no append ever has to delete more than its own batch's worth.
+func (s *Store) trimExcess() error {
+	const chunk = 10000
+	for s.Len() > s.opts.MaxFrames {
+		oldest := s.oldest.Load()
+		n := min(uint64(s.Len()-s.opts.MaxFrames), chunk)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketFrames)
+			key := make([]byte, 8)
+			for seq := oldest; seq < oldest+n; seq++ {
+				binary.BigEndian.PutUint64(key, seq)
+				if err := b.Delete(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.oldest.Store(oldest + n)
+	}
+	return nil
+}
+
+// openChecked opens the bbolt file, verifies and loads it, quarantining it
+// once if it is not usable.
+func (s *Store) openChecked() error {
+	err := s.openLoad()
 	if err == nil {
-		return db, nil
+		return nil
 	}
 	if !isCorruption(err) {
-		return nil, err
+		return err
 	}
 	aside := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if rerr := os.Rename(s.path, aside); rerr != nil {
-		return nil, fmt.Errorf("store %s is corrupt (%v) and could not be moved aside: %w", s.path, err, rerr)
+		return fmt.Errorf("store %s is corrupt (%v) and could not be moved aside: %w", s.path, err, rerr)
 	}
 	s.log.Error("store file is corrupt; moved aside, starting a new epoch: frames in it are not served",
 		"path", s.path, "moved_to", aside, "err", err)
-	db, err = s.openAndCheck()
+	return s.openLoad()
+}
+
+// openLoad opens and checks the file and loads its epoch, bounds and latest
+// frames. A panic or an unreadable record while loading is corruption too.
+func (s *Store) openLoad() (err error) {
+	db, err := s.openAndCheck()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return db, nil
+	s.db = db
+	s.latest = map[string]Frame{}
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptError{fmt.Errorf("panic while loading: %v", r)}
+		}
+		if err != nil {
+			_ = db.Close()
+			s.db = nil
+		}
+	}()
+	return s.load()
 }
 
 type corruptError struct{ err error }
@@ -203,10 +246,11 @@ func (s *Store) openAndCheck() (db *bolt.DB, err error) {
 	}
 	var problems []error
 	if verr := db.View(func(tx *bolt.Tx) error {
+		// Read the channel to its end: Check's goroutine walks pages until
+		// it has sent everything, and must be done before the file closes.
 		for cerr := range tx.Check() {
-			problems = append(problems, cerr)
-			if len(problems) >= 10 {
-				break
+			if len(problems) < 10 {
+				problems = append(problems, cerr)
 			}
 		}
 		return nil
