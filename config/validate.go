@@ -115,6 +115,9 @@ const (
 // stream.max_streams and stream.max_streams_per_ip 0 = no limit;
 // stream.max_lifetime 0 = unlimited; stream.drain_window 0 = close every
 // stream at once; api.max_wait 0 = long polling disabled (wait is clamped to 0).
+// streamConnsReserve is how many of http.max_conns streams may never take.
+const streamConnsReserve = 100
+
 func (c *Config) Validate() error {
 	var ps problems
 	add := ps.add
@@ -161,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if st.MaxStreams < 0 {
 		add("stream.max_streams", st.MaxStreams, "must not be negative (0 = no limit)")
+	}
+	// Streams hold connections; if they could fill the listener, health
+	// checks, /metrics and push would queue behind them.
+	if c.HTTP.MaxConns > 0 && st.MaxStreams > c.HTTP.MaxConns-streamConnsReserve {
+		add("stream.max_streams", st.MaxStreams,
+			fmt.Sprintf("must leave at least %d of http.max_conns (%d) for other requests", streamConnsReserve, c.HTTP.MaxConns))
 	}
 	if st.MaxStreamsPerIP < 0 {
 		add("stream.max_streams_per_ip", st.MaxStreamsPerIP, "must not be negative (0 = no limit)")

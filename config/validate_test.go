@@ -59,6 +59,7 @@ func TestValidate(t *testing.T) {
 		{"retry", func(c *Config) { c.Stream.Retry = Duration(99 * time.Millisecond) }, "stream.retry", "at least 100ms"},
 		{"max streams 0", func(c *Config) { c.Stream.MaxStreams, c.Stream.MaxStreamsPerIP = 0, 0 }, "", ""},
 		{"max streams", func(c *Config) { c.Stream.MaxStreams = -1 }, "stream.max_streams", "negative"},
+		{"streams could fill the listener", func(c *Config) { c.HTTP.MaxConns = 5000; c.Stream.MaxStreams = 4950 }, "stream.max_streams", "http.max_conns"},
 		{"max streams per ip", func(c *Config) { c.Stream.MaxStreamsPerIP = -1 }, "stream.max_streams_per_ip", "negative"},
 		{"replay frames", func(c *Config) { c.Stream.ReplayMaxFrames = 0 }, "stream.replay_max_frames", "at least 1"},
 		{"replay bytes", func(c *Config) { c.Stream.ReplayMaxBytes = 0 }, "stream.replay_max_bytes", "at least 1"},

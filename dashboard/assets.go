@@ -65,9 +65,10 @@ func (a *assetServer) serve(c echo.Context) error {
 	}
 	h.Set("Content-Type", ctype)
 	h.Set("ETag", f.etag)
-	// Files asked for with a version (?v=…) or under vendor/ (pinned by
-	// package-lock.json) may be cached for good; the rest are revalidated.
-	if req.URL.Query().Has("v") || strings.HasPrefix(name, "vendor/") {
+	// Files asked for with a version (?v=…) may be cached for good; names
+	// alone carry no version, so everything else is revalidated by ETag (a
+	// long-cached unversioned file would outlive an upgrade).
+	if req.URL.Query().Has("v") {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "no-cache")

@@ -102,8 +102,12 @@ func TestAssets(t *testing.T) {
 		t.Fatalf("app.js content type %q", ct)
 	}
 	resp, _ = get(t, h.url+"/vendor/uPlot.js")
+	if resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("unversioned vendor file cached: %q", resp.Header.Get("Cache-Control"))
+	}
+	resp, _ = get(t, h.url+"/vendor/uPlot.js?v=1.6.32")
 	if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
-		t.Fatalf("vendor caching %q", resp.Header.Get("Cache-Control"))
+		t.Fatalf("versioned file caching %q", resp.Header.Get("Cache-Control"))
 	}
 	resp, body = get(t, h.url+"/missing.js")
 	if resp.StatusCode != 404 || !strings.Contains(body, `"code":"not_found"`) {

@@ -178,10 +178,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hook(ln.Addr().String())
 	}
 
-	// Collectors stop with ctx; the server drains its streams; only then is
-	// the store closed (deferred above), after the collectors' last commit.
+	// Shutdown order (FAULTS 26): the server turns readiness off and drains
+	// its streams while the collectors keep committing; then the collectors
+	// stop and make their last commit; then the store closes (deferred).
 	var wg sync.WaitGroup
-	collectCtx, stopCollectors := context.WithCancel(ctx)
+	collectCtx, stopCollectors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCollectors()
 	for _, fn := range parts.background {
 		wg.Go(func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,7 +66,7 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 		out := make([]dashboard.CollectorStatus, 0, len(st))
 		for _, j := range st {
 			out = append(out, dashboard.CollectorStatus{Name: j.Collector, Interval: j.Interval.String(),
-				LastError: j.LastError, LastOK: j.LastOK})
+				LastError: errorClass(j.LastError), LastOK: j.LastOK})
 		}
 		return out
 	}
@@ -119,4 +120,18 @@ func (s storeSink) Append(batches []collectors.Batch) error {
 	}
 	_, err := s.store.Append(rb)
 	return err
+}
+
+// errorClass reduces a collector's error text to a class for the
+// unauthenticated status endpoint; the text itself is in the log.
+func errorClass(text string) string {
+	switch {
+	case text == "":
+		return ""
+	case strings.HasPrefix(text, "panic"):
+		return "panic"
+	case strings.Contains(text, "timeout") || strings.Contains(text, "timed out") || strings.Contains(text, "deadline exceeded"):
+		return "timeout"
+	}
+	return "error"
 }
