@@ -660,6 +660,13 @@ func TestBrowserXSSProbe(t *testing.T) {
 	if len(r.Labels) != len(probes) {
 		t.Errorf("labels %q, want %d series", r.Labels, len(probes))
 	}
+	// Topics that arrive after the page loaded still take their place:
+	// known collectors first, in their order, then the rest.
+	waitFor(t, "the cpu panel", 10*time.Second, func() bool { return debugOf(t, ctx).Charts["cpu"].State == "ready" })
+	titles, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('.panel h2')].map((h) => h.firstChild.textContent)`))
+	if err != nil || len(titles) < 2 || titles[0] != "CPU" || titles[len(titles)-1] != "xss" {
+		t.Errorf("panel order %q (%v): want CPU first, the pushed topic last", titles, err)
+	}
 	screenshot(t, ctx, "livedash-xss.png")
 	check()
 }

@@ -69,7 +69,7 @@ let colors = null;
 export function refreshTheme() { colors = theme(); }
 
 export class Panel {
-  constructor(topic, parent, { windowSec, catalog = [], height = 220 }) {
+  constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null }) {
     this.topic = topic;
     this.def = topicDefaults[topic] || {};
     this.windowSec = windowSec;
@@ -105,7 +105,7 @@ export class Panel {
       this.meters.className = 'meters';
       el.append(this.meters);
     }
-    parent.append(el);
+    parent.insertBefore(el, before);
     this.el = el;
   }
 
@@ -236,8 +236,7 @@ export class Panel {
         fill: stacked ? color + '55' : undefined,
         show: !this.hiddenKeys.has(s.key),
         spanGaps: false,
-        points: { show: false },
-        value: raw,
+        value: raw, // uPlot's default points: drawn only while sparse (a new chart)
       });
       if (stacked) {
         if (below) bands.push({ series: [i + 1, below] });

@@ -121,8 +121,13 @@ async function loadPanel(p, gen) {
   }
 }
 
+// addPanel puts a topic's panel in its place in the known order, so a topic
+// that first shows up in the stream still lands where it belongs.
 function addPanel(topic) {
-  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [] });
+  const next = sortTopics([...st.panels.keys(), topic]);
+  const after = next[next.indexOf(topic) + 1];
+  const before = after ? st.panels.get(after).el : null;
+  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [], before });
   st.panels.set(topic, p);
   resizeObs.observe(p.body);
   onScreenObs.observe(p.el);
