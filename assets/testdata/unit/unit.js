@@ -147,6 +147,16 @@ test('panel seam: frames <= last dropped, later appended, queued while loading',
   // a frame of another epoch is not drawn (the reset re-loads)
   ok(!p.push(lf(24, t + 5, 'ffffffffffffffff')), 'other epoch dropped');
 });
+test('panel breaks the line over a hole of more than three intervals', () => {
+  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 300, intervalMs: 1000 });
+  const t = Math.floor(Date.now() / 1000) - 30;
+  p.load(query(10, [t - 1, t]));
+  p.push(lf(11, t + 1)); p.push(lf(12, t + 2)); p.push(lf(13, t + 12)); // server down 10 s
+  const d = p.debug();
+  eq(d.seqs, [11, 12, 13]);
+  eq(p.xs.slice(-4), [t + 1, t + 2, t + 3, t + 12]);
+  eq(p.series[0].col.slice(-4), [0.25, 0.25, null, 0.25]);
+});
 test('panel labels are text', () => {
   const p = new Panel('xss', document.getElementById('panels'), { windowSec: 60 });
   const evil = '<img src=x onerror=window.__x=1>';

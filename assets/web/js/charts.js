@@ -69,7 +69,8 @@ let colors = null;
 export function refreshTheme() { colors = theme(); }
 
 export class Panel {
-  constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null }) {
+  constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null, intervalMs = 0 }) {
+    this.intervalMs = intervalMs;
     this.topic = topic;
     this.def = topicDefaults[topic] || {};
     this.windowSec = windowSec;
@@ -173,6 +174,12 @@ export class Panel {
     let t = f.ts / 1000;
     const lastX = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
     if (!(t > lastX)) t = lastX + 0.001; // x must increase; order is by seq, not clock
+    // No frame for over three intervals (server down, collector stalled):
+    // a null point breaks the line instead of drawing across the hole.
+    if (this.intervalMs > 0 && lastX > 0 && t - lastX > (3 * this.intervalMs) / 1000) {
+      this.xs.push(lastX + this.intervalMs / 1000);
+      for (const s of this.series) s.col.push(null);
+    }
     this.xs.push(t);
     for (const s of this.series) s.col.push(null);
     for (const smp of f.samples || []) {

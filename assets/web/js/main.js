@@ -20,6 +20,7 @@ const st = {
   paused: false,
   panels: new Map(), // topic → Panel
   catalog: new Map(), // topic → [{name, labels, unit}]
+  intervals: new Map(), // topic → collector interval, ms
   hub: { state: 'connecting' },
   lastId: null,
   lag: null,
@@ -127,7 +128,7 @@ function addPanel(topic) {
   const next = sortTopics([...st.panels.keys(), topic]);
   const after = next[next.indexOf(topic) + 1];
   const before = after ? st.panels.get(after).el : null;
-  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [], before });
+  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [], intervalMs: st.intervals.get(topic), before });
   st.panels.set(topic, p);
   resizeObs.observe(p.body);
   onScreenObs.observe(p.el);
@@ -172,6 +173,7 @@ async function start() {
   for (const t of cat.topics || []) {
     if (typeof t.topic !== 'string') continue;
     st.catalog.set(t.topic, t.series || []);
+    if (t.interval_ms > 0) st.intervals.set(t.topic, t.interval_ms);
     topics.push(t.topic);
   }
   for (const t of sortTopics(topics)) addPanel(t);
