@@ -149,17 +149,21 @@ func (c *client) read(br *bufio.Reader) error {
 		line = bytes.TrimRight(line, "\r\n")
 		switch {
 		case len(line) == 0:
+			// As EventSource does: the id becomes the resume cursor when
+			// its event is dispatched, not when the id: line is read.
+			if id != "" {
+				c.lastID = id
+			}
 			if typ == "frame" || (typ == "" && data != nil) {
 				c.frame(id, data)
 			} else if typ == "reset" {
 				c.st.Load().resets.Add(1)
 				c.has = false
 			}
-			typ, data = "", nil
+			id, typ, data = "", "", nil
 		case line[0] == ':':
 		case bytes.HasPrefix(line, []byte("id:")):
 			id = string(bytes.TrimPrefix(line[3:], []byte(" ")))
-			c.lastID = id
 		case bytes.HasPrefix(line, []byte("event:")):
 			typ = string(bytes.TrimPrefix(line[6:], []byte(" ")))
 		case bytes.HasPrefix(line, []byte("data:")):

@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,8 @@ type Hub struct {
 	// the head. Only Publish writes it (serialised by pubMu).
 	tail  atomic.Pointer[node]
 	pubMu sync.Mutex
+
+	replaySem chan struct{} // bounds concurrent replays (see stream.replay)
 
 	mu         sync.Mutex
 	subs       map[*stream]struct{}
@@ -138,6 +141,9 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 		subs:  map[*stream]struct{}{},
 		perIP: map[netip.Addr]int{},
 		idle:  make(chan struct{}),
+		// Replays are CPU-bound (bbolt reads, encoding, loopback writes): a
+		// few per core keep the cores busy without thrashing.
+		replaySem: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	head := store.Head().Seq
 	h.tail.Store(&node{first: head + 1, last: head, ready: make(chan struct{})})

@@ -287,11 +287,7 @@ func (s *stream) run(r *http.Request) string {
 	}
 
 	if replay {
-		if s.tooFar(from.Seq, H) {
-			if err := s.write(s.appendReset(nil, ring.TooFar, lastID, H)); err != nil {
-				return writeErrReason(err)
-			}
-		} else if reason := s.replay(ctx, from, H, lastID); reason != "" {
+		if reason := s.replay(ctx, from, H, lastID); reason != "" {
 			return reason
 		}
 	}
@@ -346,13 +342,32 @@ func (s *stream) tooFar(from, H uint64) bool {
 	return err == nil && over // on error the replay itself reports it
 }
 
-// replay sends the matching frames in (from, H] from the ring. It returns a
-// disconnect reason, or "" to go on live (also after a reset when the ring
-// trimmed past the cursor meanwhile).
+// replay sends the matching frames in (from, H] from the ring, or a reset
+// too_far when they exceed the replay cap. It returns a disconnect reason, or
+// "" to go on live (also after a reset when the ring trimmed past the cursor
+// meanwhile).
+//
+// The common case — a client a few ticks behind — is one read: when the
+// first chunk already reaches H, its size decides the cap. Only a replay of
+// several chunks needs the counting pass (tooFar) before anything is sent.
+//
+// At most cap(h.replaySem) replays read and write at once: on a reconnect
+// storm, thousands of concurrent bbolt reads only thrash caches and delay
+// the live streams; queued ones finish in order instead of all at the end.
 func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested string) string {
 	h := s.h
+	select {
+	case h.replaySem <- struct{}{}:
+		defer func() { <-h.replaySem }()
+	case <-ctx.Done():
+		return disconnectClient
+	case <-s.done:
+		s.bye()
+		return s.kickReason
+	}
 	h.m.replays.Inc()
 	cursor := from
+	first := true
 	for cursor.Seq < H {
 		select {
 		case <-ctx.Done():
@@ -373,22 +388,37 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 			}
 			return ""
 		}
-		bp := getBuf()
-		n := 0
+		n, size := 0, 0
 		for i := range res.Frames {
 			if res.Frames[i].ID.Seq > H {
 				break
 			}
-			*bp = appendFrameEvent(*bp, &res.Frames[i])
 			n++
+			size += len(res.Frames[i].JSON)
+		}
+		if first {
+			first = false
+			whole := !res.More || res.Next.Seq >= H
+			maxF, maxB := h.cfg.ReplayMaxFrames, h.cfg.ReplayMaxBytes
+			over := (maxF > 0 && n > maxF) || (maxB > 0 && size > maxB)
+			if over || (!whole && s.tooFar(from.Seq, H)) {
+				if err := s.write(s.appendReset(nil, ring.TooFar, requested, H)); err != nil {
+					return writeErrReason(err)
+				}
+				return ""
+			}
 		}
 		var err error
 		if n > 0 {
+			bp := getBuf()
+			for i := range n {
+				*bp = appendFrameEvent(*bp, &res.Frames[i])
+			}
 			err = s.write(*bp)
+			putBuf(bp)
 			h.m.replayed.Add(float64(n))
 			h.m.framesSent.Add(float64(n))
 		}
-		putBuf(bp)
 		if err != nil {
 			return writeErrReason(err)
 		}
