@@ -84,6 +84,16 @@ type Hub struct {
 
 	replaySem chan struct{} // bounds concurrent replays (see stream.replay)
 
+	// beat is closed and replaced every Heartbeat/4 by one timer for all
+	// streams. A timer per stream would be simpler, but a goroutine parked
+	// in a select on a timer's channel adds the timer to the runtime heap
+	// and removes it again on every wake-up: with 10k streams woken per
+	// publish that doubled the p99 latency against the reference hub.
+	beat      atomic.Pointer[chan struct{}]
+	beatMu    sync.Mutex // guards beatTimer and beatStop
+	beatTimer *time.Timer
+	beatStop  bool
+
 	mu         sync.Mutex
 	subs       map[*stream]struct{}
 	perIP      map[netip.Addr]int
@@ -145,6 +155,11 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 		// few per core keep the cores busy without thrashing.
 		replaySem: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
+	beat := make(chan struct{})
+	h.beat.Store(&beat)
+	h.beatMu.Lock()
+	h.beatTimer = time.AfterFunc(h.cfg.Heartbeat.D()/4, h.tick)
+	h.beatMu.Unlock()
 	head := store.Head().Seq
 	h.tail.Store(&node{first: head + 1, last: head, ready: make(chan struct{})})
 	return h
@@ -181,6 +196,17 @@ func (h *Hub) Publish(frames []ring.Frame) {
 	h.pubMu.Unlock()
 	close(old.ready)
 	h.m.published.Add(float64(len(frames)))
+}
+
+// tick wakes every stream to check whether it owes a heartbeat.
+func (h *Hub) tick() {
+	next := make(chan struct{})
+	close(*h.beat.Swap(&next))
+	h.beatMu.Lock()
+	defer h.beatMu.Unlock()
+	if !h.beatStop {
+		h.beatTimer.Reset(h.cfg.Heartbeat.D() / 4)
+	}
 }
 
 // Streams is the number of streams currently registered.
@@ -289,6 +315,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		s.kick(disconnectShutdown)
 	}
+	// Every stream has been told to close: no more heartbeats.
+	h.beatMu.Lock()
+	h.beatStop = true
+	h.beatTimer.Stop()
+	h.beatMu.Unlock()
 	select {
 	case <-h.idle:
 		return nil

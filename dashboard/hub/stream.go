@@ -434,8 +434,7 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 func (s *stream) live(ctx context.Context, cur *node, floor uint64) string {
 	h := s.h
 	period := h.cfg.Heartbeat.D()
-	hb := time.NewTimer(period)
-	defer hb.Stop()
+	beat := *h.beat.Load()
 	var lifetime <-chan time.Time
 	if ml := h.cfg.MaxLifetime.D(); ml > 0 {
 		t := time.NewTimer(jitter(ml, 0.9, 1.1))
@@ -449,17 +448,17 @@ func (s *stream) live(ctx context.Context, cur *node, floor uint64) string {
 			if cur, reason = s.deliver(cur, floor); reason != "" {
 				return reason
 			}
-		case <-hb.C:
-			// One timer per stream, re-armed lazily: it fires at most once
-			// per period, and never while frames flow faster than that.
-			if idle := time.Since(s.lastWrite); idle < period {
-				hb.Reset(period - idle)
+		case <-beat:
+			// The shared beat comes every period/4; a stream idle for
+			// 3/4 of the period sends one, so heartbeats of an idle stream
+			// are 3/4 to 1 period apart and no gap exceeds the period.
+			beat = *h.beat.Load()
+			if time.Since(s.lastWrite) < period*3/4 {
 				continue
 			}
 			if err := s.write(appendHeartbeat(nil, h.idString(cur.last), h.now())); err != nil {
 				return writeErrReason(err)
 			}
-			hb.Reset(period)
 		case <-lifetime:
 			s.bye()
 			return disconnectLifetime
