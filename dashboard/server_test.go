@@ -16,12 +16,15 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/ring"
 )
 
 type harness struct {
-	url   string
-	store *ring.Store
+	url    string
+	store  *ring.Store
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // serve starts a real server on 127.0.0.1:0 with a real store; mod may
@@ -55,14 +58,15 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
+	h := &harness{url: "http://" + ln.Addr().String(), store: st, cancel: cancel, done: done}
 	tb.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err, ok := <-done; ok && err != nil {
 			tb.Errorf("serve: %v", err)
 		}
 		_ = st.Close()
 	})
-	return &harness{url: "http://" + ln.Addr().String(), store: st}
+	return h
 }
 
 func get(tb testing.TB, url string, hdr ...string) (*http.Response, string) {
@@ -259,5 +263,60 @@ func TestIdleConnectionsAndListenerCap(t *testing.T) {
 	buf := make([]byte, 64)
 	if n, err := extra.Read(buf); n == 0 || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
 		t.Fatalf("waiting connection: %q %v", buf[:n], err)
+	}
+}
+
+// FAULTS rows 11 and 26: a stream client that stopped reading while its
+// socket is full does not hold shutdown past the drain window, and Serve
+// still returns nil (exit 0).
+func TestShutdownWithStuckStream(t *testing.T) {
+	var hb *hub.Hub
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.Stream.DrainWindow = config.Duration(200 * time.Millisecond)
+		c.Stream.WriteTimeout = config.Duration(30 * time.Second) // longer than any bound below
+		c.Stream.QueueSize = 1 << 20                             // never cut as slow
+		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		d.Store.OnCommit(hb.Publish)
+		d.Stream = hb
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for hb.Streams() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Fill the socket buffers: 40 MiB of frames the client never reads.
+	big := strings.Repeat("x", 64<<10)
+	for i := range 640 {
+		if _, err := h.store.Append([]ring.Batch{{Topic: "t", Samples: []ring.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the writer is now blocked in write(2)
+	start := time.Now()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		close(h.done)
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown did not finish within 5s")
+	}
+	// drain window + the 1 s deadline a kicked writer gets + margin; the
+	// server's own backstop (drain + 2 s) must not be what ended it.
+	d := time.Since(start)
+	t.Logf("shutdown took %v", d)
+	if d > 200*time.Millisecond+1700*time.Millisecond {
+		t.Fatalf("shutdown took %v", d)
 	}
 }

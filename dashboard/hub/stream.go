@@ -95,6 +95,12 @@ func (s *stream) kick(reason string) {
 	s.kickOnce.Do(func() {
 		s.kickReason = reason
 		close(s.done)
+		// A writer blocked on a client that stopped reading would notice done
+		// only at its write deadline (stream.write_timeout, 10 s by default),
+		// past the drain window: shorten it. Setting a connection deadline is
+		// safe from any goroutine; a writer that is not stuck sets its own
+		// deadline again before its final retry: hint.
+		_ = s.rc.SetWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
 	})
 }
 
