@@ -274,7 +274,7 @@ func TestShutdownWithStuckStream(t *testing.T) {
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.DrainWindow = config.Duration(200 * time.Millisecond)
 		c.Stream.WriteTimeout = config.Duration(30 * time.Second) // longer than any bound below
-		c.Stream.QueueSize = 1 << 20                             // never cut as slow
+		c.Stream.QueueSize = 1 << 20                              // never cut as slow
 		hb = hub.New(d.Store, c.Stream, hub.Options{})
 		d.Store.OnCommit(hb.Publish)
 		d.Stream = hb
