@@ -28,7 +28,7 @@ func appendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, sa
 	b = append(b, `{"id":"`...)
 	b = id.AppendTo(b)
 	b = append(b, `","topic":`...)
-	b = appendString(b, topic)
+	b = AppendJSONString(b, topic)
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, ts, 10)
 	b = append(b, `,"samples":[`...)
@@ -44,7 +44,7 @@ func appendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, sa
 		}
 		first = false
 		b = append(b, `{"name":`...)
-		b = appendString(b, s.Name)
+		b = AppendJSONString(b, s.Name)
 		if len(s.Labels) > 0 {
 			b = append(b, `,"labels":{`...)
 			*keys = (*keys)[:0]
@@ -56,21 +56,22 @@ func appendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, sa
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, k)
+				b = AppendJSONString(b, k)
 				b = append(b, ':')
-				b = appendString(b, s.Labels[k])
+				b = AppendJSONString(b, s.Labels[k])
 			}
 			b = append(b, '}')
 		}
 		b = append(b, `,"value":`...)
-		b = appendFloat(b, s.Value)
+		b = AppendJSONFloat(b, s.Value)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...), skipped
 }
 
-// appendFloat writes v the way encoding/json does (ES6 number formatting).
-func appendFloat(b []byte, v float64) []byte {
+// AppendJSONFloat appends v the way encoding/json does (ES6 number
+// formatting). The caller keeps NaN and ±Inf out: JSON has no such numbers.
+func AppendJSONFloat(b []byte, v float64) []byte {
 	abs := math.Abs(v)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -90,8 +91,11 @@ func appendFloat(b []byte, v float64) []byte {
 
 const hex = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaped like encoding/json
+// with HTML escaping plus U+2028/U+2029, so names and labels from outside
+// are inert wherever the bytes end up (FAULTS row 16). Invalid UTF-8 becomes
+// U+FFFD. Every JSON string livedash writes by hand goes through here.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
