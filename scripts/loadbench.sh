@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# loadbench.sh — the SSE load scenarios of issue 4, livedash side by side with
+# the reference hub (../shared/tools/refhub) under the same load client
+# (cmd/livedash-bench), alternating which server goes first.
+#
+#   bash scripts/loadbench.sh                     # short version (make bench): a few minutes
+#   CLIENTS=10000 SAT_CLIENTS=10000 STORM=5000 DURATION=15s RUNS=3 bash scripts/loadbench.sh   # full size
+#
+# Scenarios (SCENARIOS="A B S C R" by default):
+#   A  CLIENTS clients on every topic of the default collectors at 1 s; refhub
+#      -rate 1 -batch B -size S with B and S measured from livedash's stream.
+#   B  B_CLIENTS clients at 100 frames/s: livedash's synthetic collector at
+#      10ms (default collectors off); refhub -rate 100 -batch 1 -size S.
+#   S  saturation: SAT_CLIENTS clients at 100 frames/s, same servers as B; the
+#      deliveries/s reached and frames per write (coalescing under overload).
+#   C  reconnect storm (livedash only: refhub ignores Last-Event-ID): STORM
+#      clients reconnect at once, BEHIND frames behind, CONTROL control clients.
+#   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
+#      never gets a frame; (RSS with them - RSS before) / CLIENTS.
+#
+# Every run prints one summary line; each scenario ends with the medians.
+# Loopback only; every process started here is killed on exit.
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-1000}
+B_CLIENTS=${B_CLIENTS:-$(( CLIENTS < 1000 ? CLIENTS : 1000 ))}
+SAT_CLIENTS=${SAT_CLIENTS:-$CLIENTS}
+STORM=${STORM:-1000}
+BEHIND=${BEHIND:-100}
+CONTROL=${CONTROL:-100}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
+RUNS=${RUNS:-1}
+SCENARIOS=${SCENARIOS:-"A B S C R"}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+REFHUB_DIR=${REFHUB_DIR:-$root/../shared/tools/refhub}
+
+die() { echo "loadbench: $*" >&2; exit 1; }
+[[ $CLIENTS =~ ^[0-9]+$ && $CLIENTS -ge 1 && $CLIENTS -le 20000 ]] || die "CLIENTS=$CLIENTS: want 1…20000"
+[[ $SAT_CLIENTS =~ ^[0-9]+$ && $SAT_CLIENTS -ge 1 && $SAT_CLIENTS -le 20000 ]] || die "SAT_CLIENTS: want 1…20000"
+[[ $B_CLIENTS =~ ^[0-9]+$ && $B_CLIENTS -ge 1 && $B_CLIENTS -le 20000 ]] || die "B_CLIENTS: want 1…20000"
+[[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 && $RUNS -le 10 ]] || die "RUNS=$RUNS: want 1…10"
+(( STORM + CONTROL <= 20000 )) || die "STORM+CONTROL: at most 20000"
+[[ -d $REFHUB_DIR ]] || die "reference hub not found at $REFHUB_DIR (set REFHUB_DIR)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loadbench.XXXXXX")
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "loadbench: building into $tmp"
+(cd "$root" && go build -o "$tmp/livedash" ./cmd/livedash && go build -o "$tmp/bench" ./cmd/livedash-bench)
+(cd "$REFHUB_DIR" && go build -o "$tmp/refhub" .)
+
+# free_port prints an unused loopback port below the ephemeral range.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$(( 17000 + RANDOM % 3000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+	done
+	die "no free port"
+}
+
+wait_http() { # url
+	for _ in $(seq 100); do curl -fs -o /dev/null --max-time 1 "$1" && return; sleep 0.1; done
+	die "$1 did not answer"
+}
+
+stop() { # pid
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# start_livedash NAME CONFIG-BODY → sets LD_PID, LD_URL
+start_livedash() {
+	local dir=$tmp/$1 port
+	mkdir -p "$dir"
+	port=$(free_port)
+	cat >"$dir/config.yaml" <<EOF
+http:
+  max_conns: 25000
+stream:
+  max_streams: 20000
+  max_streams_per_ip: 0
+$2
+EOF
+	"$tmp/livedash" serve --listen "127.0.0.1:$port" --store "$dir/l.db" --config "$dir/config.yaml" >"$dir/log" 2>&1 &
+	LD_PID=$!
+	pids+=("$LD_PID")
+	LD_URL=http://127.0.0.1:$port/api/v1/stream
+	wait_http "http://127.0.0.1:$port/api/v1/frames"
+}
+
+# start_refhub ARGS… → sets RH_PID, RH_URL
+start_refhub() {
+	local port
+	port=$(free_port)
+	"$tmp/refhub" -addr "127.0.0.1:$port" "$@" >"$tmp/refhub.$port.log" 2>&1 &
+	RH_PID=$!
+	pids+=("$RH_PID")
+	RH_URL=http://127.0.0.1:$port/
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.1; done
+	die "refhub did not start"
+}
+
+# probe URL SECONDS: frames per tick (frames / distinct ts) and the mean
+# event size in bytes, from one stream.
+probe() {
+	curl -sN --max-time "$2" "$1" 2>/dev/null | awk '
+		/^event: frame/ { inframe = 1; bytes += length($0) + 1; next }
+		/^id: / { idlen = length($0) + 1; next }
+		/^data: / && inframe {
+			bytes += idlen + length($0) + 1 + 1; n++
+			if (match($0, /"ts":[0-9]+/)) ts[substr($0, RSTART + 5, RLENGTH - 5)] = 1
+			inframe = 0; next
+		}
+		END { t = 0; for (k in ts) t++; if (n == 0 || t == 0) { print "0 0"; exit }
+		      printf "%d %d\n", (n / t) + 0.5, bytes / n }' || true
+}
+
+# bench OUTFILE ARGS…: runs the load tool, keeping its report.
+bench() {
+	local out=$1
+	shift
+	"$tmp/bench" "$@" >"$out" 2>&1 || { cat "$out" >&2; die "livedash-bench failed"; }
+}
+
+# field FILE REGEX: the first capture of REGEX (sed -E) in FILE, as a number
+# in ms for durations (µs → ms, s → ms).
+field() {
+	local v
+	v=$(sed -nE "s#.*$2.*#\1#p" "$1" | head -1)
+	[[ -z $v ]] && { echo NA; return; }
+	case $v in
+	*ms) echo "${v%ms}" ;;
+	*µs) awk -v x="${v%µs}" 'BEGIN { print x / 1000 }' ;;
+	*s) awk -v x="${v%s}" 'BEGIN { print x * 1000 }' ;;
+	*) echo "$v" ;;
+	esac
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
+
+median() { printf '%s\n' "$@" | grep -v NA | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# side_by_side NAME CLIENTS: RUNS alternating pairs against LD_* and RH_*.
+side_by_side() {
+	local name=$1 n=$2 run order who url pid out
+	local -a r_p99 r_cpu l_p99 l_cpu l_dps h_dps q_p99 q_cpu
+	for run in $(seq "$RUNS"); do
+		if (( run % 2 )); then order="ld ref"; else order="ref ld"; fi
+		for who in $order; do
+			if [[ $who == ld ]]; then url=$LD_URL pid=$LD_PID; else url=$RH_URL pid=$RH_PID; fi
+			out=$tmp/$name.$run.$who.txt
+			bench "$out" -url "$url" -pid "$pid" -clients "$n" -duration "$DURATION" -warmup "$WARMUP"
+		done
+		local lo=$tmp/$name.$run.ld.txt ro=$tmp/$name.$run.ref.txt
+		local lp lc lg lf ld rp rc rd
+		lp=$(field "$lo" 'p99 ([0-9.]+(ms|µs|s))') rp=$(field "$ro" 'p99 ([0-9.]+(ms|µs|s))')
+		lc=$(field "$lo" 'per client-second ([0-9.]+)µs') rc=$(field "$ro" 'per client-second ([0-9.]+)µs')
+		ld=$(field "$lo" 'deliveries/s ([0-9]+)') rd=$(field "$ro" 'deliveries/s ([0-9]+)')
+		lg=$(field "$lo" 'gaps ([0-9]+)')
+		lf=$(field "$lo" ', ([0-9.]+) frames per write')
+		printf '%s run %d (%s first): livedash p99 %sms cpu %sµs/client-s deliveries/s %s gaps %s dups %s frames/write %s | refhub p99 %sms cpu %sµs/client-s deliveries/s %s | ratio p99 %s cpu %s deliveries %s\n' \
+			"$name" "$run" "${order%% *}" "$lp" "$lc" "$ld" "$lg" "$(field "$lo" 'dups ([0-9]+)')" "$lf" "$rp" "$rc" "$rd" \
+			"$(ratio "$lp" "$rp")" "$(ratio "$lc" "$rc")" "$(ratio "$ld" "$rd")"
+		l_p99+=("$lp") r_p99+=("$rp") l_cpu+=("$lc") r_cpu+=("$rc") l_dps+=("$ld") h_dps+=("$rd")
+		q_p99+=("$(ratio "$lp" "$rp")") q_cpu+=("$(ratio "$lc" "$rc")")
+	done
+	printf '%s median of %d: livedash p99 %sms cpu %sµs/client-s deliveries/s %s | refhub p99 %sms cpu %sµs/client-s deliveries/s %s | median ratio p99 %s cpu %s\n' \
+		"$name" "$RUNS" "$(median "${l_p99[@]}")" "$(median "${l_cpu[@]}")" "$(median "${l_dps[@]}")" \
+		"$(median "${r_p99[@]}")" "$(median "${r_cpu[@]}")" "$(median "${h_dps[@]}")" \
+		"$(median "${q_p99[@]}")" "$(median "${q_cpu[@]}")"
+}
+
+synthetic_only='collectors:
+  cpu: {enabled: false}
+  memory: {enabled: false}
+  load: {enabled: false}
+  disk: {enabled: false}
+  filesystem: {enabled: false}
+  network: {enabled: false}
+  system: {enabled: false}
+  self: {enabled: false}
+  synthetic: {enabled: true, interval: 10ms}'
+
+for sc in $SCENARIOS; do
+	case $sc in
+	A)
+		start_livedash a ""
+		read -r batch size < <(probe "$LD_URL" 3.5)
+		(( batch > 0 )) || die "A: no frames from the default collectors"
+		# refhub's event is "id: N\nevent: frame\ndata: " + ~size + "\n\n": about size+29 bytes.
+		start_refhub -mode tuned -rate 1 -batch "$batch" -size $(( size > 60 ? size - 29 : 32 ))
+		echo "A: $CLIENTS clients, default collectors at 1s: $batch frames per tick, mean event $size B; refhub -mode tuned -rate 1 -batch $batch -size $(( size > 60 ? size - 29 : 32 ))"
+		side_by_side A "$CLIENTS"
+		stop "$LD_PID"; stop "$RH_PID"
+		;;
+	B | S)
+		start_livedash "b$sc" "$synthetic_only"
+		read -r batch size < <(probe "$LD_URL" 1.5)
+		(( batch > 0 )) || die "$sc: no frames from the synthetic collector"
+		start_refhub -mode tuned -rate 100 -batch 1 -size $(( size > 60 ? size - 29 : 32 ))
+		n=$B_CLIENTS
+		[[ $sc == S ]] && n=$SAT_CLIENTS
+		echo "$sc: $n clients at 100 frames/s (synthetic at 10ms, default collectors off; mean event $size B); refhub -mode tuned -rate 100 -batch 1 -size $(( size > 60 ? size - 29 : 32 ))"
+		side_by_side "$sc" "$n"
+		stop "$LD_PID"; stop "$RH_PID"
+		;;
+	C)
+		# 10 frames/s, so that BEHIND frames pass in BEHIND/10 s.
+		start_livedash c "${synthetic_only/interval: 10ms/interval: 100ms}"
+		echo "C: storm $STORM clients $BEHIND frames behind (replayed from bbolt), $CONTROL control clients; synthetic at 100ms"
+		for run in $(seq "$RUNS"); do
+			out=$tmp/C.$run.txt
+			bench "$out" -scenario storm -storm "$STORM" -behind "$BEHIND" -control "$CONTROL" -url "$LD_URL" -pid "$LD_PID" -duration "$DURATION" -warmup "$WARMUP"
+			printf 'C run %d: caught up %s/%s catch-up p99 %sms max %sms | control p99 baseline %sms during %sms (ratio %s) | storm gaps %s dups %s resets %s\n' "$run" \
+				"$(field "$out" 'caught up ([0-9]+)/')" "$STORM" \
+				"$(field "$out" 'catch-up p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" "$(field "$out" 'catch-up p50 .* max ([0-9.]+(ms|µs|s))')" \
+				"$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" \
+				"$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" \
+				"$(ratio "$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" "$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")" \
+				"$(field "$out" 'storm clients: frames [0-9]+  gaps ([0-9]+)')" "$(field "$out" 'storm clients: .*dups ([0-9]+)')" "$(field "$out" 'storm clients: .*resets ([0-9]+)')"
+		done
+		stop "$LD_PID"
+		;;
+	R)
+		for run in $(seq "$RUNS"); do
+			start_livedash "r$run" ""
+			out=$tmp/R.$run.txt
+			bench "$out" -url "$LD_URL?topics=loadbench_idle" -pid "$LD_PID" -clients "$CLIENTS" -duration 2s -warmup 3s
+			printf 'R run %d: %s idle streams: %s\n' "$run" "$CLIENTS" "$(grep -o 'server rss.*' "$out")"
+			stop "$LD_PID"
+		done
+		;;
+	*) die "unknown scenario $sc" ;;
+	esac
+done
