@@ -39,7 +39,7 @@ test: test-deps
 bench: assets
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
 	bash scripts/collectcost.sh 20
-	@test -x scripts/loadbench.sh && bash scripts/loadbench.sh || echo "load tool not built yet: skipped the SSE load run"
+	bash scripts/loadbench.sh
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
