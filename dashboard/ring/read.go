@@ -60,12 +60,42 @@ type Limits struct {
 	Frames int // matching frames returned
 	Bytes  int // JSON bytes returned (at least one frame is returned)
 	Scan   int // frames visited, matching or not
+	// Until: read no frame with a seq above it, as if it were the head
+	// (a hub replaying up to the head it registered at). Zero: no bound.
+	// Cursor checks (future, expired) still use the store's real head.
+	Until uint64
 }
 
 // After returns the frames after cursor that match (nil match = all), within
 // lim, reading by B+tree seek: O(log n + visited). It runs in one read
 // transaction that copies what it returns and is closed before returning.
 func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Result {
+	var bmatch func([]byte) bool
+	if match != nil {
+		bmatch = func(topic []byte) bool { return match(string(topic)) }
+	}
+	var arena arena
+	var topics interner
+	var frames []Frame
+	r := s.AfterView(cursor, bmatch, lim, func(seq uint64, ts int64, topic, js []byte) {
+		frames = append(frames, Frame{ID: ID{s.epoch, seq}, Topic: topics.intern(topic), TS: ts, JSON: arena.copy(js)})
+	})
+	if r.Err == nil {
+		r.Frames = frames
+	}
+	return r
+}
+
+// AfterView is After without the copy: fn is called for every matching frame
+// within lim, in order, inside the read transaction; topic and json alias the
+// store and are valid only during fn (copy or encode what you keep), and fn
+// must not block (no socket writes: the transaction stays open while it
+// runs). The Result is After's — same Next, Head, Oldest, More, Reset and Err
+// — with Frames nil. On a Reset fn is never called; on Err the frames fn
+// saw must be discarded. The cursor is checked against the oldest retained
+// frame inside the same transaction, so a trim between two calls is reported
+// as Expired, never skipped silently.
+func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, fn func(seq uint64, ts int64, topic, json []byte)) Result {
 	if lim.Scan <= 0 {
 		lim.Scan = 100000
 	}
@@ -74,9 +104,7 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 		r.Head, r.Oldest, r.Reset = s.Head(), s.Oldest(), UnknownEpoch
 		return r
 	}
-	var bytesOut int
-	var arena arena
-	var topics interner
+	var bytesOut, frames int
 	// Read no further than what has been published: a frame committed but
 	// not yet handed to the commit hooks must not be returned (a client
 	// could then resume with an ID that the hub still calls the future).
@@ -101,40 +129,42 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 		if r.Reset = checkBounds(cursor.Seq, oldest, head); r.Reset != OK {
 			return nil
 		}
+		end := head
+		if lim.Until > 0 {
+			end = max(min(head, lim.Until), cursor.Seq)
+		}
 		next := cursor.Seq
 		visited := 0
 		for k, v := c.Seek(seqKey(cursor.Seq + 1)); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			if seq > head {
+			if seq > end {
 				break
 			}
-			if visited >= lim.Scan || (lim.Frames > 0 && len(r.Frames) >= lim.Frames) {
+			if visited >= lim.Scan || (lim.Frames > 0 && frames >= lim.Frames) {
 				r.More = true
 				break
 			}
 			ts, topic, js, err := parseRecord(v)
 			if err != nil {
 				s.badRecord(seq)
-			} else if match == nil || match(string(topic)) {
-				if lim.Bytes > 0 && len(r.Frames) > 0 && bytesOut+len(js) > lim.Bytes {
+			} else if match == nil || match(topic) {
+				if lim.Bytes > 0 && frames > 0 && bytesOut+len(js) > lim.Bytes {
 					r.More = true
 					break
 				}
 				bytesOut += len(js)
-				r.Frames = append(r.Frames, Frame{ID: ID{s.epoch, seq}, Topic: topics.intern(topic), TS: ts, JSON: arena.copy(js)})
+				frames++
+				fn(seq, ts, topic, js)
 			}
 			next = seq
 			visited++
 		}
 		if !r.More {
-			next = head
+			next = end
 		}
 		r.Next = ID{s.epoch, next}
 		return nil
 	})
-	if r.Err != nil {
-		r.Frames = nil
-	}
 	return r
 }
 

@@ -821,3 +821,51 @@ func TestRetentionLoweredAtStart(t *testing.T) {
 		t.Fatalf("after trim: %q %d", r.Reset, len(r.Frames))
 	}
 }
+
+// AfterView sees what After returns, without copies, and Until bounds the
+// read like a lower head while cursor checks keep using the real one.
+func TestAfterViewMatchesAfter(t *testing.T) {
+	s := openTest(t, Options{NoSync: true, MaxFrames: 200})
+	all := appendN(t, s, []string{"cpu", "memory", "load"}, 300)
+	for _, lim := range []Limits{{}, {Frames: 7}, {Bytes: 1}, {Scan: 10}} {
+		for k := all[99].ID.Seq; k <= s.Head().Seq; k += 13 {
+			cur := ID{s.Epoch(), k}
+			want := s.After(cur, func(t string) bool { return t != "memory" }, lim)
+			var seqs []uint64
+			got := s.AfterView(cur, func(t []byte) bool { return string(t) != "memory" }, lim, func(seq uint64, _ int64, _, js []byte) {
+				if !bytes.Equal(js, all[seq-1].JSON) {
+					t.Fatalf("seq %d: json differs", seq)
+				}
+				seqs = append(seqs, seq)
+			})
+			if got.Next != want.Next || got.More != want.More || got.Head != want.Head || got.Oldest != want.Oldest ||
+				got.Reset != want.Reset || got.Err != nil || len(seqs) != len(want.Frames) {
+				t.Fatalf("after %d %+v: view %+v (%d frames), want %+v (%d)", k, lim, got, len(seqs), want, len(want.Frames))
+			}
+			for i := range seqs {
+				if seqs[i] != want.Frames[i].ID.Seq {
+					t.Fatalf("after %d: frame %d is %d, want %v", k, i, seqs[i], want.Frames[i].ID)
+				}
+			}
+		}
+	}
+	until := all[250].ID.Seq
+	var last uint64
+	r := s.AfterView(all[200].ID, nil, Limits{Until: until}, func(seq uint64, _ int64, _, _ []byte) { last = seq })
+	if last != until || r.Next.Seq != until || r.More || r.Head != s.Head() {
+		t.Fatalf("until: last %d next %v more %v head %v", last, r.Next, r.More, r.Head)
+	}
+	r = s.AfterView(all[200].ID, nil, Limits{Until: until, Frames: 50}, func(uint64, int64, []byte, []byte) {})
+	if r.Next.Seq != until || r.More {
+		t.Fatalf("until at the frame limit: next %v more %v", r.Next, r.More)
+	}
+	called := false
+	r = s.AfterView(ID{s.Epoch(), all[50].ID.Seq}, nil, Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
+	if r.Reset != Expired || called {
+		t.Fatalf("expired cursor: reset %q called %v", r.Reset, called)
+	}
+	r = s.AfterView(ID{s.Epoch(), s.Head().Seq + 1}, nil, Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
+	if r.Reset != Future || called {
+		t.Fatalf("future cursor: reset %q called %v", r.Reset, called)
+	}
+}
