@@ -29,22 +29,26 @@ func eventSize(f *ring.Frame) int {
 	return len(evPrefix) + 16 + 1 + 20 + len(evMiddle) + len(f.JSON) + len(evSuffix)
 }
 
-// appendFrameEvent appends f as one SSE event. Frame.JSON is produced by the
-// ring's encoder, which escapes every control character, so it is one line; if
-// it ever is not, go-sse splits it into several data: lines, which clients
-// join back with LF.
-func appendFrameEvent(b []byte, f *ring.Frame) []byte {
-	if bytes.IndexByte(f.JSON, '\n') >= 0 || bytes.IndexByte(f.JSON, '\r') >= 0 { // SIMD scans
-		m := &sse.Message{ID: sse.ID(f.ID.String()), Type: sse.Type("frame")}
-		m.AppendData(string(f.JSON))
+// appendFrameEvent appends f as one SSE event.
+func appendFrameEvent(b []byte, f *ring.Frame) []byte { return appendEvent(b, f.ID, f.JSON) }
+
+// appendEvent appends the frame event of id with data js. js is produced by
+// the ring's encoder, which escapes every control character, so it is one
+// line; if it ever is not, go-sse splits it into several data: lines, which
+// clients join back with LF. It allocates nothing on the common path, so
+// replay can encode straight from a read transaction's view.
+func appendEvent(b []byte, id ring.ID, js []byte) []byte {
+	if bytes.IndexByte(js, '\n') >= 0 || bytes.IndexByte(js, '\r') >= 0 { // SIMD scans
+		m := &sse.Message{ID: sse.ID(id.String()), Type: sse.Type("frame")}
+		m.AppendData(string(js))
 		var buf bytes.Buffer
 		_, _ = m.WriteTo(&buf)
 		return append(b, buf.Bytes()...)
 	}
 	b = append(b, evPrefix...)
-	b = f.ID.AppendTo(b)
+	b = id.AppendTo(b)
 	b = append(b, evMiddle...)
-	b = append(b, f.JSON...)
+	b = append(b, js...)
 	return append(b, evSuffix...)
 }
 

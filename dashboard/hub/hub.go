@@ -48,14 +48,16 @@ import (
 )
 
 // Store is what the hub needs from the ring. *ring.Store implements it; a
-// second implementation (Redis Streams) must keep After's and ScanView's
-// contracts: After copies what it returns and holds no read transaction after
-// returning; ScanView's callback must not block.
+// second implementation (Redis Streams) must keep AfterView's and ScanView's
+// contracts: their callbacks see views valid only during the call and must not
+// block; AfterView checks the cursor against the retained range in the same
+// read as the frames it shows (a trim is reported, never skipped) and holds
+// nothing after returning.
 type Store interface {
 	Epoch() uint64
 	Head() ring.ID
 	Oldest() ring.ID
-	After(cursor ring.ID, match func(topic string) bool, lim ring.Limits) ring.Result
+	AfterView(cursor ring.ID, match func(topic []byte) bool, lim ring.Limits, fn func(seq uint64, ts int64, topic, json []byte)) ring.Result
 	ScanView(after uint64, max int, fn func(seq uint64, ts int64, topic, json []byte) bool) (uint64, error)
 }
 

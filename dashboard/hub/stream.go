@@ -78,7 +78,6 @@ type stream struct {
 	ip    netip.Addr
 
 	topics map[string]struct{} // nil: every topic
-	match  func(string) bool   // nil: every topic
 
 	kickOnce   sync.Once
 	done       chan struct{} // closed by kick
@@ -252,9 +251,7 @@ func (s *stream) run(r *http.Request) string {
 	h := s.h
 	ctx := r.Context()
 	q := r.URL.Query()
-	if s.topics = parseTopics(q["topics"]); s.topics != nil {
-		s.match = func(t string) bool { _, ok := s.topics[t]; return ok }
-	}
+	s.topics = parseTopics(q["topics"])
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = q.Get("lastEventId")
@@ -395,6 +392,12 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 		return s.kickReason
 	}
 	h.m.replays.Inc()
+	var match func([]byte) bool
+	if s.topics != nil {
+		match = func(t []byte) bool { _, ok := s.topics[string(t)]; return ok }
+	}
+	bp := getBuf()
+	defer putBuf(bp)
 	cursor := from
 	first := true
 	for cursor.Seq < H {
@@ -406,7 +409,18 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 			return s.kickReason
 		default:
 		}
-		res := h.store.After(cursor, s.match, ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes})
+		// Encode straight from the read transaction's view into the write
+		// buffer: no copy of the frames, no Frame structs, one encoding.
+		// The transaction covers one bounded chunk and no socket write.
+		buf := (*bp)[:0]
+		n, size := 0, 0
+		res := h.store.AfterView(cursor, match, ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
+			func(seq uint64, _ int64, _, js []byte) {
+				buf = appendEvent(buf, ring.ID{Epoch: h.epoch, Seq: seq}, js)
+				n++
+				size += len(js)
+			})
+		*bp = buf
 		if res.Err != nil {
 			h.log.Error("stream replay read failed; closing the stream", "err", res.Err)
 			return disconnectError
@@ -417,17 +431,9 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 			}
 			return ""
 		}
-		n, size := 0, 0
-		for i := range res.Frames {
-			if res.Frames[i].ID.Seq > H {
-				break
-			}
-			n++
-			size += len(res.Frames[i].JSON)
-		}
 		if first {
 			first = false
-			whole := !res.More || res.Next.Seq >= H
+			whole := !res.More
 			maxF, maxB := h.cfg.ReplayMaxFrames, h.cfg.ReplayMaxBytes
 			over := (maxF > 0 && n > maxF) || (maxB > 0 && size > maxB)
 			if over || (!whole && s.tooFar(from.Seq, H)) {
@@ -437,19 +443,13 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 				return ""
 			}
 		}
-		var err error
 		if n > 0 {
-			bp := getBuf()
-			for i := range n {
-				*bp = appendFrameEvent(*bp, &res.Frames[i])
-			}
-			err = s.write(*bp)
-			putBuf(bp)
+			err := s.write(buf)
 			h.m.replayed.Add(float64(n))
 			h.m.framesSent.Add(float64(n))
-		}
-		if err != nil {
-			return writeErrReason(err)
+			if err != nil {
+				return writeErrReason(err)
+			}
 		}
 		cursor = res.Next
 		if !res.More {
