@@ -145,7 +145,7 @@ func parseExecOutput(data []byte) ([]Sample, error) {
 		var bad error
 		for _, k := range sortedKeys(obj) {
 			var v float64
-			if err := json.Unmarshal(obj[k], &v); err != nil || !model.IsValidLegacyMetricName(k) {
+			if err := json.Unmarshal(obj[k], &v); err != nil || !model.LegacyValidation.IsValidMetricName(k) {
 				if bad == nil {
 					bad = fmt.Errorf("%w: key %q: want a metric name with a number", errParse, k)
 				}
@@ -167,7 +167,7 @@ func parseExecOutput(data []byte) ([]Sample, error) {
 		name, rest := nextField(line)
 		val, extra := nextField(rest)
 		v, err := strconv.ParseFloat(string(val), 64)
-		if err != nil || len(bytes.TrimSpace(extra)) > 0 || !model.IsValidLegacyMetricName(string(name)) ||
+		if err != nil || len(bytes.TrimSpace(extra)) > 0 || !model.LegacyValidation.IsValidMetricName(string(name)) ||
 			math.IsNaN(v) || math.IsInf(v, 0) {
 			if bad == nil {
 				bad = fmt.Errorf("%w: line %d %q: want \"name value\"", errParse, n, truncate(line, 80))

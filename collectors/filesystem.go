@@ -2,7 +2,6 @@ package collectors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -64,8 +63,6 @@ type fsStat struct {
 	size, free, avail uint64
 }
 
-// errUnsupported is returned where the platform lacks a facility.
-var errUnsupported = errors.New("collectors: not supported on this platform")
 
 // filesystemCollector reports per mount point filesystem_size_bytes,
 // filesystem_free_bytes (free to root), filesystem_avail_bytes (free to

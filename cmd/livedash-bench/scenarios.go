@@ -236,7 +236,6 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 		c.target.Store(target)
 		c.caughtAt.Store(0)
 	}
-	start := time.Now()
 	var start2 sync.WaitGroup
 	gate := make(chan struct{})
 	for _, c := range storm.clients {
@@ -258,7 +257,7 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 		}()
 	}
 	start2.Wait()
-	start = time.Now()
+	start := time.Now()
 	close(gate)
 	deadline := start.Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -275,7 +275,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 	if outErr != nil {
 		return 0, &outputError{outErr}
 	}
-	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled && ctx.Err() != nil {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() != nil {
 		err = cause
 	}
 	if err == nil {

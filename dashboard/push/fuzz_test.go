@@ -33,7 +33,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%d samples", len(samples))
 		}
 		for _, s := range samples {
-			if !model.IsValidLegacyMetricName(s.Name) || math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+			if !model.LegacyValidation.IsValidMetricName(s.Name) || math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 				t.Fatalf("invalid sample accepted: %+v", s)
 			}
 			for k, v := range s.Labels {

@@ -406,7 +406,7 @@ func validate(samples []Sample) *apierr.Error {
 	seen := make(map[string]struct{}, len(samples))
 	var key strings.Builder
 	for i, s := range samples {
-		if !model.IsValidLegacyMetricName(s.Name) {
+		if !model.LegacyValidation.IsValidMetricName(s.Name) {
 			return apierr.New(http.StatusBadRequest, CodeInvalidName,
 				"sample %d: metric name %q must match [a-zA-Z_:][a-zA-Z0-9_:]*", i, truncate(s.Name, 100))
 		}

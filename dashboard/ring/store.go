@@ -177,7 +177,7 @@ func (s *Store) openChecked() error {
 	}
 	aside := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if rerr := os.Rename(s.path, aside); rerr != nil {
-		return fmt.Errorf("store %s is corrupt (%v) and could not be moved aside: %w", s.path, err, rerr)
+		return fmt.Errorf("store %s is corrupt (%w) and could not be moved aside: %w", s.path, err, rerr)
 	}
 	s.log.Error("store file is corrupt; moved aside, starting a new epoch: frames in it are not served",
 		"path", s.path, "moved_to", aside, "err", err)
@@ -288,7 +288,7 @@ func (s *Store) load() error {
 				if err := tx.DeleteBucket(bucketFrames); err != nil {
 					return err
 				}
-				if frames, err = tx.CreateBucket(bucketFrames); err != nil {
+				if _, err := tx.CreateBucket(bucketFrames); err != nil {
 					return err
 				}
 				firstK, lastK = nil, nil
