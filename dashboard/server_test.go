@@ -320,3 +320,59 @@ func TestShutdownWithStuckStream(t *testing.T) {
 		t.Fatalf("shutdown took %v", d)
 	}
 }
+
+// FAULTS row 14: a client that disconnects in the middle of a long replay
+// ends its handler at once and leaves no read transaction open (the store
+// can close right away: bbolt's Close waits for open transactions).
+func TestDisconnectMidReplay(t *testing.T) {
+	var hb *hub.Hub
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.Stream.ReplayMaxFrames = 100000
+		c.Stream.ReplayMaxBytes = 1 << 30
+		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		d.Store.OnCommit(hb.Publish)
+		d.Stream = hb
+	})
+	// 3,000 frames of 16 KiB: a 48 MiB replay.
+	big := strings.Repeat("r", 16<<10)
+	for i := range 30 {
+		var bs []ring.Batch
+		for j := range 100 {
+			bs = append(bs, ring.Batch{Topic: "t", Samples: []ring.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i*100 + j)}}})
+		}
+		if _, err := h.store.Append(bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := ring.ID{Epoch: h.store.Epoch(), Seq: 0}
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + cursor.String() + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Read a little of the replay, then go away.
+	if _, err := io.ReadFull(conn, make([]byte, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	start := time.Now()
+	for hb.Streams() != 0 {
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("stream still open %v after the client left", time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- h.store.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("store.Close blocked: a read transaction is still open")
+	}
+	t.Logf("handler gone %v after the disconnect", time.Since(start))
+}
