@@ -157,6 +157,20 @@ test('panel breaks the line over a hole of more than three intervals', () => {
   eq(p.xs.slice(-4), [t + 1, t + 2, t + 3, t + 12]);
   eq(p.series[0].col.slice(-4), [0.25, 0.25, null, 0.25]);
 });
+test('panel buckets live frames at the back-fill step (mean per bucket, holes still break the line)', () => {
+  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 900, intervalMs: 1000 });
+  const t = Math.floor(Date.now() / 2000) * 2 - 40; // a bucket start
+  p.load({ ...query(10, [t - 2, t]), step: 2 }); // the newest bucket holds 0.5
+  const f = (seq, at, v) => ({ ...lf(seq, at), samples: [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, value: v }] });
+  p.push(f(11, t + 1, 0.25)); // joins bucket t: mean of 0.5 and 0.25
+  p.push(f(12, t + 2, 0.2)); p.push(f(13, t + 3.5, 0.4)); // bucket t+2
+  p.push(f(14, t + 4, 0.1)); // bucket t+4
+  p.push(f(15, t + 14, 0.3)); // a 10 s hole: null point, then bucket t+14
+  eq(p.debug().seqs, [11, 12, 13, 14, 15]);
+  eq(p.xs, [t - 2, t, t + 2, t + 4, t + 9, t + 14]);
+  eq(p.series[0].col, [0.5, 0.375, 0.30000000000000004, 0.1, null, 0.3]);
+  ok(p.debug().monotonic, 'x increases');
+});
 test('panel labels are text', () => {
   const p = new Panel('xss', document.getElementById('panels'), { windowSec: 60 });
   const evil = '<img src=x onerror=window.__x=1>';

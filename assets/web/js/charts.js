@@ -59,7 +59,18 @@ function labelFor(topic, s, all) {
 
 const hm = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const hms = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-function timeLabel(t, windowSec) { return (windowSec <= 60 ? hms : hm).format(new Date(t * 1000)); }
+// Tick labels repeat from one update to the next: remember the last few.
+const labels = new Map();
+function timeLabel(t, windowSec) {
+  const k = (windowSec <= 60 ? 's' : 'm') + t;
+  let v = labels.get(k);
+  if (v === undefined) {
+    if (labels.size > 500) labels.clear();
+    v = (windowSec <= 60 ? hms : hm).format(new Date(t * 1000));
+    labels.set(k, v);
+  }
+  return v;
+}
 
 function theme() {
   const cs = getComputedStyle(document.documentElement);
@@ -67,6 +78,81 @@ function theme() {
 }
 let colors = null;
 export function refreshTheme() { colors = theme(); }
+
+// pathsFor is the uPlot path builder of every series: lines broken at nulls
+// with moveTo, at most about one vertex pair per pixel column, and for a
+// stacked series the band between its line and the stack below it as a
+// polygon of its own.
+//
+// uPlot's built-in builder breaks lines over nulls by clipping the canvas to
+// the non-gap ranges and fills stacked bands through clip paths (bands); in
+// Chromium's software rasterizer each such clip is a mask over the plot, and
+// they were the larger half of an update's cost. Nothing here clips, so the
+// canvas only strokes and fills plain paths.
+function pathsFor(panel) {
+  return (u, si, i0, i1) => {
+    const xs = u.data[0];
+    const ys = u.data[si];
+    const { left, top, width, height } = u.bbox;
+    const sx = u.scales.x;
+    const sy = u.scales[u.series[si].scale];
+    const kx = width / (sx.max - sx.min || 1);
+    const ky = height / (sy.max - sy.min || 1);
+    const x0 = left - sx.min * kx; // x pixel = x0 + v·kx
+    const y0 = top + height + sy.min * ky; // y pixel = y0 − v·ky
+    const Y = (v) => y0 - v * ky;
+    const base = panel.bases && panel.bases[si];
+    const stroke = new Path2D();
+    const fill = base ? new Path2D() : null;
+    // Column decimation: the points that fall in one device pixel column
+    // are drawn as that column's first, lowest, highest and last value
+    // (fewer vertices when fewer points share the column).
+    let col = NaN; let n = 0; let yIn = 0; let yMin = 0; let yMax = 0; let yOut = 0; let pen = false;
+    let seg = []; // stacked: [x, i] of the current segment's columns, for the band
+    const to = (x, y) => { if (pen) stroke.lineTo(x, y); else { stroke.moveTo(x, y); pen = true; } };
+    const flush = () => {
+      if (n === 0) return;
+      to(col, yIn);
+      if (n > 2) {
+        if (yMin !== yIn && yMin !== yOut) stroke.lineTo(col, yMin);
+        if (yMax !== yIn && yMax !== yOut) stroke.lineTo(col, yMax);
+      }
+      if (n > 1) stroke.lineTo(col, yOut);
+      n = 0;
+    };
+    const band = () => {
+      if (fill && seg.length) {
+        fill.moveTo(seg[0], Y(ys[seg[1]]));
+        for (let k = 2; k < seg.length; k += 2) fill.lineTo(seg[k], Y(ys[seg[k + 1]]));
+        for (let k = seg.length - 2; k >= 0; k -= 2) fill.lineTo(seg[k], Y(base[seg[k + 1]]));
+        fill.closePath();
+      }
+      seg = [];
+    };
+    for (let i = i0; i <= i1; i++) {
+      const v = ys[i];
+      if (v === null || v === undefined) {
+        if (v === null) { flush(); pen = false; band(); }
+        continue;
+      }
+      const x = Math.round(x0 + xs[i] * kx);
+      const y = y0 - v * ky;
+      if (n === 0 || x !== col) {
+        flush();
+        col = x; n = 1; yIn = yMin = yMax = yOut = y;
+        if (fill) seg.push(x, i);
+      } else {
+        n++;
+        if (y < yMin) yMin = y; else if (y > yMax) yMax = y;
+        yOut = y;
+        if (fill) seg[seg.length - 1] = i;
+      }
+    }
+    flush();
+    band();
+    return { stroke, fill, clip: null, band: null, gaps: null, flags: 0 };
+  };
+}
 
 export class Panel {
   constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null, intervalMs = 0 }) {
@@ -116,6 +202,9 @@ export class Panel {
     this.lastSeq = last ? last.seq : -1;
     this.epoch = last ? last.epoch : null;
     this.xs = (q.data && q.data[0] ? q.data[0] : []).slice();
+    // Live frames go into buckets of the back-fill's step (see push).
+    this.step = q.step > 1 ? q.step : 0;
+    this.lastT = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
     // Start from the answer's series only: after a reset nothing of the old
     // epoch may stay on screen. Hidden series stay hidden (by key).
     this.series = [];
@@ -127,6 +216,10 @@ export class Panel {
       const ser = this.ensure(s.name, s.labels, s.unit);
       if (ser) ser.col = col;
     });
+    // The newest back-fill bucket (partial while it holds "now") takes the
+    // live frames of its time as well; its value counts as one sample.
+    this.open = this.step && this.xs.length ? this.xs[this.xs.length - 1] : null;
+    for (const ser of this.series) ser.n = ser.col.length && ser.col[ser.col.length - 1] !== null ? 1 : 0;
     this.seqs = [];
     this.state = 'ready';
     const queued = this.queue;
@@ -173,6 +266,7 @@ export class Panel {
     this.epoch = id.epoch;
     let t = f.ts / 1000;
     const lastX = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
+    if (this.step) return this.pushBucket(f, id, t, lastX);
     if (!(t > lastX)) t = lastX + 0.001; // x must increase; order is by seq, not clock
     // No frame for over three intervals (server down, collector stalled):
     // a null point breaks the line instead of drawing across the hole.
@@ -186,6 +280,46 @@ export class Panel {
       const s = this.ensure(smp.name, smp.labels);
       if (s) s.col[s.col.length - 1] = typeof smp.value === 'number' ? smp.value : null;
     }
+    this.seqs.push(id.seq);
+    if (this.seqs.length > maxSeqs) this.seqs.splice(0, this.seqs.length - maxSeqs);
+    if (this.xs.length % 64 === 0) this.trim();
+    this.dirty = true;
+    return true;
+  }
+
+  // pushBucket: with a back-fill step of s > 1 seconds (windows of 5 minutes
+  // and more), a live frame joins the point of its s-second bucket — the
+  // running mean, like the server's avg — instead of adding a point per
+  // second. The chart then holds the back-fill's resolution (about one
+  // point per pixel column) however long the tab stays open, not twice or
+  // three times as many points as the window had at load.
+  pushBucket(f, id, t, lastX) {
+    const b = Math.floor(t / this.step) * this.step;
+    const last = this.xs.length - 1;
+    if (this.open !== null && b === this.open && last >= 0 && this.xs[last] === b) {
+      for (const smp of f.samples || []) {
+        const s = this.ensure(smp.name, smp.labels);
+        if (!s || typeof smp.value !== 'number') continue;
+        const cur = s.col[last];
+        s.n = cur === null ? 1 : (s.n || 1) + 1;
+        s.col[last] = cur === null ? smp.value : cur + (smp.value - cur) / s.n;
+      }
+    } else {
+      let x = b > lastX ? b : lastX + 0.001; // x must increase
+      // No frame for over three intervals: a null point breaks the line.
+      if (this.intervalMs > 0 && lastX > 0 && t - this.lastT > (3 * this.intervalMs) / 1000) {
+        this.xs.push(lastX + (x - lastX) / 2);
+        for (const s of this.series) s.col.push(null);
+      }
+      this.open = x === b ? b : null;
+      this.xs.push(x);
+      for (const s of this.series) { s.col.push(null); s.n = 0; }
+      for (const smp of f.samples || []) {
+        const s = this.ensure(smp.name, smp.labels);
+        if (s && typeof smp.value === 'number') { s.col[s.col.length - 1] = smp.value; s.n = 1; }
+      }
+    }
+    this.lastT = Math.max(this.lastT, t);
     this.seqs.push(id.seq);
     if (this.seqs.length > maxSeqs) this.seqs.splice(0, this.seqs.length - maxSeqs);
     if (this.xs.length % 64 === 0) this.trim();
@@ -212,14 +346,20 @@ export class Panel {
     const shown = this.series;
     if (!this.def.stacked) return [this.xs, ...shown.map((s) => s.col)];
     // Stacked: each line is the running sum of the visible series below it;
-    // legends show the raw value (see opts().series[].value).
-    const acc = new Float64Array(this.xs.length);
+    // legends show the raw value (see opts().series[].value). bases[i] is
+    // the stack below series i, where its band starts (see pathsFor).
+    const n = this.xs.length;
+    let acc = new Float64Array(n);
     const out = [this.xs];
+    this.bases = [null];
     for (const s of shown) {
-      if (this.hiddenKeys.has(s.key)) { out.push(s.col); continue; }
-      const c = new Array(this.xs.length);
-      for (let i = 0; i < c.length; i++) { const v = s.col[i]; c[i] = v === null ? null : (acc[i] += v); }
+      if (this.hiddenKeys.has(s.key)) { out.push(s.col); this.bases.push(null); continue; }
+      const below = acc;
+      acc = new Float64Array(below);
+      const c = new Array(n);
+      for (let i = 0; i < n; i++) { const v = s.col[i]; c[i] = v === null ? null : (acc[i] += v); }
       out.push(c);
+      this.bases.push(below);
     }
     return out;
   }
@@ -230,8 +370,7 @@ export class Panel {
     const u1 = units[1];
     const stacked = !!this.def.stacked;
     const series = [{ value: (u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleTimeString()) }];
-    const bands = [];
-    let below = 0;
+    const paths = pathsFor(this);
     this.series.forEach((s, i) => {
       const color = palette[i % palette.length];
       const raw = (u, v, si, idx) => fmt(idx === null || idx === undefined ? null : s.col[idx], s.unit);
@@ -243,12 +382,9 @@ export class Panel {
         fill: stacked ? color + '55' : undefined,
         show: !this.hiddenKeys.has(s.key),
         spanGaps: false,
+        paths,
         value: raw, // uPlot's default points: drawn only while sparse (a new chart)
       });
-      if (stacked) {
-        if (below) bands.push({ series: [i + 1, below] });
-        below = i + 1;
-      }
     });
     const win = this.windowSec;
     const axisStroke = () => colors.fg;
@@ -267,7 +403,7 @@ export class Panel {
         y: { range: (u, min, max) => (u0 === 'ratio' && !stacked ? [0, Math.max(1, max)] : [Math.min(0, min), max > 0 ? max * 1.05 : 1]) },
         ...(u1 ? { y2: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } } : {}),
       },
-      series, axes, bands,
+      series, axes,
       hooks: {
         draw: [(u) => this.drawMarks(u)],
         setSeries: [(u, i, o) => {
@@ -316,7 +452,11 @@ export class Panel {
   }
 
   draw() {
-    const width = Math.max(200, this.body.clientWidth || 400);
+    // The width comes from the ResizeObserver (resize); reading clientWidth
+    // here would force a layout per chart, right after the previous chart's
+    // legend changed the DOM.
+    if (!this.width) this.width = this.body.clientWidth;
+    const width = Math.max(200, this.width || 400);
     if (!this.u || this.rebuild) {
       this.rebuild = false;
       this.builds = (this.builds || 0) + 1;
@@ -335,35 +475,50 @@ export class Panel {
     } else {
       // batch: draw now rather than in uPlot's microtask, so the caller can
       // time each chart and keep a frame within its budget.
-      this.u.batch(() => { this.u.setData(this.data()); });
+      // The legend shows the newest values unless the cursor is over the
+      // chart; setting its index in the same batch writes it once.
+      const u = this.u;
+      u.batch(() => {
+        u.setData(this.data());
+        if (!(u.cursor.left >= 0)) u.setLegend({ idx: this.xs.length - 1 });
+      });
     }
-    this.note.textContent = this.omitted ? `(${this.omitted} more series not drawn)` : '';
+    const note = this.omitted ? `(${this.omitted} more series not drawn)` : '';
+    if (this.note.textContent !== note) this.note.textContent = note;
     if (this.meters) this.renderMeters();
     return true;
   }
 
+  // renderMeters keeps one row per ratio series and touches the DOM only
+  // where a label or value changed.
   renderMeters() {
     const ratios = this.series.filter((s) => s.unit === 'ratio');
-    this.meters.textContent = '';
-    for (const s of ratios) {
+    const rows = this.meterRows || (this.meterRows = []);
+    while (rows.length > ratios.length) rows.pop().row.remove();
+    ratios.forEach((s, k) => {
       let v = null;
       for (let i = s.col.length - 1; i >= 0 && v === null; i--) v = s.col[i];
-      const row = document.createElement('label');
-      row.className = 'meter';
-      const name = document.createElement('span');
-      name.textContent = s.label;
-      const m = document.createElement('meter');
-      m.min = 0; m.max = 1; m.low = 0.8; m.high = 0.9; m.optimum = 0;
-      m.value = v ?? 0;
-      const val = document.createElement('span');
-      val.textContent = fmt(v, 'ratio');
-      row.append(name, m, val);
-      this.meters.append(row);
-    }
+      let r = rows[k];
+      if (!r) {
+        const row = document.createElement('label');
+        row.className = 'meter';
+        const name = document.createElement('span');
+        const m = document.createElement('meter');
+        m.min = 0; m.max = 1; m.low = 0.8; m.high = 0.9; m.optimum = 0;
+        const val = document.createElement('span');
+        row.append(name, m, val);
+        this.meters.append(row);
+        r = rows[k] = { row, name, m, val, label: null, v: undefined };
+      }
+      if (r.label !== s.label) { r.label = s.label; r.name.textContent = s.label; }
+      if (r.v !== v) { r.v = v; r.m.value = v ?? 0; r.val.textContent = fmt(v, 'ratio'); }
+    });
   }
 
-  resize() {
-    if (this.u) this.u.setSize({ width: Math.max(200, this.body.clientWidth), height: this.height });
+  // resize: width is the chart box's content width from a ResizeObserver.
+  resize(width) {
+    if (width > 0) this.width = Math.floor(width);
+    if (this.u) this.u.setSize({ width: Math.max(200, this.width || this.body.clientWidth), height: this.height });
   }
 
   redraw() { if (this.u) this.u.redraw(false, true); }
