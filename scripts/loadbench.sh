@@ -219,6 +219,7 @@ for sc in $SCENARIOS; do
 		# 10 frames/s, so that BEHIND frames pass in BEHIND/10 s.
 		start_livedash c "${synthetic_only/interval: 10ms/interval: 100ms}"
 		echo "C: storm $STORM clients $BEHIND frames behind (replayed from bbolt), $CONTROL control clients; synthetic at 100ms"
+		c_p99=() c_ctl=() c_base=() c_during=()
 		for run in $(seq "$RUNS"); do
 			out=$tmp/C.$run.txt
 			bench "$out" -scenario storm -storm "$STORM" -behind "$BEHIND" -control "$CONTROL" -url "$LD_URL" -pid "$LD_PID" -duration "$DURATION" -warmup "$WARMUP"
@@ -229,7 +230,13 @@ for sc in $SCENARIOS; do
 				"$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" \
 				"$(ratio "$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')" "$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")" \
 				"$(field "$out" 'storm clients: frames [0-9]+  gaps ([0-9]+)')" "$(field "$out" 'storm clients: .*dups ([0-9]+)')" "$(field "$out" 'storm clients: .*resets ([0-9]+)')"
+			c_p99+=("$(field "$out" 'catch-up p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")
+			c_base+=("$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")
+			c_during+=("$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")
+			c_ctl+=("$(ratio "${c_during[-1]}" "${c_base[-1]}")")
 		done
+		printf 'C median of %d: catch-up p99 %sms | control p99 baseline %sms during %sms | median ratio %s\n' "$RUNS" \
+			"$(median "${c_p99[@]}")" "$(median "${c_base[@]}")" "$(median "${c_during[@]}")" "$(median "${c_ctl[@]}")"
 		stop "$LD_PID"
 		;;
 	R)
