@@ -153,9 +153,12 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 		subs:  map[*stream]struct{}{},
 		perIP: map[netip.Addr]int{},
 		idle:  make(chan struct{}),
-		// Replays are CPU-bound (bbolt reads, encoding, loopback writes): a
-		// few per core keep the cores busy without thrashing.
-		replaySem: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		// Replays are CPU-bound (bbolt read, encoding, loopback write): one
+		// per core, each yielding before its chunk (stream.replay), keeps
+		// live deliveries from queuing behind them. Measured on the 5,000
+		// client storm: control p99 ratio 3.2x -> 2.0x, catch-up p99
+		// 1.27 s -> 0.86 s against 2 per core without the yield.
+		replaySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	beat := make(chan struct{})
 	h.beat.Store(&beat)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -409,6 +410,8 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 			return s.kickReason
 		default:
 		}
+		// Let live deliveries queued behind this replay run first.
+		runtime.Gosched()
 		// Encode straight from the read transaction's view into the write
 		// buffer: no copy of the frames, no Frame structs, one encoding.
 		// The transaction covers one bounded chunk and no socket write.
