@@ -210,23 +210,6 @@ func (c *client) next(tb testing.TB, d time.Duration) sse.Event {
 	return sse.Event{}
 }
 
-// ended waits until the server ended the response.
-func (c *client) ended(tb testing.TB, d time.Duration) {
-	tb.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case _, ok := <-c.events:
-			if !ok {
-				return
-			}
-		case <-timer.C:
-			tb.Fatalf("stream not ended within %v", d)
-		}
-	}
-}
-
 // rawLines reads a response body line by line (to see comments and retry:).
 func rawLines(r io.Reader) <-chan string {
 	ch := make(chan string, 1024)
