@@ -63,7 +63,6 @@ type fsStat struct {
 	size, free, avail uint64
 }
 
-
 // filesystemCollector reports per mount point filesystem_size_bytes,
 // filesystem_free_bytes (free to root), filesystem_avail_bytes (free to
 // users), filesystem_used_bytes and filesystem_used_ratio (used / (used +
