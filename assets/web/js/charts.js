@@ -79,80 +79,87 @@ function theme() {
 let colors = null;
 export function refreshTheme() { colors = theme(); }
 
-// pathsFor is the uPlot path builder of every series: lines broken at nulls
-// with moveTo, at most about one vertex pair per pixel column, and for a
-// stacked series the band between its line and the stack below it as a
-// polygon of its own.
+// seriesPaths builds one series' line (and, for a stacked series, its band
+// down to the stack below) over points i0..i1, in the series layer's device
+// pixels: x = x0 + v·kx, y = y0 − v·ky. Lines break at nulls with moveTo;
+// at most about one vertex pair per pixel column; nothing clips.
 //
 // uPlot's built-in builder breaks lines over nulls by clipping the canvas to
 // the non-gap ranges and fills stacked bands through clip paths (bands); in
 // Chromium's software rasterizer each such clip is a mask over the plot, and
-// they were the larger half of an update's cost. Nothing here clips, so the
-// canvas only strokes and fills plain paths.
-function pathsFor(panel) {
-  return (u, si, i0, i1) => {
-    const xs = u.data[0];
-    const ys = u.data[si];
-    const { left, top, width, height } = u.bbox;
-    const sx = u.scales.x;
-    const sy = u.scales[u.series[si].scale];
-    const kx = width / (sx.max - sx.min || 1);
-    const ky = height / (sy.max - sy.min || 1);
-    const x0 = left - sx.min * kx; // x pixel = x0 + v·kx
-    const y0 = top + height + sy.min * ky; // y pixel = y0 − v·ky
-    const Y = (v) => y0 - v * ky;
-    const base = panel.bases && panel.bases[si];
-    const stroke = new Path2D();
-    const fill = base ? new Path2D() : null;
-    // Column decimation: the points that fall in one device pixel column
-    // are drawn as that column's first, lowest, highest and last value
-    // (fewer vertices when fewer points share the column).
-    let col = NaN; let n = 0; let yIn = 0; let yMin = 0; let yMax = 0; let yOut = 0; let pen = false;
-    let seg = []; // stacked: [x, i] of the current segment's columns, for the band
-    const to = (x, y) => { if (pen) stroke.lineTo(x, y); else { stroke.moveTo(x, y); pen = true; } };
-    const flush = () => {
-      if (n === 0) return;
-      to(col, yIn);
-      if (n > 2) {
-        if (yMin !== yIn && yMin !== yOut) stroke.lineTo(col, yMin);
-        if (yMax !== yIn && yMax !== yOut) stroke.lineTo(col, yMax);
-      }
-      if (n > 1) stroke.lineTo(col, yOut);
-      n = 0;
-    };
-    const band = () => {
-      if (fill && seg.length) {
-        fill.moveTo(seg[0], Y(ys[seg[1]]));
-        for (let k = 2; k < seg.length; k += 2) fill.lineTo(seg[k], Y(ys[seg[k + 1]]));
-        for (let k = seg.length - 2; k >= 0; k -= 2) fill.lineTo(seg[k], Y(base[seg[k + 1]]));
-        fill.closePath();
-      }
-      seg = [];
-    };
-    for (let i = i0; i <= i1; i++) {
-      const v = ys[i];
-      if (v === null || v === undefined) {
-        if (v === null) { flush(); pen = false; band(); }
-        continue;
-      }
-      const x = Math.round(x0 + xs[i] * kx);
-      const y = y0 - v * ky;
-      if (n === 0 || x !== col) {
-        flush();
-        col = x; n = 1; yIn = yMin = yMax = yOut = y;
-        if (fill) seg.push(x, i);
-      } else {
-        n++;
-        if (y < yMin) yMin = y; else if (y > yMax) yMax = y;
-        yOut = y;
-        if (fill) seg[seg.length - 1] = i;
-      }
+// they were the larger half of an update's cost.
+//
+// Column decimation: the points that fall in one device pixel column are
+// drawn as that column's first, lowest, highest and last value (fewer
+// vertices when fewer points share the column). A column's pixels depend
+// only on its own points and its neighbours' last/first ones, so a path
+// started a few columns left of a redrawn strip draws that strip exactly as
+// a path over the whole window would (see Panel.drawLayer).
+function seriesPaths(xs, ys, base, x0, kx, y0, ky, i0, i1) {
+  const Y = (v) => y0 - v * ky;
+  const stroke = new Path2D();
+  const fill = base ? new Path2D() : null;
+  let col = NaN; let n = 0; let yIn = 0; let yMin = 0; let yMax = 0; let yOut = 0; let pen = false;
+  let seg = []; // stacked: [x, i] of the current segment's columns, for the band
+  const to = (x, y) => { if (pen) stroke.lineTo(x, y); else { stroke.moveTo(x, y); pen = true; } };
+  const flush = () => {
+    if (n === 0) return;
+    to(col, yIn);
+    if (n > 2) {
+      if (yMin !== yIn && yMin !== yOut) stroke.lineTo(col, yMin);
+      if (yMax !== yIn && yMax !== yOut) stroke.lineTo(col, yMax);
     }
-    flush();
-    band();
-    return { stroke, fill, clip: null, band: null, gaps: null, flags: 0 };
+    if (n > 1) stroke.lineTo(col, yOut);
+    n = 0;
   };
+  const band = () => {
+    if (fill && seg.length) {
+      fill.moveTo(seg[0], Y(ys[seg[1]]));
+      for (let k = 2; k < seg.length; k += 2) fill.lineTo(seg[k], Y(ys[seg[k + 1]]));
+      for (let k = seg.length - 2; k >= 0; k -= 2) fill.lineTo(seg[k], Y(base[seg[k + 1]]));
+      fill.closePath();
+    }
+    seg = [];
+  };
+  for (let i = i0; i <= i1; i++) {
+    const v = ys[i];
+    if (v === null || v === undefined) {
+      if (v === null) { flush(); pen = false; band(); }
+      continue;
+    }
+    const x = Math.round(x0 + xs[i] * kx);
+    const y = y0 - v * ky;
+    if (n === 0 || x !== col) {
+      flush();
+      col = x; n = 1; yIn = yMin = yMax = yOut = y;
+      if (fill) seg.push(x, i);
+    } else {
+      n++;
+      if (y < yMin) yMin = y; else if (y > yMax) yMax = y;
+      yOut = y;
+      if (fill) seg[seg.length - 1] = i;
+    }
+  }
+  flush();
+  band();
+  return { stroke, fill };
 }
+
+// uPlot draws no series itself (axes, grid, marks, points of a sparse new
+// chart, legend and cursor stay its job): lines and bands are on the
+// panel's own series layer, see Panel.drawLayer.
+const noPaths = () => null;
+
+// niceCeil: the smallest of 1, 2, 2.5, 5 × 10^k at or above v (> 0).
+function niceCeil(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v * (1 - 1e-9)) return m * p;
+  return 10 * p;
+}
+
+// fullEvery: the series layer is redrawn from scratch at least this often
+// (a safety net; shifted and partial draws are exact on their own).
+const fullEvery = 300;
 
 export class Panel {
   constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null, intervalMs = 0 }) {
@@ -176,6 +183,8 @@ export class Panel {
     this.onScreen = true; // main.js keeps it current (IntersectionObserver)
     this.dups = 0;
     this.u = null;
+    this.ranges = {};
+    this.lay = null; // what the series layer holds (see drawLayer)
 
     const el = document.createElement('section');
     el.className = 'panel';
@@ -211,6 +220,8 @@ export class Panel {
     this.byKey = new Map();
     this.omitted = 0;
     this.rebuild = true;
+    this.ranges = {}; // sticky y ranges (see sticky), new with the data
+    this.lay = null;
     (q.series || []).forEach((s, i) => {
       const col = (q.data[i + 1] || []).slice();
       const ser = this.ensure(s.name, s.labels, s.unit);
@@ -347,7 +358,7 @@ export class Panel {
     if (!this.def.stacked) return [this.xs, ...shown.map((s) => s.col)];
     // Stacked: each line is the running sum of the visible series below it;
     // legends show the raw value (see opts().series[].value). bases[i] is
-    // the stack below series i, where its band starts (see pathsFor).
+    // the stack below series i, where its band starts (see seriesPaths).
     const n = this.xs.length;
     let acc = new Float64Array(n);
     const out = [this.xs];
@@ -370,7 +381,6 @@ export class Panel {
     const u1 = units[1];
     const stacked = !!this.def.stacked;
     const series = [{ value: (u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleTimeString()) }];
-    const paths = pathsFor(this);
     this.series.forEach((s, i) => {
       const color = palette[i % palette.length];
       const raw = (u, v, si, idx) => fmt(idx === null || idx === undefined ? null : s.col[idx], s.unit);
@@ -382,7 +392,7 @@ export class Panel {
         fill: stacked ? color + '55' : undefined,
         show: !this.hiddenKeys.has(s.key),
         spanGaps: false,
-        paths,
+        paths: noPaths,
         value: raw, // uPlot's default points: drawn only while sparse (a new chart)
       });
     });
@@ -400,12 +410,12 @@ export class Panel {
       legend: { live: true },
       scales: {
         x: { time: true, range: (u, min, max) => [max - win, max] },
-        y: { range: (u, min, max) => (u0 === 'ratio' && !stacked ? [0, Math.max(1, max)] : [Math.min(0, min), max > 0 ? max * 1.05 : 1]) },
-        ...(u1 ? { y2: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } } : {}),
+        y: { range: (u, min, max) => (u0 === 'ratio' && !stacked ? [0, Math.max(1, max)] : this.sticky('y', min, max)) },
+        ...(u1 ? { y2: { range: (u, min, max) => this.sticky('y2', min, max) } } : {}),
       },
       series, axes,
       hooks: {
-        draw: [(u) => this.drawMarks(u)],
+        draw: [(u) => { this.drawLayer(u); this.drawMarks(u); }],
         setSeries: [(u, i, o) => {
           // legend click: remember per key (survives re-creation) and re-stack
           if (i && o && 'show' in o) {
@@ -417,6 +427,143 @@ export class Panel {
         setCursor: [(u) => { if (u.cursor.idx === null || u.cursor.idx === undefined) this.showLatest(u); }],
       },
     };
+  }
+
+  // sticky is a y scale's range: from 0 (or a negative minimum) to a round
+  // number 5 % or more above the data's maximum. It grows as soon as the
+  // data needs it but shrinks only when the data fell below half of it, so
+  // the axes, the grid and the series layer keep their y mapping from one
+  // update to the next (a changed mapping redraws the layer in full).
+  sticky(key, min, max) {
+    const r = this.ranges[key] || (this.ranges[key] = { lo: 0, hi: 0 });
+    const hi = max > 0 ? max * 1.05 : 1;
+    if (hi > r.hi || hi < r.hi / 2) r.hi = niceCeil(hi > r.hi ? hi : hi * 1.25);
+    const lo = min < 0 ? -min * 1.05 : 0;
+    if (lo > -r.lo || lo < -r.lo / 2) r.lo = lo > 0 ? -niceCeil(lo > -r.lo ? lo : lo * 1.25) : 0;
+    return [r.lo, r.hi];
+  }
+
+  // drawLayer draws the lines and stacked bands on the series layer, a
+  // canvas of the plot's size over uPlot's own (which keeps axes, grid and
+  // marks). The layer is retained: when only new points arrived, its bitmap
+  // moves left by the x scale's movement in whole device pixels and just the
+  // strip from the last drawn point rightwards is cleared and drawn again
+  // (the newest point may have changed: it is a bucket's running mean).
+  // Anything else — size, window, y scales, theme, hidden series, a re-load —
+  // redraws it in full. The bitmap's x mapping is the exact one rounded to
+  // whole pixels: it lags or leads uPlot's by under half a pixel, never more.
+  drawLayer(u) {
+    let cv = this.cv;
+    if (!cv || cv.parentNode !== u.over) {
+      cv = this.cv = document.createElement('canvas');
+      cv.className = 'series-layer';
+      u.over.prepend(cv);
+      this.ctx = cv.getContext('2d');
+      this.lay = null;
+    }
+    const { width: W, height: H } = u.bbox;
+    if (cv.width !== W || cv.height !== H) { cv.width = W; cv.height = H; this.lay = null; }
+    const ctx = this.ctx;
+    const xs = u.data[0];
+    const n = xs ? xs.length : 0;
+    const sx = u.scales.x;
+    if (!n || !(W > 0 && H > 0) || sx.min === null || sx.max === null) { ctx.clearRect(0, 0, W, H); this.lay = null; return; }
+    const kx = W / (sx.max - sx.min || 1);
+    const X = -sx.min * kx; // exact: x pixel = X + v·kx
+    let sig = '';
+    for (let i = 1; i < u.series.length; i++) sig += u.series[i].show ? '1' : '0';
+    for (const k of ['y', 'y2']) { const sc = u.scales[k]; if (sc) sig += '|' + sc.min + ',' + sc.max; }
+    const L = this.lay;
+    let full = !L || L.kx !== kx || L.sig !== sig || L.colors !== colors || L.draws >= fullEvery;
+    let B = X; // the bitmap's x offset
+    let from = 0; // first pixel column drawn
+    let i0 = 0; // first point of the paths
+    if (!full) {
+      const shift = Math.round(L.B - X);
+      B = L.B - shift;
+      // The last point drawn before (j) may have changed, and so may the
+      // segment into it: redraw from the column of the point before it,
+      // with paths from a few columns further left.
+      let j = n - 1;
+      while (j > 0 && xs[j] > L.lastX) j--;
+      const col = (i) => Math.round(B + xs[i] * kx);
+      from = j >= 1 ? col(j - 1) - 2 : -1;
+      if (shift < 0 || shift >= W || from <= 0 || from >= W) full = true;
+      else {
+        i0 = j - 1;
+        while (i0 > 0 && col(i0) >= from - 2) i0--;
+        if (shift) {
+          ctx.globalCompositeOperation = 'copy';
+          ctx.drawImage(cv, -shift, 0);
+          ctx.globalCompositeOperation = 'source-over';
+        }
+      }
+    }
+    ctx.save();
+    if (full) {
+      B = X; from = 0; i0 = 0;
+      ctx.clearRect(0, 0, W, H);
+    } else {
+      ctx.clearRect(from, 0, W - from, H);
+      ctx.beginPath();
+      ctx.rect(from, 0, W - from, H);
+      ctx.clip();
+    }
+    this.paint(ctx, u, B, kx, i0);
+    ctx.restore();
+    this.lay = { kx, sig, colors, B, lastX: xs[n - 1], draws: full ? 0 : L.draws + 1, full: (L ? L.full : 0) + (full ? 1 : 0) };
+  }
+
+  // paint draws the shown series' paths from point i0 on, x = B + v·kx.
+  paint(ctx, u, B, kx, i0) {
+    const { width: W, height: H } = u.bbox;
+    const xs = u.data[0];
+    const n = xs.length;
+    const lw = Math.round(devicePixelRatio * 1000) / 1000;
+    const off = (lw % 2) / 2; // crisp 1-pixel lines, like uPlot's
+    ctx.translate(off, off);
+    ctx.lineWidth = lw;
+    ctx.lineJoin = 'round';
+    ctx.lineCap = 'butt';
+    for (let i = 1; i < u.series.length; i++) {
+      const s = u.series[i];
+      if (!s.show) continue;
+      const sy = u.scales[s.scale];
+      const ky = H / (sy.max - sy.min || 1);
+      const p = seriesPaths(xs, u.data[i], this.bases && this.bases[i], B, kx, H + sy.min * ky, ky, i0, n - 1);
+      const color = palette[(i - 1) % palette.length];
+      if (p.fill) { ctx.fillStyle = color + '55'; ctx.fill(p.fill); }
+      ctx.strokeStyle = color;
+      ctx.stroke(p.stroke);
+    }
+  }
+
+  // layerCheck (tests): how many pixels of the series layer differ from a
+  // full draw of the same data with the same x offset.
+  layerCheck() {
+    const u = this.u;
+    if (!u || !this.lay || !this.cv) return null;
+    const { width: W, height: H } = u.bbox;
+    const c = document.createElement('canvas');
+    c.width = W; c.height = H;
+    const ctx = c.getContext('2d');
+    ctx.save();
+    this.paint(ctx, u, this.lay.B, this.lay.kx, 0);
+    ctx.restore();
+    const a = this.ctx.getImageData(0, 0, W, H).data;
+    const b = ctx.getImageData(0, 0, W, H).data;
+    let diff = 0;
+    const at = [];
+    for (let i = 0; i < a.length; i += 4) {
+      // premultiplied: pixels with an alpha of a few units come back
+      // from getImageData with very different colours for ±1 of alpha
+      const d = (k) => Math.abs(a[k] * a[i + 3] - b[k] * b[i + 3]) / 255;
+      if (d(i) > 8 || d(i + 1) > 8 || d(i + 2) > 8 || Math.abs(a[i + 3] - b[i + 3]) > 8) {
+        diff++;
+        if (at.length < 12) at.push([(i / 4) % W, Math.floor(i / 4 / W), a[i], a[i + 1], a[i + 2], a[i + 3], b[i], b[i + 1], b[i + 2], b[i + 3]]);
+      }
+    }
+    return { diff, pixels: W * H, draws: this.lay.draws, fullDraws: this.lay.full, at: JSON.stringify(at) };
   }
 
   showLatest(u) {
