@@ -227,6 +227,27 @@ func TestBrowserPerf(t *testing.T) {
 		t.Logf("perf: renderer main thread CPU time (/proc) %.2f ms per second (per 1 Hz update)", (cpu1.rendererMain-cpu0.rendererMain)/secs*1000)
 	}
 
+	// The series layer is retained and redrawn in strips: after the watch
+	// it must hold what one full draw of the same data draws.
+	type layerCheck struct {
+		Topic                         string
+		Diff, Pixels, Draws, FullDraws int
+		At                             string
+	}
+	lcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]*layerCheck](`[...window.livedash.panels().values()].filter((p) => p.layerCheck).map((p) => {
+		if (p.dirty) p.render();
+		const c = p.layerCheck();
+		return c && { topic: p.topic, ...c }; }).filter(Boolean)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range lcs {
+		t.Logf("perf: %s series layer: %d incremental draws since the last full one (%d full in all), %d of %d pixels differ from a full draw", c.Topic, c.Draws, c.FullDraws, c.Diff, c.Pixels)
+		if c.Diff > 0 {
+			t.Errorf("%s: the retained series layer differs from a full draw in %d pixels: %s", c.Topic, c.Diff, c.At)
+		}
+	}
+
 	// What must hold, whatever the machine's speed.
 	if len(ups) < 20 {
 		t.Errorf("only %d updates drawn in %.0f s of 1 Hz frames", len(ups), secs)
