@@ -230,7 +230,7 @@ func TestBrowserPerf(t *testing.T) {
 	// The series layer is retained and redrawn in strips: after the watch
 	// it must hold what one full draw of the same data draws.
 	type layerCheck struct {
-		Topic                         string
+		Topic                          string
 		Diff, Pixels, Draws, FullDraws int
 		At                             string
 	}
