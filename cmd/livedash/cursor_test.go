@@ -37,6 +37,26 @@ func pollFrames(tb testing.TB, url string) framesPage {
 	return p
 }
 
+// ringIDs pages through /api/v1/frames and returns the IDs of every frame
+// after `after` up to and including `upTo`, as the ring holds them.
+func ringIDs(tb testing.TB, base, after, upTo string) []string {
+	tb.Helper()
+	var ids []string
+	for {
+		p := pollFrames(tb, fmt.Sprintf("%s/api/v1/frames?after=%s&limit=1000", base, after))
+		if len(p.Frames) == 0 {
+			tb.Fatalf("ring has nothing after %s; expected frames up to %s", after, upTo)
+		}
+		for _, f := range p.Frames {
+			ids = append(ids, f.ID)
+			if f.ID == upTo {
+				return ids
+			}
+		}
+		after = p.Next
+	}
+}
+
 // streamFrames opens the stream resuming after cursor and returns the IDs of
 // the first n frames, failing on any reset.
 func streamFrames(tb testing.TB, base, cursor string, n int) []string {
@@ -96,21 +116,7 @@ func TestCursorEquivalenceAcrossTransports(t *testing.T) {
 			cursor = ids[len(ids)-1]
 		}
 	}
-	// The ring's own sequence over the same span.
-	var want []string
-	for after, done := start, false; !done; {
-		p := pollFrames(t, fmt.Sprintf("%s/api/v1/frames?after=%s&limit=1000", ts.URL, after))
-		if len(p.Frames) == 0 {
-			t.Fatalf("ring has nothing after %s but the client saw up to %s", after, cursor)
-		}
-		for _, f := range p.Frames {
-			want = append(want, f.ID)
-			if done = f.ID == cursor; done {
-				break
-			}
-		}
-		after = p.Next
-	}
+	want := ringIDs(t, ts.URL, start, cursor)
 	if len(seen) < 100 {
 		t.Fatalf("only %d frames seen", len(seen))
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,20 +105,7 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 			newest, newestSeq = id.String(), id.Seq
 		}
 	}
-	var seq []string
-	for after, done := start, false; !done; {
-		p := pollFrames(t, fmt.Sprintf("%s/api/v1/frames?after=%s&limit=1000", srv2.URL, after))
-		if len(p.Frames) == 0 {
-			t.Fatalf("ring has nothing after %s, clients saw %s", after, newest)
-		}
-		for _, f := range p.Frames {
-			seq = append(seq, f.ID)
-			if done = f.ID == newest; done {
-				break
-			}
-		}
-		after = p.Next
-	}
+	seq := ringIDs(t, srv2.URL, start, newest)
 	for i, c := range clients {
 		if len(c.resets) > 0 {
 			t.Errorf("client %d got resets %v", i, c.resets)
