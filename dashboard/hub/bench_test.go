@@ -128,7 +128,7 @@ func BenchmarkReplay1000(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if reason := s.replay(context.Background(), from, 1000, ""); reason != "" {
+		if reason := s.replay(from, 1000, ""); reason != "" {
 			b.Fatal(reason)
 		}
 	}

@@ -399,3 +399,65 @@ func appendValue(tb testing.TB, e *env, topic string, v float64) {
 		tb.Fatal(err)
 	}
 }
+
+// TestServerShutdownWaitsForHijackedStreams: HTTP/1.1 streams are hijacked
+// (invisible to http.Server.Shutdown), yet Shutdown with the hub's Shutdown
+// registered returns only after every stream got its final retry: — the
+// anchor stream holds it — and no goroutine or connection is left behind.
+func TestServerShutdownWaitsForHijackedStreams(t *testing.T) {
+	cfg := testConfig()
+	cfg.DrainWindow = config.Duration(300 * time.Millisecond)
+	e := newEnv(t, cfg)
+	e.srv.Config.RegisterOnShutdown(func() { _ = e.hub.Shutdown(context.Background()) })
+	const n = 5
+	var all []<-chan string
+	for range n {
+		lines, _ := rawStream(t, e.url, "")
+		all = append(all, lines)
+	}
+	waitFor(t, 2*time.Second, "streams", func() bool { return e.hub.Streams() == n })
+	e.hub.mu.Lock()
+	anchored, detached := e.hub.anchored, e.hub.detached
+	e.hub.mu.Unlock()
+	if !anchored || detached != n-1 {
+		t.Fatalf("anchored %v detached %d, want true %d", anchored, detached, n-1)
+	}
+	type end struct {
+		lines []string
+		at    time.Time
+	}
+	ends := make(chan end, n)
+	for _, l := range all {
+		go func() {
+			var got []string
+			for s := range l {
+				got = append(got, s)
+			}
+			ends <- end{got, time.Now()}
+		}()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.srv.Config.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	for range n {
+		en := <-ends
+		if en.at.After(returned) {
+			t.Fatalf("http.Server.Shutdown returned %v before a stream ended", en.at.Sub(returned))
+		}
+		if k := len(en.lines); k < 2 || !strings.HasPrefix(en.lines[k-2], "retry: ") {
+			t.Fatalf("stream did not end with a retry: hint: %q", en.lines)
+		}
+	}
+	if d := returned.Sub(start); d > cfg.DrainWindow.D()+time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	e.hub.mu.Lock()
+	defer e.hub.mu.Unlock()
+	if e.hub.anchored || e.hub.detached != 0 || e.hub.active != 0 {
+		t.Fatalf("after shutdown: anchored %v detached %d active %d", e.hub.anchored, e.hub.detached, e.hub.active)
+	}
+}

@@ -1,8 +1,8 @@
 package hub
 
 import (
-	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -78,6 +78,13 @@ type stream struct {
 	flush func() error
 	ip    netip.Addr
 
+	// conn is the hijacked connection of an HTTP/1.1 stream (nil: the
+	// stream writes through w). gone is closed when the client goes away:
+	// the request context's Done, or for a hijacked stream the end of its
+	// reader goroutine.
+	conn net.Conn
+	gone <-chan struct{}
+
 	topics map[string]struct{} // nil: every topic
 
 	kickOnce   sync.Once
@@ -101,13 +108,27 @@ func (s *stream) kick(reason string) {
 		// past the drain window: shorten it. Setting a connection deadline is
 		// safe from any goroutine; a writer that is not stuck sets its own
 		// deadline again before its final retry: hint.
-		_ = s.rc.SetWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
+		_ = s.setWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
 	})
+}
+
+// setWriteDeadline sets the write deadline on the hijacked connection, or
+// through the ResponseController. Safe from any goroutine.
+func (s *stream) setWriteDeadline(t time.Time) error {
+	if s.conn != nil {
+		return s.conn.SetWriteDeadline(t)
+	}
+	return s.rc.SetWriteDeadline(t)
 }
 
 func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	h.enter()
-	defer h.leave()
+	detached := false
+	defer func() {
+		if !detached {
+			h.leave()
+		}
+	}()
 
 	// Headers are written here, not by go-sse's Upgrade, so that Echo's
 	// Response sees WriteHeader (else it logs "superfluous WriteHeader") and
@@ -120,8 +141,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	hdr.Del("Content-Encoding")
 	if r.ProtoMajor == 1 {
 		// HTTP/1.1: no chunked encoding; the body ends when the connection
-		// closes (the setup the SSE spec recommends; net/http then closes
-		// the connection after the handler returns). Chunking puts a chunk
+		// closes (the setup the SSE spec recommends; net/http, or the
+		// stream itself once hijacked, closes it at the end). Chunking puts a chunk
 		// header into net/http's 4 KiB connection buffer before every write,
 		// so a tick larger than that cost two write(2)s (and a third for the
 		// flush of the rest); unchunked, a coalesced write of any size is
@@ -135,13 +156,86 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		h:     h,
 		w:     w,
 		rc:    http.NewResponseController(w),
-		flush: flusherOf(w),
 		ip:    clientIP(r.RemoteAddr),
 		done:  make(chan struct{}),
 		retry: jitter(h.cfg.Retry.D(), 1, 1.5),
 	}
-	defer s.finish()
+	q := r.URL.Query()
+	s.topics = parseTopics(q["topics"])
+	lastID := r.Header.Get("Last-Event-ID")
+	if lastID == "" {
+		lastID = q.Get("lastEventId")
+	}
 
+	if r.ProtoMajor == 1 {
+		if h.attach() {
+			// The anchor: served in this handler, which then waits for
+			// every detached stream (see Hub.anchored). Its client may be
+			// long gone: one parked handler per hub.
+			defer h.releaseAnchor()
+		} else if s.hijack() {
+			// The connection is ours: the handler returns, and with it
+			// net/http's per-connection state (buffers, request, its
+			// background reader); the stream lives on in a fresh
+			// goroutine.
+			detached = true
+			go func() {
+				defer h.detachDone()
+				defer h.leave()
+				defer s.conn.Close()
+				s.serve(lastID)
+			}()
+			return
+		} else {
+			h.detachDone()
+		}
+	}
+	s.flush = flusherOf(w)
+	s.gone = r.Context().Done()
+	defer s.finish()
+	s.serve(lastID)
+}
+
+// hijack takes over the connection of an HTTP/1.1 stream after its response
+// head (memory per idle stream: net/http keeps ~10 KiB of buffers, the
+// request and a background reader goroutine per connection while the
+// handler runs). The response head is flushed by Hijack itself; the body is
+// unframed (Transfer-Encoding: identity), so the raw SSE bytes follow it on
+// the connection, which ends the body by closing. A goroutine blocked in
+// Read notices the client going away at once, as net/http's did. It reports
+// false when the writer cannot be hijacked (HTTP/2, test recorders).
+func (s *stream) hijack() bool {
+	conn, brw, err := s.rc.Hijack()
+	if err != nil {
+		return false
+	}
+	// Nothing is buffered (Hijack flushed the head); were anything left,
+	// it must go out before the events. A failed flush means the client is
+	// gone: the first write fails, as would the reader.
+	_ = brw.Writer.Flush()
+	s.conn = conn
+	gone := make(chan struct{})
+	s.gone = gone
+	go readUntilGone(conn, gone)
+	return true
+}
+
+// readUntilGone reads and discards whatever the client sends until the
+// connection fails or closes, then closes gone.
+func readUntilGone(conn net.Conn, gone chan<- struct{}) {
+	defer close(gone)
+	var b [64]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return
+		}
+	}
+}
+
+// serve registers the stream and runs it, or sends a retry: hint when it is
+// turned away.
+func (s *stream) serve(lastID string) {
+	h := s.h
 	if reason := h.register(s); reason != "" {
 		h.m.rejected.WithLabelValues(reason).Inc()
 		// Over a limit: come back much later, spread out. Shutting down:
@@ -155,7 +249,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.unregister(s)
-	reason := s.run(r)
+	reason := s.run(lastID)
 	h.m.disconnectsBy[reason].Inc()
 }
 
@@ -198,10 +292,12 @@ func (s *stream) write(b []byte) error {
 	now := time.Now()
 	if t := s.h.cfg.WriteTimeout.D(); s.deadline.Sub(now) < t/2 {
 		s.deadline = now.Add(t)
-		_ = s.rc.SetWriteDeadline(s.deadline) // ErrNotSupported: no deadline available
+		_ = s.setWriteDeadline(s.deadline) // ErrNotSupported: no deadline available
 	}
-	_, err := s.w.Write(b)
-	if err == nil {
+	var err error
+	if s.conn != nil {
+		_, err = s.conn.Write(b)
+	} else if _, err = s.w.Write(b); err == nil {
 		err = s.flush()
 	}
 	s.lastWrite = now
@@ -220,8 +316,10 @@ func writeErrReason(err error) string {
 // bye sends the final retry: hint of a stream the server ends (shutdown,
 // lifetime), with a short deadline: the client may be gone already.
 func (s *stream) bye() {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
-	if _, err := s.w.Write(appendRetry(nil, s.retry)); err == nil {
+	_ = s.setWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
+	if s.conn != nil {
+		_, _ = s.conn.Write(appendRetry(nil, s.retry))
+	} else if _, err := s.w.Write(appendRetry(nil, s.retry)); err == nil {
 		_ = s.flush()
 	}
 }
@@ -248,15 +346,8 @@ func parseTopics(vals []string) map[string]struct{} {
 }
 
 // run is the life of a registered stream; it returns the disconnect reason.
-func (s *stream) run(r *http.Request) string {
+func (s *stream) run(lastID string) string {
 	h := s.h
-	ctx := r.Context()
-	q := r.URL.Query()
-	s.topics = parseTopics(q["topics"])
-	lastID := r.Header.Get("Last-Event-ID")
-	if lastID == "" {
-		lastID = q.Get("lastEventId")
-	}
 
 	// Position: the current tail node. Everything up to H comes from the
 	// ring, everything after H from the nodes linked after cur.
@@ -314,11 +405,11 @@ func (s *stream) run(r *http.Request) string {
 	}
 
 	if replay {
-		if reason := s.replay(ctx, from, H, lastID); reason != "" {
+		if reason := s.replay(from, H, lastID); reason != "" {
 			return reason
 		}
 	}
-	return s.live(ctx, cur, floor)
+	return s.live(cur, floor)
 }
 
 func (s *stream) appendReset(b []byte, reason ring.Reason, requested string, head uint64) []byte {
@@ -381,12 +472,12 @@ func (s *stream) tooFar(from, H uint64) bool {
 // At most cap(h.replaySem) replays read and write at once: on a reconnect
 // storm, thousands of concurrent bbolt reads only thrash caches and delay
 // the live streams; queued ones finish in order instead of all at the end.
-func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested string) string {
+func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 	h := s.h
 	select {
 	case h.replaySem <- struct{}{}:
 		defer func() { <-h.replaySem }()
-	case <-ctx.Done():
+	case <-s.gone:
 		return disconnectClient
 	case <-s.done:
 		s.bye()
@@ -403,7 +494,7 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 	first := true
 	for cursor.Seq < H {
 		select {
-		case <-ctx.Done():
+		case <-s.gone:
 			return disconnectClient
 		case <-s.done:
 			s.bye()
@@ -463,7 +554,7 @@ func (s *stream) replay(ctx context.Context, from ring.ID, H uint64, requested s
 }
 
 // live delivers nodes after cur until the stream ends.
-func (s *stream) live(ctx context.Context, cur *node, floor uint64) string {
+func (s *stream) live(cur *node, floor uint64) string {
 	h := s.h
 	period := h.cfg.Heartbeat.D()
 	beat := *h.beat.Load()
@@ -497,7 +588,7 @@ func (s *stream) live(ctx context.Context, cur *node, floor uint64) string {
 		case <-s.done:
 			s.bye()
 			return s.kickReason
-		case <-ctx.Done():
+		case <-s.gone:
 			return disconnectClient
 		}
 	}
