@@ -410,7 +410,9 @@ export class Panel {
       legend: { live: true },
       scales: {
         x: { time: true, range: (u, min, max) => [max - win, max] },
-        y: { range: (u, min, max) => (u0 === 'ratio' && !stacked ? [0, Math.max(1, max)] : this.sticky('y', min, max)) },
+        // A ratio axis ends at 100 % while the data fits under it (CPU stacked
+        // by mode sums to at most one); otherwise the sticky range.
+        y: { range: (u, min, max) => (u0 === 'ratio' && min >= 0 && max <= 1 ? [0, 1] : this.sticky('y', min, max)) },
         ...(u1 ? { y2: { range: (u, min, max) => this.sticky('y2', min, max) } } : {}),
       },
       series, axes,
