@@ -153,16 +153,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for _, fn := range s.deps.OnShutdown {
 		s.e.Server.RegisterOnShutdown(fn)
 	}
-	s.e.Server.RegisterOnShutdown(func() {
-		if s.deps.Stream == nil {
-			return
-		}
-		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.Stream.DrainWindow.D()+time.Second)
-		defer cancel()
-		if err := s.deps.Stream.Shutdown(dctx); err != nil {
-			s.log.Warn("streams did not all close in the drain window", "err", err)
-		}
-	})
 	errc := make(chan error, 1)
 	go func() { errc <- s.e.Server.Serve(ln) }()
 	select {
@@ -172,9 +162,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "drain_window", s.cfg.Stream.DrainWindow.D().String())
+	// Streams are drained by the hub itself: hijacked HTTP/1.1 streams are
+	// invisible to http.Server.Shutdown, so wait for the hub's Shutdown too.
+	streamsDone := make(chan struct{})
+	go func() {
+		defer close(streamsDone)
+		if s.deps.Stream == nil {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.Stream.DrainWindow.D()+time.Second)
+		defer cancel()
+		if err := s.deps.Stream.Shutdown(dctx); err != nil {
+			s.log.Warn("streams did not all close in the drain window", "err", err)
+		}
+	}()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Stream.DrainWindow.D()+2*time.Second)
 	defer cancel()
-	if err := s.e.Server.Shutdown(sctx); err != nil {
+	err := s.e.Server.Shutdown(sctx)
+	<-streamsDone
+	if err != nil {
 		// Some handler outlived the drain window (a client that stopped
 		// reading mid-write holds its handler until the write deadline).
 		// Cut what is left: the frames are in the store, clients resume.

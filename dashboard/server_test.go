@@ -376,3 +376,55 @@ func TestDisconnectMidReplay(t *testing.T) {
 	}
 	t.Logf("handler gone %v after the disconnect", time.Since(start))
 }
+
+// FAULTS row 26 through the server: streams (hijacked HTTP/1.1 connections,
+// which http.Server.Shutdown does not see) are closed spread over the drain
+// window, each with a final retry: hint, before Serve returns.
+func TestServeDrainsStreamsBeforeReturning(t *testing.T) {
+	var hb *hub.Hub
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.Stream.DrainWindow = config.Duration(400 * time.Millisecond)
+		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		d.Store.OnCommit(hb.Publish)
+		d.Stream = hb
+	})
+	const n = 4
+	type end struct {
+		tail string
+		at   time.Time
+	}
+	ends := make(chan end, n)
+	for range n {
+		resp, err := http.Get(h.url + "/api/v1/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ends <- end{string(b), time.Now()}
+		}()
+	}
+	for hb.Streams() != n {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	h.cancel()
+	if err := <-h.done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	close(h.done)
+	returned := time.Now()
+	if d := returned.Sub(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("Serve returned after %v; the drain window is 400ms", d)
+	}
+	for range n {
+		e := <-ends
+		if !strings.Contains(e.tail[max(0, len(e.tail)-64):], "retry: ") {
+			t.Fatalf("stream ended without a retry: hint: %q", e.tail[max(0, len(e.tail)-64):])
+		}
+		if d := e.at.Sub(returned); d > 100*time.Millisecond {
+			t.Fatalf("a stream ended %v after Serve returned", d)
+		}
+	}
+}

@@ -13,7 +13,9 @@
 // Every stream runs in its own goroutine: the handler's for HTTP/2, and for
 // HTTP/1.1 a fresh one started after the connection is hijacked, so that an
 // idle stream holds neither net/http's per-connection buffers nor its
-// request (see stream.hijack and Hub.anchored). When woken it walks the
+// request (see stream.hijack). Hijacked streams are invisible to
+// http.Server.Shutdown: whoever serves the hub waits for Hub.Shutdown, which
+// returns only when every stream has ended. When woken a stream walks the
 // nodes it has not seen, keeps the events that match its topics and sends all
 // of them in ONE write and one flush (coalescing: a stream that fell behind
 // by k ticks catches up with one syscall, not k). A single node written by an
@@ -106,16 +108,6 @@ type Hub struct {
 	closing    bool          // Shutdown was called: admit nobody
 	idle       chan struct{} // closed when closing && active == 0
 	idleClosed bool
-
-	// Hijacked HTTP/1.1 streams (see stream.hijack) are invisible to
-	// http.Server.Shutdown, which would return at once and let the process
-	// exit in the middle of the drain. One HTTP/1.1 stream at a time, the
-	// anchor, is served without hijacking, and its handler returns only
-	// when no hijacked stream is left: Shutdown waits for it, hence for the
-	// whole drain. Invariant (under mu): detached > 0 implies anchored.
-	anchored bool
-	detached int           // hijacked streams whose goroutine has not ended
-	unanchor chan struct{} // closed (and replaced) when detached drops to 0
 }
 
 // node is one Publish call: immutable once linked, except next and ready.
@@ -262,47 +254,6 @@ func (h *Hub) checkIdle() {
 	if h.closing && h.active == 0 && !h.idleClosed {
 		h.idleClosed = true
 		close(h.idle)
-	}
-}
-
-// attach decides how an HTTP/1.1 stream is served: as the anchor (not
-// hijacked; true) or detached (hijacked; false, counted until detachDone).
-func (h *Hub) attach() (anchor bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.anchored {
-		h.anchored = true
-		h.unanchor = make(chan struct{})
-		return true
-	}
-	h.detached++
-	return false
-}
-
-// detachDone counts a detached stream out (also one that could not be
-// hijacked after all).
-func (h *Hub) detachDone() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.detached--; h.detached == 0 {
-		close(h.unanchor)
-		h.unanchor = make(chan struct{})
-	}
-}
-
-// releaseAnchor returns once no detached stream is left, and ends the
-// anchor's role; the next HTTP/1.1 stream becomes the anchor.
-func (h *Hub) releaseAnchor() {
-	for {
-		h.mu.Lock()
-		if h.detached == 0 {
-			h.anchored = false
-			h.mu.Unlock()
-			return
-		}
-		ch := h.unanchor
-		h.mu.Unlock()
-		<-ch
 	}
 }
 

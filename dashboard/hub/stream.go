@@ -167,28 +167,18 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		lastID = q.Get("lastEventId")
 	}
 
-	if r.ProtoMajor == 1 {
-		if h.attach() {
-			// The anchor: served in this handler, which then waits for
-			// every detached stream (see Hub.anchored). Its client may be
-			// long gone: one parked handler per hub.
-			defer h.releaseAnchor()
-		} else if s.hijack() {
-			// The connection is ours: the handler returns, and with it
-			// net/http's per-connection state (buffers, request, its
-			// background reader); the stream lives on in a fresh
-			// goroutine.
-			detached = true
-			go func() {
-				defer h.detachDone()
-				defer h.leave()
-				defer s.conn.Close()
-				s.serve(lastID)
-			}()
-			return
-		} else {
-			h.detachDone()
-		}
+	if r.ProtoMajor == 1 && s.hijack() {
+		// The connection is ours: the handler returns, and with it
+		// net/http's per-connection state (buffers, request, its
+		// background reader); the stream lives on in a fresh goroutine,
+		// counted in h.active until it ends (Shutdown waits for that).
+		detached = true
+		go func() {
+			defer h.leave()
+			defer s.conn.Close()
+			s.serve(lastID)
+		}()
+		return
 	}
 	s.flush = flusherOf(w)
 	s.gone = r.Context().Done()
