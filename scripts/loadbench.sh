@@ -6,7 +6,7 @@
 #   bash scripts/loadbench.sh                     # short version (make bench): a few minutes
 #   CLIENTS=10000 SAT_CLIENTS=10000 STORM=5000 DURATION=15s RUNS=3 bash scripts/loadbench.sh   # full size
 #
-# Scenarios (SCENARIOS="A B S C R" by default):
+# Scenarios (SCENARIOS="A B S C R L" by default):
 #   A  CLIENTS clients on every topic of the default collectors at 1 s; refhub
 #      -rate 1 -batch B -size S with B and S measured from livedash's stream.
 #   B  B_CLIENTS clients at 100 frames/s: livedash's synthetic collector at
@@ -15,6 +15,8 @@
 #      deliveries/s reached and frames per write (coalescing under overload).
 #   C  reconnect storm (livedash only: refhub ignores Last-Event-ID): STORM
 #      clients reconnect at once, BEHIND frames behind, CONTROL control clients.
+#   L  long polls: LP_CLIENTS (5000) polls parked on /api/v1/frames, released by
+#      one push; p99 from sending the push, over LP_ROUNDS rounds.
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
 #
@@ -31,7 +33,9 @@ CONTROL=${CONTROL:-100}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-2s}
 RUNS=${RUNS:-1}
-SCENARIOS=${SCENARIOS:-"A B S C R"}
+SCENARIOS=${SCENARIOS:-"A B S C R L"}
+LP_CLIENTS=${LP_CLIENTS:-5000}
+LP_ROUNDS=${LP_ROUNDS:-5}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 REFHUB_DIR=${REFHUB_DIR:-$root/../shared/tools/refhub}
@@ -247,6 +251,14 @@ for sc in $SCENARIOS; do
 			printf 'R run %d: %s idle streams: %s\n' "$run" "$CLIENTS" "$(grep -o 'server rss.*' "$out")"
 			stop "$LD_PID"
 		done
+		;;
+	L)
+		start_livedash l "push:
+  token: loadbench"
+		out=$tmp/L.txt
+		bench "$out" -scenario longpoll -clients "$LP_CLIENTS" -rounds "$LP_ROUNDS" -token loadbench -url "${LD_URL%/api/v1/stream}/" -duration "$DURATION"
+		grep '^longpoll' "$out" | sed 's/^/L /'
+		stop "$LD_PID"
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac

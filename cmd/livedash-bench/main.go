@@ -8,6 +8,7 @@
 //	livedash-bench -url http://127.0.0.1:7070/api/v1/stream -pid $(pidof livedash) -clients 1000 -duration 10s
 //	livedash-bench -url http://127.0.0.1:9100/ -pid $(pidof refhub) -clients 1000 -duration 10s
 //	livedash-bench -scenario storm -storm 5000 -behind 100 -control 100 -url … -pid …
+//	livedash-bench -scenario longpoll -clients 5000 -rounds 5 -token T -url http://127.0.0.1:7070/
 //
 // Clients are plain TCP connections speaking just enough HTTP/1.1 (chunked)
 // and SSE to count frames, so that the tool itself costs little CPU: on a
@@ -50,6 +51,9 @@ type options struct {
 	storm   int
 	behind  int
 	control int
+	// longpoll
+	rounds int
+	token  string
 }
 
 func main() {
@@ -68,7 +72,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
-	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm")
+	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll")
+	fs.IntVar(&o.rounds, "rounds", 5, "longpoll: measured rounds (after one warm-up)")
+	fs.StringVar(&o.token, "token", "", "longpoll: the server's push.token")
 	fs.IntVar(&o.clients, "clients", 1000, "steady: number of clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement time")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "time after connecting before measuring")
@@ -92,10 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("clients: %d, want 1…%d", total, maxClients)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("duration %v, want up to %v", o.duration, maxDuration)
-	case o.scenario != "steady" && o.scenario != "storm":
+	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll":
 		return fmt.Errorf("unknown scenario %q", o.scenario)
 	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0):
 		return errors.New("storm: -storm, -behind and -control must be positive")
+	case o.scenario == "longpoll" && (o.rounds <= 0 || o.rounds > 100 || o.token == ""):
+		return errors.New("longpoll: -rounds must be 1…100 and -token set")
 	}
 	if o.sources <= 0 {
 		o.sources = max(2, (total+19999)/20000)
@@ -103,8 +111,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.warmup+3*o.duration+2*time.Minute)
 	defer cancel()
 	b := &bench{o: o, target: u}
-	if o.scenario == "storm" {
+	switch o.scenario {
+	case "storm":
 		return b.storm(ctx, stdout)
+	case "longpoll":
+		return b.longpoll(ctx, stdout)
 	}
 	return b.steady(ctx, stdout)
 }
