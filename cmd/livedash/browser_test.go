@@ -380,11 +380,7 @@ func TestBrowserLoad(t *testing.T) {
 func TestBrowserRestart(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/")
 	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
 	waitFor(t, "live frames", 10*time.Second, func() bool { return len(debugOf(t, ctx).Charts["cpu"].Seqs) >= 2 })
 	epoch, _ := statusOf(t, srv.URL)
@@ -435,11 +431,7 @@ func TestBrowserRestart(t *testing.T) {
 func TestBrowserStoreWiped(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/")
 	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
 	time.Sleep(2 * time.Second)
 	oldEpoch, _ := statusOf(t, srv.URL)
@@ -623,11 +615,7 @@ func TestBrowserXSSProbe(t *testing.T) {
 		}
 	}
 	push(1)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/")
 	waitFor(t, "xss chart", 10*time.Second, func() bool { ok, err := chartsReady(ctx, []string{"xss"}); return err == nil && ok })
 	for i := range 5 { // live frames too, not only the back-fill
 		push(float64(i + 2))
@@ -671,6 +659,18 @@ func TestBrowserXSSProbe(t *testing.T) {
 	check()
 }
 
+// openPage opens url in a fresh browser, watching its console for errors
+// (call check at the end of the test).
+func openPage(t *testing.T, url string) (ctx context.Context, check func()) {
+	t.Helper()
+	ctx = newBrowser(t)
+	check = watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, check
+}
+
 // Controls: window selector (re-load with an exact seam), pause/resume
 // (frames keep flowing, drawing stops), legend click hides a series and the
 // choice survives a re-load, and a phone-sized viewport has no sideways
@@ -678,11 +678,7 @@ func TestBrowserXSSProbe(t *testing.T) {
 func TestBrowserControls(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/")
 	ready := func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok }
 	waitFor(t, "charts", 10*time.Second, ready)
 	epoch, _ := statusOf(t, srv.URL)
@@ -754,11 +750,7 @@ func TestBrowserControls(t *testing.T) {
 func TestBrowserHiddenTabAndTheme(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/")
 	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
 
 	dark := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -826,11 +818,7 @@ func TestBrowserHiddenTabAndTheme(t *testing.T) {
 func TestBrowserNoSharedWorker(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	ctx := newBrowser(t)
-	check := watchConsole(t, ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?noworker")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, check := openPage(t, srv.URL+"/?noworker")
 	waitFor(t, "live charts without a worker", 10*time.Second, func() bool {
 		ok, err := chartsReady(ctx, defaultTopics)
 		d := debugOf(t, ctx)
