@@ -3,6 +3,7 @@ package dashboard
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,22 @@ var knownMethods = map[string]bool{
 	http.MethodDelete: true, http.MethodPatch: true, http.MethodOptions: true,
 }
 
+// statusTexts holds the label value of every status code net/http can send,
+// so counting a request allocates no string.
+var statusTexts = func() (t [600]string) {
+	for i := 100; i < len(t); i++ {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if code >= 100 && code < len(statusTexts) {
+		return statusTexts[code]
+	}
+	return strconv.Itoa(code)
+}
+
 func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -56,10 +73,13 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if !knownMethods[method] {
 			method = "other"
 		}
-		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
+		m.requests.WithLabelValues(route, method, statusText(c.Response().Status)).Inc()
 		// A stream lasts as long as the client stays and a long poll as long
-		// as it waits: their durations say nothing about server speed.
-		if route != "/api/v1/stream" && c.QueryParam("wait") == "" {
+		// as it waits: their durations say nothing about server speed. (The
+		// raw query is searched, not parsed: parsing it again here cost more
+		// than the rest of this middleware when a commit releases thousands
+		// of long polls.)
+		if route != "/api/v1/stream" && !strings.Contains(c.Request().URL.RawQuery, "wait=") {
 			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}
 		return nil

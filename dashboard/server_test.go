@@ -97,6 +97,17 @@ func TestAssets(t *testing.T) {
 	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("ETag") == "" {
 		t.Fatalf("index caching: %v", resp.Header)
 	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("page security headers: %v", resp.Header)
+	}
+	// API responses are data: nosniff and a CSP that allows nothing.
+	for _, path := range []string{"/api/v1/frames", "/api/v1/latest", "/api/v1/nope"} {
+		ar, _ := get(t, h.url+path)
+		if ar.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			ar.Header.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'" {
+			t.Fatalf("%s security headers: %v", path, ar.Header)
+		}
+	}
 	resp, _ = get(t, h.url+"/", "If-None-Match", resp.Header.Get("ETag"))
 	if resp.StatusCode != 304 {
 		t.Fatalf("revalidation: %d", resp.StatusCode)

@@ -99,10 +99,12 @@ type API struct {
 	recentMu    sync.RWMutex // guards recent, recentBytes, wake
 	recent      []ring.Frame
 	recentBytes int
-	wake        chan struct{} // closed after each OnCommit
-
-	closing   chan struct{}
-	closeOnce sync.Once
+	wake        chan struct{} // closed after each OnCommit and by Close
+	closed      bool          // set by Close; guarded by recentMu
+	recentGen   uint64        // bumped by each OnCommit; guarded by recentMu
+	// lastPoll is the last /frames answer read from the recent window:
+	// polls asking the same thing of the same window share its body.
+	lastPoll atomic.Pointer[pollAnswer]
 
 	m *metrics
 }
@@ -153,7 +155,7 @@ func New(store Store, cfg config.API, opts Options) *API {
 		opts.LoadMaxFrames = 100_000
 	}
 	a := &API{store: store, cfg: cfg, opts: opts, log: opts.Logger,
-		idx: newIndex(opts.IndexFrames, opts.MaxSeries), closing: make(chan struct{}), wake: make(chan struct{})}
+		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}
 	h := store.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = ring.ID{Epoch: h.Epoch}
@@ -176,7 +178,12 @@ func (a *API) Routes() []Route {
 // its cursor). Call it when the server starts shutting down so
 // http.Server.Shutdown does not wait for max_wait. Safe to call twice.
 func (a *API) Close() {
-	a.closeOnce.Do(func() { close(a.closing) })
+	a.recentMu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.wake) // never replaced: later polls see it closed and answer at once
+	}
+	a.recentMu.Unlock()
 }
 
 // OnCommit feeds committed frames into the recent window (waking long polls)

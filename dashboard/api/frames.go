@@ -92,7 +92,12 @@ func (a *API) frames(c echo.Context) error {
 	var timer *time.Timer
 	ctx := c.Request().Context()
 	for {
-		changed := a.changed() // before reading, so no commit slips between
+		changed, closed, gen := a.changed() // before reading, so no commit slips between
+		oldest := a.store.Oldest()
+		if pa := a.lastPoll.Load(); pa != nil && pa.gen == gen && pa.cursor == cursor &&
+			pa.oldest == oldest && pa.query == c.QueryString() {
+			return writeJSON(c, pa.body, noStore)
+		}
 		r, ok := a.readRecent(cursor, match, lim)
 		if !ok {
 			r = a.store.After(cursor, match, lim)
@@ -115,7 +120,17 @@ func (a *API) frames(c echo.Context) error {
 					Message: "the store could not be read; try again", Err: r.Err}
 			}
 		}
-		if len(r.Frames) > 0 || reset != nil || p.Wait <= 0 {
+		if ok && len(r.Frames) > 0 && reset == nil {
+			// The answer depends only on the window (gen), the cursor, the
+			// store's oldest and the query (topics, limit): the thousands of
+			// polls one commit releases mostly ask the same, so it is built
+			// once and shared.
+			pa := &pollAnswer{gen: gen, cursor: cursor, oldest: oldest, query: c.QueryString(),
+				body: a.appendFrames(nil, r, nil)}
+			a.lastPoll.Store(pa)
+			return writeJSON(c, pa.body, noStore)
+		}
+		if len(r.Frames) > 0 || reset != nil || p.Wait <= 0 || closed {
 			return a.writeFrames(c, r, reset)
 		}
 		cursor = r.Next
@@ -129,9 +144,6 @@ func (a *API) frames(c echo.Context) error {
 		case <-changed:
 			a.m.parked.Dec()
 		case <-timer.C:
-			a.m.parked.Dec()
-			return a.writeFrames(c, r, nil)
-		case <-a.closing:
 			a.m.parked.Dec()
 			return a.writeFrames(c, r, nil)
 		case <-ctx.Done():
@@ -173,12 +185,26 @@ type resetInfo struct {
 	oldest, head ring.ID
 }
 
+// pollAnswer is a /frames body shared by polls that asked the same.
+type pollAnswer struct {
+	gen            uint64
+	cursor, oldest ring.ID
+	query          string
+	body           []byte
+}
+
 // writeFrames assembles the response by appending the frames' stored JSON
 // verbatim: frames are never decoded or re-encoded.
 func (a *API) writeFrames(c echo.Context, r ring.Result, reset *resetInfo) error {
 	bp := getBuf()
 	defer putBuf(bp)
-	b := append(*bp, `{"frames":[`...)
+	*bp = a.appendFrames(*bp, r, reset)
+	return writeJSON(c, *bp, noStore)
+}
+
+// appendFrames appends a /frames body.
+func (a *API) appendFrames(b []byte, r ring.Result, reset *resetInfo) []byte {
+	b = append(b, `{"frames":[`...)
 	for i, f := range r.Frames {
 		if i > 0 {
 			b = append(b, ',')
@@ -205,8 +231,5 @@ func (a *API) writeFrames(c echo.Context, r ring.Result, reset *resetInfo) error
 		b = reset.head.AppendTo(b)
 		b = append(b, `"}`...)
 	}
-	b = append(b, "}\n"...)
-	*bp = b
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	return append(b, "}\n"...)
 }

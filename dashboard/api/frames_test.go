@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -381,4 +382,80 @@ func TestManyParkedLongPolls(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("%d parked long polls released by one commit: p50 %v p99 %v max %v (reads sequential: %v)",
 		n, lat[n/2], lat[n*99/100], lat[n-1], raceEnabled)
+}
+
+// Polls released by one commit share one answer only when they asked the
+// same: the same cursor, topics and limit against the same window.
+func TestSharedPollAnswersKeyedByQuery(t *testing.T) {
+	st := openStore(t, ring.Options{})
+	ts := newTestServer(t, st, testCfg(), Options{})
+	appendFrames(t, st, "cpu", 1, nil)
+	after := st.Head().String()
+	queries := []string{
+		"topics=cpu&limit=1", "topics=cpu&limit=1", // identical: may share
+		"topics=cpu", "topics=mem", "topics=cpu,mem&limit=2", "topics=cpu,mem",
+	}
+	bodies := make([][]byte, len(queries))
+	var wg sync.WaitGroup
+	for i, q := range queries {
+		wg.Go(func() {
+			code, b := get(t, ts.url+"/api/v1/frames?wait=30s&after="+after+"&"+q)
+			if code != 200 {
+				t.Errorf("%s: %d %s", q, code, b)
+			}
+			bodies[i] = b
+		})
+	}
+	waitParked(t, ts.api, len(queries))
+	// One commit of three frames: cpu, mem, cpu.
+	fs, err := st.Append([]ring.Batch{
+		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "a", Value: 1}}},
+		{Topic: "mem", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "b", Value: 2}}},
+		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "c", Value: 3}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	want := [][]ring.Frame{{fs[0]}, {fs[0]}, {fs[0], fs[2]}, {fs[1]}, {fs[0], fs[1]}, fs}
+	for i, q := range queries {
+		var r framesResp
+		if err := json.Unmarshal(bodies[i], &r); err != nil {
+			t.Fatalf("%s: %v: %s", q, err, bodies[i])
+		}
+		if len(r.Frames) != len(want[i]) {
+			t.Fatalf("%s: %d frames, want %d: %s", q, len(r.Frames), len(want[i]), bodies[i])
+		}
+		for j, f := range want[i] {
+			if !bytes.Equal(r.Frames[j], f.JSON) {
+				t.Fatalf("%s: frame %d = %s, want %s", q, j, r.Frames[j], f.JSON)
+			}
+		}
+		if wantNext := want[i][len(want[i])-1].ID.String(); (i == 0 || i == 1 || i == 4) && r.Next != wantNext {
+			t.Errorf("%s: next %s, want %s (limited)", q, r.Next, wantNext)
+		}
+	}
+	// A later poll from the same cursor, after another commit, is not
+	// answered from the earlier window.
+	more := appendFrames(t, st, "cpu", 1, nil)
+	var r framesResp
+	getJSON(t, ts.url+"/api/v1/frames?after="+after+"&topics=cpu&limit=1", &r)
+	getJSON(t, ts.url+"/api/v1/frames?after="+fs[2].ID.String()+"&topics=cpu&limit=1", &r)
+	if len(r.Frames) != 1 || !bytes.Equal(r.Frames[0], more[0].JSON) {
+		t.Fatalf("after a new commit: %+v", r)
+	}
+}
+
+func TestHTTPDateOncePerSecond(t *testing.T) {
+	now := time.Date(2026, 11, 27, 19, 30, 0, 100, time.UTC)
+	a := httpDate(now)
+	if a[0] != "Fri, 27 Nov 2026 19:30:00 GMT" {
+		t.Fatalf("date %q", a[0])
+	}
+	if b := httpDate(now.Add(500 * time.Millisecond)); &b[0] != &a[0] {
+		t.Fatal("same second formatted twice")
+	}
+	if c := httpDate(now.Add(time.Second)); c[0] != "Fri, 27 Nov 2026 19:30:01 GMT" {
+		t.Fatalf("next second %q", c[0])
+	}
 }

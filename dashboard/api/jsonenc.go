@@ -2,6 +2,11 @@ package api
 
 import (
 	"math"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"livedash/dashboard/ring"
 )
@@ -41,4 +46,47 @@ func appendLabels(b []byte, labels map[string]string) []byte {
 		b = appendString(b, labels[k])
 	}
 	return append(b, '}')
+}
+
+// Header values shared by every response that sets them. net/http clones the
+// handler's header map before writing it and never changes the values, so
+// one slice serves every request and setting a header allocates nothing.
+var (
+	jsonType = []string{echo.MIMEApplicationJSON}
+	noStore  = []string{"no-store"}
+)
+
+// dateValue is the Date header of one second, formatted once.
+type dateValue struct {
+	sec int64
+	v   []string
+}
+
+var dateCache atomic.Pointer[dateValue]
+
+// httpDate returns now as a Date header value (RFC 9110 IMF-fixdate),
+// formatted once per second and shared by every response in it.
+func httpDate(now time.Time) []string {
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.v
+	}
+	d := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	dateCache.Store(d)
+	return d.v
+}
+
+// writeJSON answers 200 with body as application/json and the given
+// Cache-Control. It is c.Blob without its per-request allocations (the
+// header values), which matters where one commit releases thousands of
+// long polls at once.
+func writeJSON(c echo.Context, body []byte, cacheControl []string) error {
+	resp := c.Response()
+	h := resp.Header()
+	h[echo.HeaderContentType] = jsonType
+	h[echo.HeaderCacheControl] = cacheControl
+	h["Date"] = httpDate(time.Now()) // net/http formats its own only when absent
+	resp.WriteHeader(http.StatusOK)
+	_, err := resp.Write(body)
+	return err
 }

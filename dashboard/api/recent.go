@@ -35,6 +35,11 @@ func (a *API) addRecent(frames []ring.Frame) {
 		clear(a.recent[:drop])
 		a.recent = a.recent[drop:]
 	}
+	if a.closed {
+		a.recentMu.Unlock()
+		return // the wake channel stays closed: polls answer at once
+	}
+	a.recentGen++
 	wake := a.wake
 	a.wake = make(chan struct{})
 	a.recentMu.Unlock()
@@ -42,11 +47,17 @@ func (a *API) addRecent(frames []ring.Frame) {
 }
 
 // changed returns a channel closed after the next commit has been added to
-// the recent window (and is therefore also readable from the store).
-func (a *API) changed() <-chan struct{} {
+// the recent window (and is therefore also readable from the store), or by
+// Close; closed reports whether Close was called. One shared channel carries
+// both, so a parked poll selects on one channel shared with the other polls
+// (plus its own timer and context), not two: with thousands parked, every
+// shared channel in the select is a lock they all take when one commit
+// wakes them.
+// gen numbers the recent window's contents: it changes with every commit.
+func (a *API) changed() (ch <-chan struct{}, closed bool, gen uint64) {
 	a.recentMu.RLock()
 	defer a.recentMu.RUnlock()
-	return a.wake
+	return a.wake, a.closed, a.recentGen
 }
 
 // readRecent is ring.Store.After over the recent window; ok is false when
