@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,26 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// parseFlags parses args into fs. -h or -help prints the usage to stdout
+// and reports help (exit 0); a bad flag prints the usage to stderr and
+// returns an exit-2 error naming the flag (printed once, by main).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (help bool, err error) {
+	fs.SetOutput(io.Discard) // the flag package would print the message and usage itself
+	err = fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(stderr)
+		return true, nil
+	case err != nil:
+		fs.Usage()
+		return false, &exitError{2, err}
+	}
+	return false, nil
+}
 
 func usageErr(format string, args ...any) error {
 	return &exitError{2, fmt.Errorf(format, args...)}

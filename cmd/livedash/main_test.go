@@ -137,9 +137,23 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := exitCode(err, io.Discard); code != 2 {
 		t.Fatalf("unknown command exit %d (%v)", code, err)
 	}
-	err = run(context.Background(), []string{"serve", "--no-such-flag"}, io.Discard, io.Discard)
-	if code := exitCode(err, io.Discard); code != 2 {
-		t.Fatalf("bad flag exit %d (%v)", code, err)
+	// Every command: help on stdout once, exit 0; a bad flag: usage and
+	// the flag named once on stderr, exit 2.
+	for _, cmd := range [][]string{{"serve"}, {"config", "check"}, {"tail"}} {
+		name := strings.Join(cmd, " ")
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append(cmd[:len(cmd):len(cmd)], "-help"), &stdout, &stderr)
+		if code := exitCode(err, &stderr); code != 0 || stderr.Len() != 0 ||
+			strings.Count(stdout.String(), "-config") != 1 && strings.Count(stdout.String(), "-server") != 1 {
+			t.Fatalf("%s -help: exit %d, stdout %q, stderr %q", name, code, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		stderr.Reset()
+		err = run(context.Background(), append(cmd[:len(cmd):len(cmd)], "--no-such-flag"), &stdout, &stderr)
+		if code := exitCode(err, &stderr); code != 2 || stdout.Len() != 0 ||
+			strings.Count(stderr.String(), "no-such-flag") != 1 || !strings.Contains(stderr.String(), "Usage") && !strings.Contains(stderr.String(), "usage") {
+			t.Fatalf("%s bad flag: exit %d, stdout %q, stderr %q", name, code, stdout.String(), stderr.String())
+		}
 	}
 }
 

@@ -30,10 +30,8 @@ type serveFlags struct {
 	devDir                                     string
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveFlags, *flag.FlagSet, error) {
-	var f serveFlags
+func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, help bool, err error) {
 	fs := flag.NewFlagSet("livedash serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "YAML configuration file (default: built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "listen address, e.g. 127.0.0.1:7070 (overrides listen)")
 	fs.StringVar(&f.store, "store", "", "store file path (overrides store.path)")
@@ -42,16 +40,13 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, *flag.FlagSet
 	fs.BoolVar(&f.demo, "demo", false, "enable the synthetic collector (demo data)")
 	fs.BoolVar(&f.dev, "dev", false, "serve the page from assets/web on disk instead of the embedded copy")
 	fs.StringVar(&f.devDir, "dev-dir", "assets/web", "directory --dev serves the page from")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return f, fs, err
-		}
-		return f, fs, &exitError{2, err}
+	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
+		return f, help, err
 	}
 	if fs.NArg() > 0 {
-		return f, fs, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return f, false, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	return f, fs, nil
+	return f, false, nil
 }
 
 // loadConfig applies file, environment and flags, then validates, and
@@ -75,10 +70,12 @@ func loadConfig(f serveFlags) (config.Config, error) {
 
 func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("livedash config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration file")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("config check: unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg, err := loadConfig(serveFlags{config: *path})
 	if err != nil {
@@ -120,13 +117,8 @@ func withListenHook(ctx context.Context, fn func(addr string)) context.Context {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags, fs, err := parseServeFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return nil
-	}
-	if err != nil {
+	flags, help, err := parseServeFlags(args, stdout, stderr)
+	if help || err != nil {
 		return err
 	}
 	cfg, err := loadConfig(flags)

@@ -53,8 +53,7 @@ type tailFlags struct {
 func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f tailFlags
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tailUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), tailUsage); fs.PrintDefaults() }
 	fs.StringVar(&f.server, "server", "http://127.0.0.1:7070", "server base `URL`")
 	fs.StringVar(&f.topics, "topics", "", "comma-separated `topics` (default all)")
 	fs.StringVar(&f.since, "since", "", "resume after this frame `ID` (wins over --state)")
@@ -62,11 +61,8 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&f.maxBackoff, "max-backoff", 30*time.Second, "longest wait between reconnects")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 45*time.Second,
 		"reconnect when nothing (not even a heartbeat) arrives for this long; 0 = never")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{2, err}
+	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("tail: unexpected argument %q", fs.Arg(0))
