@@ -16,7 +16,8 @@
 #   C  reconnect storm (livedash only: refhub ignores Last-Event-ID): STORM
 #      clients reconnect at once, BEHIND frames behind, CONTROL control clients.
 #   L  long polls: LP_CLIENTS (5000) polls parked on /api/v1/frames, released by
-#      one push; p99 from sending the push, over LP_ROUNDS rounds.
+#      one push; p99 from sending the push, over LP_ROUNDS rounds, RUNS runs
+#      each on a fresh server.
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
 #
@@ -253,12 +254,17 @@ for sc in $SCENARIOS; do
 		done
 		;;
 	L)
-		start_livedash l "push:
+		l_p99=()
+		for run in $(seq "$RUNS"); do
+			start_livedash "l$run" "push:
   token: loadbench"
-		out=$tmp/L.txt
-		bench "$out" -scenario longpoll -clients "$LP_CLIENTS" -rounds "$LP_ROUNDS" -token loadbench -url "${LD_URL%/api/v1/stream}/" -duration "$DURATION"
-		grep '^longpoll' "$out" | sed 's/^/L /'
-		stop "$LD_PID"
+			out=$tmp/L.$run.txt
+			bench "$out" -scenario longpoll -clients "$LP_CLIENTS" -rounds "$LP_ROUNDS" -token loadbench -url "${LD_URL%/api/v1/stream}/" -duration "$DURATION"
+			grep '^longpoll' "$out" | sed "s/^/L run $run: /"
+			l_p99+=("$(field "$out" 'median p99 over [0-9]+ rounds: ([0-9.]+(ms|µs|s))')")
+			stop "$LD_PID"
+		done
+		printf 'L median of %d runs: wake-up p99 %sms (each run: the median p99 of its rounds)\n' "$RUNS" "$(median "${l_p99[@]}")"
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac
