@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http/httputil"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,7 +65,7 @@ type client struct {
 	b      *bench
 	i      int
 	st     *atomic.Pointer[stats]
-	lastID string // raw id of the last event with an id (resume cursor)
+	lastID []byte // raw id of the last event with an id (resume cursor)
 	epoch  string // livedash ids: "<epoch>-<seq>"; refhub: plain seq, epoch ""
 	last   uint64
 	has    bool // last is valid for gap counting
@@ -90,8 +90,8 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 	defer stop()
 	defer conn.Close()
 	req := "GET " + c.b.target.RequestURI() + " HTTP/1.1\r\nHost: " + c.b.target.Host + "\r\nAccept: text/event-stream\r\n"
-	if resume && c.lastID != "" {
-		req += "Last-Event-ID: " + c.lastID + "\r\n"
+	if resume && len(c.lastID) > 0 {
+		req += "Last-Event-ID: " + string(c.lastID) + "\r\n"
 	}
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		return err
@@ -129,10 +129,14 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 }
 
 // read parses SSE: id, event and data fields; a blank line dispatches.
+// Nothing is allocated per event (the load client shares the machine's
+// cores with the server, and a reconnect storm hands it ~500k events in a
+// second): the id is copied into a reused buffer, the event type is only
+// compared, and numbers are parsed in place.
 func (c *client) read(br *bufio.Reader) error {
-	var id, typ string
-	var data []byte
-	var long []byte
+	var id, data, long []byte
+	hasID, hasData := false, false
+	typ := typeNone
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -151,42 +155,64 @@ func (c *client) read(br *bufio.Reader) error {
 		case len(line) == 0:
 			// As EventSource does: the id becomes the resume cursor when
 			// its event is dispatched, not when the id: line is read.
-			if id != "" {
-				c.lastID = id
+			if hasID && len(id) > 0 {
+				c.lastID = append(c.lastID[:0], id...)
 			}
-			if typ == "frame" || (typ == "" && data != nil) {
+			if typ == typeFrame || (typ == typeNone && hasData) {
 				c.frame(id, data)
-			} else if typ == "reset" {
+			} else if typ == typeReset {
 				c.st.Load().resets.Add(1)
 				c.has = false
 			}
-			id, typ, data = "", "", nil
+			id, data = id[:0], data[:0]
+			hasID, hasData, typ = false, false, typeNone
 		case line[0] == ':':
 		case bytes.HasPrefix(line, []byte("id:")):
-			id = string(bytes.TrimPrefix(line[3:], []byte(" ")))
+			id = append(id[:0], bytes.TrimPrefix(line[3:], []byte(" "))...)
+			hasID = true
 		case bytes.HasPrefix(line, []byte("event:")):
-			typ = string(bytes.TrimPrefix(line[6:], []byte(" ")))
+			switch string(bytes.TrimPrefix(line[6:], []byte(" "))) {
+			case "frame":
+				typ = typeFrame
+			case "reset":
+				typ = typeReset
+			default:
+				typ = typeOther
+			}
 		case bytes.HasPrefix(line, []byte("data:")):
-			data = bytes.TrimPrefix(line[5:], []byte(" "))
+			// Copied: ReadSlice's bytes are only valid until the next read,
+			// and the blank line that dispatches the event is read next.
+			// (One data line per event in livedash and refhub.)
+			data = append(data[:0], bytes.TrimPrefix(line[5:], []byte(" "))...)
+			hasData = true
 		}
 	}
 }
 
+const (
+	typeNone = iota
+	typeFrame
+	typeReset
+	typeOther
+)
+
 var tsKey = []byte(`"ts":`)
 
-func (c *client) frame(id string, data []byte) {
+// frame records one frame event: gap and duplicate checks from its ID
+// ("<epoch>-<seq>" from livedash, a bare seq from refhub), latency from
+// the "ts" field of its data.
+func (c *client) frame(id, data []byte) {
 	st := c.st.Load()
 	now := time.Now()
-	epoch, seqStr, isLD := strings.Cut(id, "-")
+	epoch, seqText, isLD := bytes.Cut(id, []byte("-"))
 	if !isLD {
-		seqStr, epoch = id, ""
+		seqText, epoch = id, nil
 	} else {
 		c.livedash.Store(true)
 	}
-	seq, err := strconv.ParseUint(seqStr, 10, 64)
-	if err == nil {
-		if epoch != c.epoch {
-			c.epoch, c.has = epoch, false
+	if seq, ok := parseDigits(seqText); ok {
+		if string(epoch) != c.epoch {
+			c.epoch, c.has = string(epoch), false
 		}
 		if c.has {
 			switch {
@@ -209,11 +235,26 @@ func (c *client) frame(id string, data []byte) {
 		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
 			j++
 		}
-		if ts, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-			ms := max(now.UnixMilli()-ts, 0)
+		if ts, ok := parseDigits(rest[:j]); ok && ts <= math.MaxInt64 {
+			ms := max(now.UnixMilli()-int64(ts), 0)
 			st.lat[min(ms, maxLatMS)].Add(1)
 			return
 		}
 	}
 	st.noTS.Add(1)
+}
+
+// parseDigits parses a non-empty run of at most 19 decimal digits.
+func parseDigits(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
