@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -166,11 +165,11 @@ func contentLength(head []byte) (int, bool) {
 			return 0, false
 		case bytes.EqualFold(k, []byte("Content-Length")):
 			v = bytes.Trim(v, " \t")
-			x, err := strconv.Atoi(string(v))
-			if err != nil || len(v) > 9 || bytes.ContainsFunc(v, func(r rune) bool { return r < '0' || r > '9' }) || found {
+			x, ok := parseDigits(v)
+			if !ok || len(v) > 9 || found {
 				return 0, false
 			}
-			n, found = x, true
+			n, found = int(x), true
 		}
 	}
 	return n, found && !bytes.ContainsAny(lines[0], "\n")

@@ -54,6 +54,7 @@ func appendLabels(b []byte, labels map[string]string) []byte {
 var (
 	jsonType = []string{echo.MIMEApplicationJSON}
 	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
 )
 
 // dateValue is the Date header of one second, formatted once.
@@ -77,14 +78,17 @@ func httpDate(now time.Time) []string {
 }
 
 // writeJSON answers 200 with body as application/json and the given
-// Cache-Control. It is c.Blob without its per-request allocations (the
-// header values), which matters where one commit releases thousands of
-// long polls at once.
+// Cache-Control (nil: as already set). It is c.Blob without its per-request
+// allocations (the header values), which matters where one commit releases
+// thousands of long polls at once; every JSON answer of the API goes
+// through it.
 func writeJSON(c echo.Context, body []byte, cacheControl []string) error {
 	resp := c.Response()
 	h := resp.Header()
 	h[echo.HeaderContentType] = jsonType
-	h[echo.HeaderCacheControl] = cacheControl
+	if cacheControl != nil {
+		h[echo.HeaderCacheControl] = cacheControl
+	}
 	h["Date"] = httpDate(time.Now()) // net/http formats its own only when absent
 	resp.WriteHeader(http.StatusOK)
 	_, err := resp.Write(body)

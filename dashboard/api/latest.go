@@ -32,7 +32,7 @@ func (a *API) latest(c echo.Context) error {
 	}
 	head := a.headID()
 	h := c.Response().Header()
-	h.Set(echo.HeaderCacheControl, "no-cache")
+	h[echo.HeaderCacheControl] = noCache // on 304s too
 	if len(topics) == 0 {
 		e := a.latestCache.Load()
 		if e == nil || e.head != head {
@@ -42,7 +42,7 @@ func (a *API) latest(c echo.Context) error {
 		if etagMatch(c.Request().Header.Get("If-None-Match"), e.etag) {
 			return c.NoContent(http.StatusNotModified)
 		}
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.body)
+		return writeJSON(c, e.body, nil)
 	}
 	bp := getBuf()
 	defer putBuf(bp)
@@ -65,7 +65,7 @@ func (a *API) latest(c echo.Context) error {
 	}
 	a.mu.RUnlock()
 	*bp = appendLatest(*bp, head, names, pieces)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, *bp)
+	return writeJSON(c, *bp, nil)
 }
 
 // buildLatest encodes the unfiltered body for the current head. Concurrent
@@ -160,7 +160,6 @@ func (a *API) series(c echo.Context) error {
 		}
 		topics = p.Topics
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-cache")
 	if len(topics) == 0 {
 		e := a.seriesCache.Load()
 		if e == nil || e.head != a.headID() {
@@ -171,9 +170,9 @@ func (a *API) series(c echo.Context) error {
 			}
 			a.buildMu.Unlock()
 		}
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.body)
+		return writeJSON(c, e.body, noCache)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.buildSeries(topics).body)
+	return writeJSON(c, a.buildSeries(topics).body, noCache)
 }
 
 func (a *API) buildSeries(filter []string) *encoded {

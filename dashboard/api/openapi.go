@@ -2,7 +2,6 @@ package api
 
 import (
 	_ "embed"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 )
@@ -21,6 +20,5 @@ func (a *API) openapi(c echo.Context) error {
 	if aerr := ParseNoParams(c.QueryString()); aerr != nil {
 		return aerr
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-cache")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openapiJSON)
+	return writeJSON(c, openapiJSON, noCache)
 }

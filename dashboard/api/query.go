@@ -135,8 +135,7 @@ func (a *API) query(c echo.Context) error {
 	bp := getBuf()
 	defer putBuf(bp)
 	*bp = r.appendJSON(*bp)
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, *bp)
+	return writeJSON(c, *bp, noStore)
 }
 
 // run answers a parsed query from memory, or from the store when the window

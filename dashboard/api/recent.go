@@ -48,12 +48,10 @@ func (a *API) addRecent(frames []ring.Frame) {
 
 // changed returns a channel closed after the next commit has been added to
 // the recent window (and is therefore also readable from the store), or by
-// Close; closed reports whether Close was called. One shared channel carries
-// both, so a parked poll selects on one channel shared with the other polls
-// (plus its own timer and context), not two: with thousands parked, every
-// shared channel in the select is a lock they all take when one commit
-// wakes them.
-// gen numbers the recent window's contents: it changes with every commit.
+// Close; closed reports whether Close was called, and gen numbers the
+// window's contents (it changes with every commit). One channel carries
+// both wake-ups because every channel shared by the parked polls' selects
+// is a lock they all take when one commit wakes them.
 func (a *API) changed() (ch <-chan struct{}, closed bool, gen uint64) {
 	a.recentMu.RLock()
 	defer a.recentMu.RUnlock()
