@@ -69,6 +69,11 @@ type Deps struct {
 	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
 	// releasing parked long polls so they do not hold shutdown up).
 	OnShutdown []func()
+	// ConnTakers are given the hooks for taking connections over from the
+	// HTTP server when serving starts (the API's long-poll loop). They are
+	// not called when CORS is configured: a taken-over connection's answers
+	// skip the middleware, and CORS headers depend on each request.
+	ConnTakers []func(ConnHooks)
 }
 
 // Server is livedash's HTTP server.
@@ -153,6 +158,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.e.Listener = ln
 	for _, fn := range s.deps.OnShutdown {
 		s.e.Server.RegisterOnShutdown(fn)
+	}
+	// Connections handed back by a part that took them over are served
+	// like accepted ones; Shutdown closes this listener with the other.
+	hb := newHandbackListener(ln.Addr())
+	hbErr := make(chan error, 1)
+	go func() { hbErr <- s.e.Server.Serve(hb) }()
+	defer func() { _ = hb.Close(); <-hbErr }()
+	if len(s.cfg.HTTP.CORSOrigins) == 0 {
+		hooks := ConnHooks{
+			Handback: hb.put,
+			Requests: func(route, method string, code int) prometheus.Counter {
+				return s.http.requests.WithLabelValues(route, method, statusText(code))
+			},
+			Headers: http.Header{
+				"X-Content-Type-Options":  nosniff,
+				"Content-Security-Policy": apiCSP,
+			},
+			MaxQueryBytes:     maxQueryBytes,
+			MaxHeaderBytes:    s.e.Server.MaxHeaderBytes,
+			IdleTimeout:       s.e.Server.IdleTimeout,
+			ReadHeaderTimeout: s.e.Server.ReadHeaderTimeout,
+		}
+		for _, take := range s.deps.ConnTakers {
+			take(hooks)
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.e.Server.Serve(ln) }()

@@ -106,6 +106,10 @@ type API struct {
 	// polls asking the same thing of the same window share its body.
 	lastPoll atomic.Pointer[pollAnswer]
 
+	loop      atomic.Pointer[connLoop] // set by SetConnHooks: long polls on the API's own connections
+	done      chan struct{}            // closed by Close
+	closeOnce sync.Once
+
 	m *metrics
 }
 
@@ -155,7 +159,7 @@ func New(store Store, cfg config.API, opts Options) *API {
 		opts.LoadMaxFrames = 100_000
 	}
 	a := &API{store: store, cfg: cfg, opts: opts, log: opts.Logger,
-		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}
+		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), done: make(chan struct{})}
 	h := store.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = ring.ID{Epoch: h.Epoch}
@@ -176,14 +180,21 @@ func (a *API) Routes() []Route {
 
 // Close releases parked long polls at once (each answers with no frames and
 // its cursor). Call it when the server starts shutting down so
-// http.Server.Shutdown does not wait for max_wait. Safe to call twice.
+// http.Server.Shutdown does not wait for max_wait. The connections the API
+// serves itself (pollconn.go) close after their answer, or when idle at
+// once; a second later any still open (a client not reading its answer)
+// are cut. Safe to call twice.
 func (a *API) Close() {
-	a.recentMu.Lock()
-	if !a.closed {
+	a.closeOnce.Do(func() {
+		a.recentMu.Lock()
 		a.closed = true
 		close(a.wake) // never replaced: later polls see it closed and answer at once
-	}
-	a.recentMu.Unlock()
+		a.recentMu.Unlock()
+		close(a.done)
+		if l := a.loop.Load(); l != nil {
+			time.AfterFunc(time.Second, l.closeConns)
+		}
+	})
 }
 
 // OnCommit feeds committed frames into the recent window (waking long polls)

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,85 +58,27 @@ func putBuf(b *[]byte) {
 // it may move past frames of other topics. A response with a reset is never
 // held.
 func (a *API) frames(c echo.Context) error {
-	p, aerr := ParseFramesParams(c.QueryString(), a.cfg)
+	pl, aerr := a.newPoll(c.QueryString())
 	if aerr != nil {
 		return aerr
 	}
-	var match func(string) bool
-	switch len(p.Topics) {
-	case 0:
-	case 1:
-		t := p.Topics[0]
-		match = func(s string) bool { return s == t }
-	default:
-		set := make(map[string]struct{}, len(p.Topics))
-		for _, t := range p.Topics {
-			set[t] = struct{}{}
-		}
-		match = func(s string) bool { _, ok := set[s]; return ok }
-	}
-	lim := ring.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan}
-
-	var cursor ring.ID
-	switch p.Mode {
-	case AfterHead:
-		cursor = a.store.Head()
-	case AfterOldest:
-		cursor = a.store.Oldest()
-		if a.store.Len() > 0 {
-			cursor.Seq--
-		}
-	case AfterID:
-		cursor = p.After
-	}
-
 	var timer *time.Timer
 	ctx := c.Request().Context()
 	for {
 		changed, closed, gen := a.changed() // before reading, so no commit slips between
-		oldest := a.store.Oldest()
-		if pa := a.lastPoll.Load(); pa != nil && pa.gen == gen && pa.cursor == cursor &&
-			pa.oldest == oldest && pa.query == c.QueryString() {
-			return writeJSON(c, pa.body, noStore)
+		an, done, err := a.read(&pl, gen, closed)
+		if err != nil {
+			return err
 		}
-		r, ok := a.readRecent(cursor, match, lim)
-		if !ok {
-			r = a.store.After(cursor, match, lim)
+		if done {
+			defer an.release()
+			return writeJSON(c, an.body(), noStore)
 		}
-		if r.Err != nil {
-			return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
-				Message: "the store could not be read; try again", Err: r.Err}
-		}
-		var reset *resetInfo
-		if r.Reset != ring.OK {
-			if p.Mode == AfterOldest && r.Reset == ring.Expired {
-				// Trimmed between Oldest and After: start again from the new oldest.
-				cursor = ring.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
-				continue
-			}
-			reset = &resetInfo{reason: r.Reset, requested: cursor, oldest: r.Oldest, head: r.Head}
-			r = a.resume(r, match, lim)
-			if r.Err != nil {
-				return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
-					Message: "the store could not be read; try again", Err: r.Err}
-			}
-		}
-		if ok && len(r.Frames) > 0 && reset == nil {
-			// The answer depends only on the window (gen), the cursor, the
-			// store's oldest and the query (topics, limit): the thousands of
-			// polls one commit releases mostly ask the same, so it is built
-			// once and shared.
-			pa := &pollAnswer{gen: gen, cursor: cursor, oldest: oldest, query: c.QueryString(),
-				body: a.appendFrames(nil, r, nil)}
-			a.lastPoll.Store(pa)
-			return writeJSON(c, pa.body, noStore)
-		}
-		if len(r.Frames) > 0 || reset != nil || p.Wait <= 0 || closed {
-			return a.writeFrames(c, r, reset)
-		}
-		cursor = r.Next
 		if timer == nil {
-			d := p.Wait + jitter(p.Wait)
+			if a.adopt(c, &pl) {
+				return nil // the API's own connection loop answers it (pollconn.go)
+			}
+			d := pl.p.Wait + jitter(pl.p.Wait)
 			timer = time.NewTimer(d)
 			defer timer.Stop()
 		}
@@ -145,12 +88,141 @@ func (a *API) frames(c echo.Context) error {
 			a.m.parked.Dec()
 		case <-timer.C:
 			a.m.parked.Dec()
-			return a.writeFrames(c, r, nil)
+			an := a.emptyAnswer(&pl)
+			defer an.release()
+			return writeJSON(c, an.body(), noStore)
 		case <-ctx.Done():
 			a.m.parked.Dec()
 			return nil // client gone: nothing to write
 		}
 	}
+}
+
+// poll is one /frames request between reads of the store.
+type poll struct {
+	p      FramesParams
+	query  string // the raw query: part of the shared answers' key
+	match  func(topic string) bool
+	lim    ring.Limits
+	cursor ring.ID
+	last   ring.Result // the last read: what a wait that ends unanswered returns
+}
+
+// newPoll parses a /frames query and places the cursor.
+func (a *API) newPoll(raw string) (poll, *apierr.Error) {
+	p, aerr := ParseFramesParams(raw, a.cfg)
+	if aerr != nil {
+		return poll{}, aerr
+	}
+	pl := poll{p: p, query: raw, lim: ring.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan}}
+	switch len(p.Topics) {
+	case 0:
+	case 1:
+		t := p.Topics[0]
+		pl.match = func(s string) bool { return s == t }
+	default:
+		set := make(map[string]struct{}, len(p.Topics))
+		for _, t := range p.Topics {
+			set[t] = struct{}{}
+		}
+		pl.match = func(s string) bool { _, ok := set[s]; return ok }
+	}
+	switch p.Mode {
+	case AfterHead:
+		pl.cursor = a.store.Head()
+	case AfterOldest:
+		pl.cursor = a.store.Oldest()
+		if a.store.Len() > 0 {
+			pl.cursor.Seq--
+		}
+	case AfterID:
+		pl.cursor = p.After
+	}
+	return pl, nil
+}
+
+// answer is a /frames body: shared by the polls that asked the same
+// (immutable), or in a pooled buffer that release returns.
+type answer struct {
+	shared *pollAnswer
+	buf    *[]byte
+}
+
+func (an answer) body() []byte {
+	if an.shared != nil {
+		return an.shared.body
+	}
+	return *an.buf
+}
+
+func (an answer) release() {
+	if an.buf != nil {
+		putBuf(an.buf)
+	}
+}
+
+func storeUnavailable(err error) *apierr.Error {
+	return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
+		Message: "the store could not be read; try again", Err: err}
+}
+
+// read reads once for pl, with gen the window generation taken (by
+// changed) before the read. done reports an answer: frames, a reset, no
+// wait, or the API closing. Otherwise pl's cursor has moved past what was
+// read and the poll waits for the next commit.
+func (a *API) read(pl *poll, gen uint64, closed bool) (answer, bool, error) {
+	for {
+		oldest := a.store.Oldest()
+		if pa := a.lastPoll.Load(); pa != nil && pa.gen == gen && pa.cursor == pl.cursor &&
+			pa.oldest == oldest && pa.query == pl.query {
+			return answer{shared: pa}, true, nil
+		}
+		r, ok := a.readRecent(pl.cursor, pl.match, pl.lim)
+		if !ok {
+			r = a.store.After(pl.cursor, pl.match, pl.lim)
+		}
+		if r.Err != nil {
+			return answer{}, false, storeUnavailable(r.Err)
+		}
+		var reset *resetInfo
+		if r.Reset != ring.OK {
+			if pl.p.Mode == AfterOldest && r.Reset == ring.Expired {
+				// Trimmed between Oldest and After: start again from the new oldest.
+				pl.cursor = ring.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
+				continue
+			}
+			reset = &resetInfo{reason: r.Reset, requested: pl.cursor, oldest: r.Oldest, head: r.Head}
+			r = a.resume(r, pl.match, pl.lim)
+			if r.Err != nil {
+				return answer{}, false, storeUnavailable(r.Err)
+			}
+		}
+		if ok && len(r.Frames) > 0 && reset == nil {
+			// The answer depends only on the window (gen), the cursor, the
+			// store's oldest and the query (topics, limit): the thousands of
+			// polls one commit releases mostly ask the same, so it is built
+			// once and shared.
+			pa := &pollAnswer{gen: gen, cursor: pl.cursor, oldest: oldest, query: pl.query,
+				body: a.appendFrames(nil, r, nil)}
+			a.lastPoll.Store(pa)
+			return answer{shared: pa}, true, nil
+		}
+		if len(r.Frames) > 0 || reset != nil || pl.p.Wait <= 0 || closed {
+			bp := getBuf()
+			*bp = a.appendFrames(*bp, r, reset)
+			return answer{buf: bp}, true, nil
+		}
+		pl.cursor, pl.last = r.Next, r
+		return answer{}, false, nil
+	}
+}
+
+// emptyAnswer is the answer of a wait that ended with no matching frame:
+// no frames, the cursor as far as it got.
+func (a *API) emptyAnswer(pl *poll) answer {
+	bp := getBuf()
+	*bp = a.appendFrames(*bp, pl.last, nil)
+	return answer{buf: bp}
 }
 
 // resume reads from the position stated for a reset: the head for
@@ -185,21 +257,15 @@ type resetInfo struct {
 	oldest, head ring.ID
 }
 
-// pollAnswer is a /frames body shared by polls that asked the same.
+// pollAnswer is a /frames body shared by polls that asked the same, with the
+// whole HTTP response for the connections the API serves itself (built once
+// per second, for its Date header).
 type pollAnswer struct {
 	gen            uint64
 	cursor, oldest ring.ID
 	query          string
 	body           []byte
-}
-
-// writeFrames assembles the response by appending the frames' stored JSON
-// verbatim: frames are never decoded or re-encoded.
-func (a *API) writeFrames(c echo.Context, r ring.Result, reset *resetInfo) error {
-	bp := getBuf()
-	defer putBuf(bp)
-	*bp = a.appendFrames(*bp, r, reset)
-	return writeJSON(c, *bp, noStore)
+	wire           atomic.Pointer[wireAnswer]
 }
 
 // appendFrames appends a /frames body.
