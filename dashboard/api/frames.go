@@ -56,7 +56,9 @@ func putBuf(b *[]byte) {
 // from the recent window in memory), or at wait plus a random jitter of up to 10 %
 // (at most 1 s) with empty frames. `next` never moves backwards; with no match
 // it may move past frames of other topics. A response with a reset is never
-// held.
+// held. A plain HTTP/1.1 long poll about to park is handed to the API's own
+// connection loop (pollconn.go), which parks it the same way and serves the
+// connection's next polls without net/http's per-request work.
 func (a *API) frames(c echo.Context) error {
 	pl, aerr := a.newPoll(c.QueryString())
 	if aerr != nil {

@@ -33,6 +33,13 @@
 // ring in bounded chunks (no read transaction is held while writing), then
 // continues with the nodes after H. Because H is the last seq of the node it
 // waits on, the replay/live seam has neither gap nor duplicate.
+//
+// Reconnect storms: an HTTP/1.1 stream is hijacked before net/http writes the
+// response head, and the stream writes the head itself, with hello (and
+// reset) and the first replay chunk, in one write. Streams resuming from the
+// same cursor to the same head with the same topics share that first chunk,
+// read and encoded once (replayCache): thousands of clients coming back from
+// the same place cost one bbolt read, not thousands.
 package hub
 
 import (
@@ -90,6 +97,7 @@ type Hub struct {
 	pubMu sync.Mutex
 
 	replaySem chan struct{} // bounds concurrent replays (see stream.replay)
+	replays   replayCache   // first replay chunks shared by streams resuming alike
 
 	// beat is closed and replaced every Heartbeat/4 by one timer for all
 	// streams. A timer per stream would be simpler, but a goroutine parked

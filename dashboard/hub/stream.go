@@ -1,12 +1,17 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +96,15 @@ type stream struct {
 	done       chan struct{} // closed by kick
 	kickReason string        // set before done is closed
 
+	// pending is owed to the client before anything else: the response
+	// head of a stream hijacked before net/http wrote it, then hello (and
+	// reset). The next write sends it in front of its own bytes, so that a
+	// reconnect's head, hello and first replay chunk cost one write(2).
+	// Whoever waits for anything first sends it (flushPending): the first
+	// bytes of a stream are never held back by a queue.
+	pending []byte
+	headLen int // leading bytes of pending that are the HTTP head, not SSE (not in bytesSent)
+
 	lastWrite time.Time // monotonic; for the idle heartbeat
 	deadline  time.Time // the write deadline write last set (see write)
 	retry     time.Duration
@@ -150,7 +164,6 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		// cost that matters at 10k streams. HTTP/2 never sees this header.
 		hdr.Set("Transfer-Encoding", "identity")
 	}
-	w.WriteHeader(http.StatusOK)
 
 	s := &stream{
 		h:     h,
@@ -167,7 +180,12 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		lastID = q.Get("lastEventId")
 	}
 
-	if r.ProtoMajor == 1 && s.hijack() {
+	hijacked := r.ProtoMajor == 1 && s.hijackBeforeHead(w, r)
+	if !hijacked {
+		w.WriteHeader(http.StatusOK)
+		hijacked = r.ProtoMajor == 1 && s.hijack()
+	}
+	if hijacked {
 		// The connection is ours: the handler returns, and with it
 		// net/http's per-connection state (buffers, request, its
 		// background reader); the stream lives on in a fresh goroutine,
@@ -186,28 +204,138 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	s.serve(lastID)
 }
 
+// hijackBeforeHead takes over the connection of an HTTP/1.1 stream before
+// net/http has written anything, and queues the response head in s.pending:
+// it then goes out in the same write as hello (and the first replay chunk)
+// instead of in a write of its own, as Hijack would flush it. The head is the
+// one net/http writes for this header set (see appendResponseHead).
+//
+// Only net/http's own writer is hijacked this way, directly or under Echo's
+// Response (which is then marked as sent with 200: its Before hooks run, and
+// the middleware that reads Status or Committed after the handler sees what
+// it saw before). A writer wrapped by anything else — a middleware recording
+// the status it is given — takes the path that calls WriteHeader first
+// (hijack). HEAD requests do too: they get no body.
+func (s *stream) hijackBeforeHead(w http.ResponseWriter, r *http.Request) bool {
+	inner := w
+	er, isEcho := w.(*echo.Response)
+	if isEcho {
+		if er.Committed {
+			return false
+		}
+		inner = er.Writer
+	}
+	if r.Method == http.MethodHead || !isNetHTTPWriter(inner) {
+		return false
+	}
+	conn, brw, err := s.rc.Hijack()
+	if err != nil {
+		return false
+	}
+	hdr := w.Header()
+	if isEcho {
+		// Echo's WriteHeader runs its Before hooks (which may still set
+		// headers) and records the status; the hijacked writer must not see
+		// the call (net/http would log it), so a stand-in takes it.
+		er.Writer = headerOnly(hdr)
+		er.WriteHeader(http.StatusOK)
+		er.Writer = inner
+	}
+	s.pending = appendResponseHead(nil, r, hdr, time.Now())
+	s.headLen = len(s.pending)
+	s.attach(conn, brw)
+	return true
+}
+
+// isNetHTTPWriter reports whether w is net/http's own HTTP/1.x response
+// writer. Its type is unexported, so it is recognised by name; if net/http
+// ever renames it, streams only lose the early hijack (one more write per
+// connection), which the write-count test reports.
+func isNetHTTPWriter(w http.ResponseWriter) bool {
+	t := reflect.TypeOf(w)
+	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "net/http" && t.Elem().Name() == "response"
+}
+
+// headerOnly takes Echo's WriteHeader in place of a hijacked writer.
+type headerOnly http.Header
+
+func (h headerOnly) Header() http.Header     { return http.Header(h) }
+func (headerOnly) WriteHeader(int)           {}
+func (headerOnly) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+
+// headExclude are the handler headers net/http drops from the head of a
+// close-delimited HTTP/1.x response: it decides the framing and the
+// connection's fate itself (Transfer-Encoding: identity only asks for no
+// chunking; serve deletes Content-Length).
+var headExclude = map[string]bool{"Transfer-Encoding": true, "Content-Length": true, "Connection": true}
+
+// appendResponseHead appends the head net/http's chunkWriter.writeHeader
+// writes for a 200 with hdr and Transfer-Encoding: identity and no
+// Content-Length (Go 1.26, net/http/server.go): the status line in the
+// request's version, the handler's headers sorted and sanitised by
+// Header.WriteSubset (without the excluded ones and trailer declarations),
+// Date unless the handler set the key, and Connection: close for HTTP/1.1
+// (HTTP/1.0 closes without saying so). The body is then the raw event stream,
+// ended by closing the connection. TestEarlyHeadMatchesNetHTTP compares the
+// two byte for byte.
+func appendResponseHead(b []byte, r *http.Request, hdr http.Header, now time.Time) []byte {
+	is11 := r.ProtoAtLeast(1, 1)
+	if is11 {
+		b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	} else {
+		b = append(b, "HTTP/1.0 200 OK\r\n"...)
+	}
+	exclude := headExclude
+	for k := range hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			if len(exclude) == len(headExclude) {
+				exclude = maps.Clone(headExclude)
+			}
+			exclude[k] = true
+		}
+	}
+	buf := bytes.NewBuffer(b)
+	_ = hdr.WriteSubset(buf, exclude) // a bytes.Buffer does not fail
+	b = buf.Bytes()
+	if _, ok := hdr["Date"]; !ok {
+		b = append(b, "Date: "...)
+		b = now.UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	if is11 {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
 // hijack takes over the connection of an HTTP/1.1 stream after its response
-// head (memory per idle stream: net/http keeps ~10 KiB of buffers, the
-// request and a background reader goroutine per connection while the
-// handler runs). The response head is flushed by Hijack itself; the body is
-// unframed (Transfer-Encoding: identity), so the raw SSE bytes follow it on
-// the connection, which ends the body by closing. A goroutine blocked in
-// Read notices the client going away at once, as net/http's did. It reports
-// false when the writer cannot be hijacked (HTTP/2, test recorders).
+// head, when hijackBeforeHead could not (memory per idle stream: net/http
+// keeps ~10 KiB of buffers, the request and a background reader goroutine
+// per connection while the handler runs). The response head is flushed by
+// Hijack itself; the body is unframed (Transfer-Encoding: identity), so the
+// raw SSE bytes follow it on the connection, which ends the body by closing.
+// It reports false when the writer cannot be hijacked (HTTP/2, test
+// recorders).
 func (s *stream) hijack() bool {
 	conn, brw, err := s.rc.Hijack()
 	if err != nil {
 		return false
 	}
-	// Nothing is buffered (Hijack flushed the head); were anything left,
-	// it must go out before the events. A failed flush means the client is
-	// gone: the first write fails, as would the reader.
+	s.attach(conn, brw)
+	return true
+}
+
+// attach makes a hijacked connection the stream's. A goroutine blocked in
+// Read notices the client going away at once, as net/http's did.
+func (s *stream) attach(conn net.Conn, brw *bufio.ReadWriter) {
+	// Nothing is buffered (Hijack flushed the head, or wrote none); were
+	// anything left, it must go out before the events. A failed flush
+	// means the client is gone: the first write fails, as would the reader.
 	_ = brw.Writer.Flush()
 	s.conn = conn
 	gone := make(chan struct{})
 	s.gone = gone
 	go readUntilGone(conn, gone)
-	return true
 }
 
 // readUntilGone reads and discards whatever the client sends until the
@@ -269,16 +397,41 @@ func flusherOf(w http.ResponseWriter) func() error {
 	}
 }
 
-// write sends b with one write and one flush under a deadline at least half
-// of stream.write_timeout away. Renewing the deadline is a runtime timer
-// update behind several unwrapping layers (~12% of the server's CPU at 10k
-// streams when done for every write), so it is renewed only when less than
-// half of the timeout is left: a write gets between 1/2 and all of
-// write_timeout to complete, and a stream written once a second renews it
-// every fifth write. Other writers of the deadline (kick, bye, finish) only
-// ever shorten it or end the stream, so the cached value errs on the side of
-// renewing.
+// write sends s.pending and b with one write and one flush under a deadline
+// at least half of stream.write_timeout away. Renewing the deadline is a
+// runtime timer update behind several unwrapping layers (~12% of the
+// server's CPU at 10k streams when done for every write), so it is renewed
+// only when less than half of the timeout is left: a write gets between 1/2
+// and all of write_timeout to complete, and a stream written once a second
+// renews it every fifth write. Other writers of the deadline (kick, bye,
+// finish) only ever shorten it or end the stream, so the cached value errs on
+// the side of renewing.
 func (s *stream) write(b []byte) error {
+	if s.pending == nil {
+		return s.writeRaw(b)
+	}
+	// Copied into one buffer rather than written as net.Buffers: writev
+	// is used only on the bare *net.TCPConn, and a listener wrapper (a
+	// connection limit) would turn it into one write per part.
+	bp := getBuf()
+	*bp = append(append(*bp, s.pending...), b...)
+	s.pending = nil
+	err := s.writeRaw(*bp)
+	putBuf(bp)
+	return err
+}
+
+// flushPending sends s.pending, if any, on its own.
+func (s *stream) flushPending() error {
+	if s.pending == nil {
+		return nil
+	}
+	b := s.pending
+	s.pending = nil
+	return s.writeRaw(b)
+}
+
+func (s *stream) writeRaw(b []byte) error {
 	now := time.Now()
 	if t := s.h.cfg.WriteTimeout.D(); s.deadline.Sub(now) < t/2 {
 		s.deadline = now.Add(t)
@@ -291,7 +444,8 @@ func (s *stream) write(b []byte) error {
 		err = s.flush()
 	}
 	s.lastWrite = now
-	s.h.m.bytesSent.Add(float64(len(b)))
+	s.h.m.bytesSent.Add(float64(len(b) - s.headLen))
+	s.headLen = 0 // only ever in the first write
 	return err
 }
 
@@ -304,12 +458,15 @@ func writeErrReason(err error) string {
 }
 
 // bye sends the final retry: hint of a stream the server ends (shutdown,
-// lifetime), with a short deadline: the client may be gone already.
+// lifetime), with a short deadline: the client may be gone already. Anything
+// still pending (head, hello) goes first, in the same write.
 func (s *stream) bye() {
 	_ = s.setWriteDeadline(time.Now().Add(min(s.h.cfg.WriteTimeout.D(), time.Second)))
+	b := appendRetry(s.pending, s.retry)
+	s.pending = nil
 	if s.conn != nil {
-		_, _ = s.conn.Write(appendRetry(nil, s.retry))
-	} else if _, err := s.w.Write(appendRetry(nil, s.retry)); err == nil {
+		_, _ = s.conn.Write(b)
+	} else if _, err := s.w.Write(b); err == nil {
 		_ = s.flush()
 	}
 }
@@ -371,16 +528,18 @@ func (s *stream) run(lastID string) string {
 		}
 	}
 
-	// First bytes: hello (and reset), flushed at once. hello carries id: H
-	// when the stream starts live without a cursor, and reset always does, so
-	// that a client reconnecting before the next frame resumes from where
-	// this stream started instead of missing frames or repeating the reset.
+	// First bytes: hello (and reset), sent at once: with the response head
+	// of a hijacked stream and the first replay chunk, if any, or alone.
+	// hello carries id: H when the stream starts live without a cursor, and
+	// reset always does, so that a client reconnecting before the next
+	// frame resumes from where this stream started instead of missing
+	// frames or repeating the reset.
 	helloID := ""
 	if lastID == "" {
 		helloID = h.idString(H)
 	}
 	now := h.now()
-	b := appendMessage(nil, typeHello, helloID, s.retry, helloData{
+	s.pending = appendMessage(s.pending, typeHello, helloID, s.retry, helloData{
 		Epoch:      epochString(h.epoch),
 		Head:       h.idString(H),
 		Oldest:     oldest.String(),
@@ -388,16 +547,18 @@ func (s *stream) run(lastID string) string {
 		RetryMS:    s.retry.Milliseconds(),
 	})
 	if reset != ring.OK {
-		b = s.appendReset(b, reset, lastID, H)
-	}
-	if err := s.write(b); err != nil {
-		return writeErrReason(err)
+		s.pending = s.appendReset(s.pending, reset, lastID, H)
 	}
 
 	if replay {
 		if reason := s.replay(from, H, lastID); reason != "" {
 			return reason
 		}
+	}
+	// Nothing (more) to send before the first live event: what is pending
+	// goes now.
+	if err := s.flushPending(); err != nil {
+		return writeErrReason(err)
 	}
 	return s.live(cur, floor)
 }
@@ -453,35 +614,66 @@ func (s *stream) tooFar(from, H uint64) bool {
 // replay sends the matching frames in (from, H] from the ring, or a reset
 // too_far when they exceed the replay cap. It returns a disconnect reason, or
 // "" to go on live (also after a reset when the ring trimmed past the cursor
-// meanwhile).
+// meanwhile). What is pending (head, hello) goes out with its first write.
 //
-// The common case — a client a few ticks behind — is one read: when the
-// first chunk already reaches H, its size decides the cap. Only a replay of
-// several chunks needs the counting pass (tooFar) before anything is sent.
+// The common case — a client a few ticks behind — is one chunk, and in a
+// reconnect storm many clients resume from the same cursor to the same head:
+// the first chunk is read and encoded once and shared through h.replays
+// (firstChunk). Only a replay of several chunks reads the rest itself.
 //
-// At most cap(h.replaySem) replays read and write at once: on a reconnect
-// storm, thousands of concurrent bbolt reads only thrash caches and delay
-// the live streams; queued ones finish in order instead of all at the end.
+// At most cap(h.replaySem) replays read or write at once: on a reconnect
+// storm, thousands of concurrent bbolt reads only thrash caches, and
+// thousands of concurrent replay writes delay the live streams; queued ones
+// finish in order instead of all at the end. A stream writing a shared chunk
+// takes a slot too: without it, a storm's thousands of writes of the same
+// chunk go out at once, ahead of the live streams' writes.
 func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 	h := s.h
-	select {
-	case h.replaySem <- struct{}{}:
-		defer func() { <-h.replaySem }()
-	case <-s.gone:
-		return disconnectClient
-	case <-s.done:
-		s.bye()
-		return s.kickReason
+	held := false // holds a slot of h.replaySem
+	defer func() {
+		if held {
+			<-h.replaySem
+		}
+	}()
+	c, reset, reason := s.firstChunk(from, H, &held)
+	if reason != "" {
+		return reason
+	}
+	// A shared chunk still takes a slot to be written: thousands of
+	// streams writing their replays at once would starve the live ones.
+	if reason := s.acquireReplaySlot(&held); reason != "" {
+		return reason
 	}
 	h.m.replays.Inc()
-	var match func([]byte) bool
-	if s.topics != nil {
-		match = func(t []byte) bool { _, ok := s.topics[string(t)]; return ok }
+	if reset == ring.OK && c.tooFar {
+		reset = ring.TooFar
 	}
+	if reset != ring.OK {
+		if err := s.write(s.appendReset(nil, reset, requested, H)); err != nil {
+			return writeErrReason(err)
+		}
+		return ""
+	}
+	if c.n > 0 {
+		err := s.write(c.b)
+		h.m.replayed.Add(float64(c.n))
+		h.m.framesSent.Add(float64(c.n))
+		if err != nil {
+			return writeErrReason(err)
+		}
+	}
+	if !c.more {
+		return ""
+	}
+
+	// The rest, chunk by chunk, each written before the next is read.
+	if reason := s.acquireReplaySlot(&held); reason != "" {
+		return reason
+	}
+	match := s.matcher()
 	bp := getBuf()
 	defer putBuf(bp)
-	cursor := from
-	first := true
+	cursor := c.next
 	for cursor.Seq < H {
 		select {
 		case <-s.gone:
@@ -497,12 +689,11 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 		// buffer: no copy of the frames, no Frame structs, one encoding.
 		// The transaction covers one bounded chunk and no socket write.
 		buf := (*bp)[:0]
-		n, size := 0, 0
+		n := 0
 		res := h.store.AfterView(cursor, match, ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
 			func(seq uint64, _ int64, _, js []byte) {
 				buf = appendEvent(buf, ring.ID{Epoch: h.epoch, Seq: seq}, js)
 				n++
-				size += len(js)
 			})
 		*bp = buf
 		if res.Err != nil {
@@ -514,18 +705,6 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 				return writeErrReason(err)
 			}
 			return ""
-		}
-		if first {
-			first = false
-			whole := !res.More
-			maxF, maxB := h.cfg.ReplayMaxFrames, h.cfg.ReplayMaxBytes
-			over := (maxF > 0 && n > maxF) || (maxB > 0 && size > maxB)
-			if over || (!whole && s.tooFar(from.Seq, H)) {
-				if err := s.write(s.appendReset(nil, ring.TooFar, requested, H)); err != nil {
-					return writeErrReason(err)
-				}
-				return ""
-			}
 		}
 		if n > 0 {
 			err := s.write(buf)
@@ -541,6 +720,140 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 		}
 	}
 	return ""
+}
+
+// firstChunk returns the first chunk of the replay (from, H] for s's topics:
+// shared with other streams resuming with the same key, or read by s and then
+// shared. reset is a cursor the ring trimmed meanwhile (never shared); reason
+// ends the stream. *held says whether s holds a replay slot (it takes one to
+// read).
+func (s *stream) firstChunk(from ring.ID, H uint64, held *bool) (*replayChunk, ring.Reason, string) {
+	h := s.h
+	key := newReplayKey(from.Seq, H, s.topics)
+	for {
+		c, build := h.replays.claim(key)
+		if !build {
+			select {
+			case <-c.ready:
+			default:
+				// Another stream reads it, or waits for a slot to: hello
+				// first, as for any wait.
+				if err := s.flushPending(); err != nil {
+					return nil, ring.OK, writeErrReason(err)
+				}
+				select {
+				case <-c.ready:
+				case <-s.gone:
+					return nil, ring.OK, disconnectClient
+				case <-s.done:
+					s.bye()
+					return nil, ring.OK, s.kickReason
+				}
+			}
+			if c.ok {
+				return c, ring.OK, ""
+			}
+			continue // its reader gave up: claim it again
+		}
+		if reason := s.acquireReplaySlot(held); reason != "" {
+			h.replays.fail(c)
+			return nil, ring.OK, reason
+		}
+		select {
+		case <-s.gone:
+			h.replays.fail(c)
+			return nil, ring.OK, disconnectClient
+		case <-s.done:
+			h.replays.fail(c)
+			s.bye()
+			return nil, ring.OK, s.kickReason
+		default:
+		}
+		runtime.Gosched() // as in replay: live deliveries first
+		reset, err := s.readFirstChunk(c, from, H)
+		if err != nil {
+			h.replays.fail(c)
+			h.log.Error("stream replay read failed; closing the stream", "err", err)
+			return nil, ring.OK, disconnectError
+		}
+		if reset != ring.OK {
+			h.replays.fail(c)
+			return nil, reset, ""
+		}
+		h.replays.done(c)
+		return c, ring.OK, ""
+	}
+}
+
+// readFirstChunk fills c from the ring. When the first chunk already reaches
+// H its size decides the cap; only a replay of several chunks needs the
+// counting pass (tooFar), so that a replay is either complete or not started:
+// never a silent partial replay.
+func (s *stream) readFirstChunk(c *replayChunk, from ring.ID, H uint64) (ring.Reason, error) {
+	h := s.h
+	bp := getBuf()
+	defer putBuf(bp)
+	buf := (*bp)[:0]
+	n, size := 0, 0
+	res := h.store.AfterView(from, s.matcher(), ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
+		func(seq uint64, _ int64, _, js []byte) {
+			buf = appendEvent(buf, ring.ID{Epoch: h.epoch, Seq: seq}, js)
+			n++
+			size += len(js)
+		})
+	*bp = buf
+	if res.Err != nil {
+		return ring.OK, res.Err
+	}
+	if res.Reset != ring.OK {
+		return res.Reset, nil
+	}
+	maxF, maxB := h.cfg.ReplayMaxFrames, h.cfg.ReplayMaxBytes
+	over := (maxF > 0 && n > maxF) || (maxB > 0 && size > maxB)
+	if over || (res.More && s.tooFar(from.Seq, H)) {
+		c.tooFar = true
+		return ring.OK, nil
+	}
+	// An exact copy: the pooled buffer goes back, the entry keeps only its
+	// bytes.
+	c.b = slices.Clone(buf)
+	c.n, c.next, c.more = n, res.Next, res.More
+	return ring.OK, nil
+}
+
+// acquireReplaySlot takes a slot of h.replaySem unless *held. When none is
+// free it sends what is pending first, then waits.
+func (s *stream) acquireReplaySlot(held *bool) string {
+	if *held {
+		return ""
+	}
+	select {
+	case s.h.replaySem <- struct{}{}:
+		*held = true
+		return ""
+	default:
+	}
+	if err := s.flushPending(); err != nil {
+		return writeErrReason(err)
+	}
+	select {
+	case s.h.replaySem <- struct{}{}:
+		*held = true
+		return ""
+	case <-s.gone:
+		return disconnectClient
+	case <-s.done:
+		s.bye()
+		return s.kickReason
+	}
+}
+
+// matcher is the topic filter for the ring's reads (nil: every topic).
+func (s *stream) matcher() func([]byte) bool {
+	if s.topics == nil {
+		return nil
+	}
+	return func(t []byte) bool { _, ok := s.topics[string(t)]; return ok }
 }
 
 // live delivers nodes after cur until the stream ends.
