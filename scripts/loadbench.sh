@@ -224,7 +224,7 @@ for sc in $SCENARIOS; do
 		# 10 frames/s, so that BEHIND frames pass in BEHIND/10 s.
 		start_livedash c "${synthetic_only/interval: 10ms/interval: 100ms}"
 		echo "C: storm $STORM clients $BEHIND frames behind (replayed from bbolt), $CONTROL control clients; synthetic at 100ms"
-		c_p99=() c_ctl=() c_base=() c_during=()
+		c_p99=() c_ctl=() c_base=() c_during=() c_probe=()
 		for run in $(seq "$RUNS"); do
 			out=$tmp/C.$run.txt
 			bench "$out" -scenario storm -storm "$STORM" -behind "$BEHIND" -control "$CONTROL" -url "$LD_URL" -pid "$LD_PID" -duration "$DURATION" -warmup "$WARMUP"
@@ -239,9 +239,16 @@ for sc in $SCENARIOS; do
 			c_base+=("$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")
 			c_during+=("$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')")
 			c_ctl+=("$(ratio "${c_during[-1]}" "${c_base[-1]}")")
+			# The same measurement from a process of its own (livedash-bench -probe):
+			# no queueing behind the storm clients in the load tool's runtime.
+			pb=$(field "$out" 'probe [^|]*baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+			pd=$(field "$out" 'probe .*during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+			c_probe+=("$(ratio "$pd" "$pb")")
+			printf 'C run %d: probe (own process) p99 baseline %sms during %sms (ratio %s)\n' "$run" "$pb" "$pd" "${c_probe[-1]}"
 		done
 		printf 'C median of %d: catch-up p99 %sms | control p99 baseline %sms during %sms | median ratio %s\n' "$RUNS" \
 			"$(median "${c_p99[@]}")" "$(median "${c_base[@]}")" "$(median "${c_during[@]}")" "$(median "${c_ctl[@]}")"
+		printf 'C median of %d: probe (own process) control p99 ratio %s\n' "$RUNS" "$(median "${c_probe[@]}")"
 		stop "$LD_PID"
 		;;
 	R)

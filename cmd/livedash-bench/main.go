@@ -51,6 +51,7 @@ type options struct {
 	storm   int
 	behind  int
 	control int
+	probe   int
 	// longpoll
 	rounds int
 	token  string
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
-	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll")
+	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll (probe: the storm's own-process control clients)")
 	fs.IntVar(&o.rounds, "rounds", 5, "longpoll: measured rounds (after one warm-up)")
 	fs.StringVar(&o.token, "token", "", "longpoll: the server's push.token")
 	fs.IntVar(&o.clients, "clients", 1000, "steady: number of clients")
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.storm, "storm", 5000, "storm: clients that reconnect at once")
 	fs.IntVar(&o.behind, "behind", 100, "storm: frames each storm client misses before reconnecting")
 	fs.IntVar(&o.control, "control", 100, "storm: connected control clients")
+	fs.IntVar(&o.probe, "probe", 100, "storm: control clients measured again from a process of their own (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,10 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("clients: %d, want 1…%d", total, maxClients)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("duration %v, want up to %v", o.duration, maxDuration)
-	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll":
+	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe":
 		return fmt.Errorf("unknown scenario %q", o.scenario)
-	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0):
-		return errors.New("storm: -storm, -behind and -control must be positive")
+	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0 || o.probe < 0 || o.probe > maxClients-total):
+		return errors.New("storm: -storm, -behind and -control must be positive, -probe not negative")
 	case o.scenario == "longpoll" && (o.rounds <= 0 || o.rounds > 100 || o.token == ""):
 		return errors.New("longpoll: -rounds must be 1…100 and -token set")
 	}
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return b.storm(ctx, stdout)
 	case "longpoll":
 		return b.longpoll(ctx, stdout)
+	case "probe":
+		return b.probe(ctx, stdout)
 	}
 	return b.steady(ctx, stdout)
 }

@@ -200,11 +200,30 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "connected %d control + %d storm clients\n", o.control, o.storm)
+	var probe *probeProc
+	if o.probe > 0 {
+		p, err := b.startProbe(runCtx, o.probe)
+		if err != nil {
+			return err
+		}
+		probe = p
+		defer probe.stop()
+	}
 	sleep(ctx, o.warmup)
 	baseline := newStats()
 	control.st.Store(baseline)
+	if probe != nil {
+		if err := probe.mark(); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+	}
 	sleep(ctx, o.duration)
 	baseElapsed := time.Since(baseline.start)
+	if probe != nil {
+		if err := probe.mark(); err != nil { // the wait below is not measured
+			return fmt.Errorf("probe: %w", err)
+		}
+	}
 
 	// Drop the storm clients, wait until the head is -behind frames past
 	// the newest frame any of them saw.
@@ -230,6 +249,11 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 	target := head()
 	during := newStats()
 	control.st.Store(during)
+	if probe != nil {
+		if err := probe.mark(); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+	}
 	p0, _ := readProc(o.pid)
 	storm.st.Store(newStats())
 	for _, c := range storm.clients {
@@ -281,6 +305,14 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 	stormElapsed := time.Since(during.start)
 	p1, _ := readProc(o.pid)
 	sst := storm.st.Load()
+	var probed []probeWindow
+	if probe != nil {
+		ws, err := probe.report()
+		if err != nil || len(ws) != 3 {
+			return fmt.Errorf("probe: %d windows, %v", len(ws), err)
+		}
+		probed = []probeWindow{ws[0], ws[2]} // baseline, during (ws[1]: the wait between)
+	}
 	stop()
 	wg.Wait()
 
@@ -301,6 +333,12 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 		fmtDur(baseElapsed), fmtDur(baseline.percentile(.5)), fmtDur(baseline.percentile(.99)), fmtDur(baseline.max()),
 		fmtDur(stormElapsed), fmtDur(during.percentile(.5)), fmtDur(during.percentile(.99)), fmtDur(during.max()),
 		baseline.gaps.Load()+during.gaps.Load(), baseline.dups.Load()+during.dups.Load())
+	if probed != nil {
+		pb, pd := probed[0], probed[1]
+		fmt.Fprintf(w, "probe (own process, %d clients) baseline (%s): p50 %s  p99 %s  max %s  |  during storm (%s): p50 %s  p99 %s  max %s  gaps %d dups %d\n",
+			o.probe, fmtDur(pb.elapsed), fmtDur(pb.p50), fmtDur(pb.p99), fmtDur(pb.max),
+			fmtDur(pd.elapsed), fmtDur(pd.p50), fmtDur(pd.p99), fmtDur(pd.max), pb.gaps+pd.gaps, pb.dups+pd.dups)
+	}
 	if o.pid > 0 {
 		fmt.Fprintf(w, "server cpu during storm %.2fs\n", (p1.cpu - p0.cpu).Seconds())
 	}
