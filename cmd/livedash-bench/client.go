@@ -150,7 +150,11 @@ func (c *client) read(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		// bytes.TrimRight with a cutset builds the set on every call: 2 % of
+		// the machine's samples in a storm profile.
+		for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r'); n-- {
+			line = line[:n-1]
+		}
 		switch {
 		case len(line) == 0:
 			// As EventSource does: the id becomes the resume cursor when
