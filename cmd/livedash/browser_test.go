@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,17 +233,10 @@ func mustJSON(v any) string {
 // streamsConnected reads livedash_stream_connected from /metrics.
 func streamsConnected(tb testing.TB, base string) float64 {
 	tb.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^livedash_stream_connected(?:\{[^}]*\})? ([0-9.e+]+)$`).FindSubmatch(body)
-	if m == nil {
+	v := metric(tb, base, "livedash_stream_connected ")
+	if v < 0 {
 		tb.Fatalf("/metrics has no livedash_stream_connected")
 	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
 }
 

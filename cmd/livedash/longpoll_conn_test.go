@@ -113,7 +113,7 @@ func pushValue(t *testing.T, base string, v int) {
 
 // metric returns the value of the first /metrics line starting with prefix
 // (-1 when there is none).
-func metric(t *testing.T, base, prefix string) float64 {
+func metric(t testing.TB, base, prefix string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

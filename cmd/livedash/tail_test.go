@@ -22,24 +22,6 @@ import (
 	"livedash/dashboard/ring"
 )
 
-// lockedBuffer is an io.Writer safe for the tail goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type tailEnv struct {
 	store *ring.Store
 	hub   *hub.Hub
@@ -91,9 +73,9 @@ func (te *tailEnv) append(t *testing.T, topic string, n int) []ring.Frame {
 }
 
 // startTail runs runTail until the test ends; it returns stdout and stderr.
-func startTail(t *testing.T, args ...string) (out, errOut *lockedBuffer, stop func() error) {
+func startTail(t *testing.T, args ...string) (out, errOut *syncBuffer, stop func() error) {
 	t.Helper()
-	out, errOut = &lockedBuffer{}, &lockedBuffer{}
+	out, errOut = &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runTail(ctx, args, out, errOut) }()

@@ -84,19 +84,38 @@ func (a *API) frames(c echo.Context) error {
 			timer = time.NewTimer(d)
 			defer timer.Stop()
 		}
-		a.m.parked.Inc()
-		select {
-		case <-changed:
-			a.m.parked.Dec()
-		case <-timer.C:
-			a.m.parked.Dec()
+		switch a.park(changed, timer.C, ctx.Done()) {
+		case parkExpired:
 			an := a.emptyAnswer(&pl)
 			defer an.release()
 			return writeJSON(c, an.body(), noStore)
-		case <-ctx.Done():
-			a.m.parked.Dec()
+		case parkLeft:
 			return nil // client gone: nothing to write
 		}
+	}
+}
+
+// parkEnd is why a parked long poll stopped waiting.
+type parkEnd int
+
+const (
+	parkWoken   parkEnd = iota // a commit (or Close): read again
+	parkExpired                // the wait is over: answer with no frames
+	parkLeft                   // the client went away
+)
+
+// park waits, counted in the parked-polls gauge, for the next commit
+// (changed), the end of the wait (expiry) or the client leaving (left).
+func (a *API) park(changed <-chan struct{}, expiry <-chan time.Time, left <-chan struct{}) parkEnd {
+	a.m.parked.Inc()
+	defer a.m.parked.Dec()
+	select {
+	case <-changed:
+		return parkWoken
+	case <-expiry:
+		return parkExpired
+	case <-left:
+		return parkLeft
 	}
 }
 

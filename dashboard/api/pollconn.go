@@ -233,16 +233,11 @@ func (pc *pollConn) answer(pl *poll, timer *time.Timer, count bool) bool {
 			timer.Reset(pl.p.Wait + jitter(pl.p.Wait))
 			armed = true
 		}
-		a.m.parked.Inc()
-		select {
-		case <-changed:
-			a.m.parked.Dec()
-		case <-timer.C:
-			a.m.parked.Dec()
+		switch a.park(changed, timer.C, pc.gone) {
+		case parkExpired:
 			armed = false
 			return pc.write(a.emptyAnswer(pl), false, count)
-		case <-pc.gone:
-			a.m.parked.Dec()
+		case parkLeft:
 			return false
 		}
 	}
