@@ -255,6 +255,7 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 		}
 	}
 	p0, _ := readProc(o.pid)
+	self0, _ := readProc(os.Getpid())
 	storm.st.Store(newStats())
 	for _, c := range storm.clients {
 		c.target.Store(target)
@@ -304,6 +305,7 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 	}
 	stormElapsed := time.Since(during.start)
 	p1, _ := readProc(o.pid)
+	self1, _ := readProc(os.Getpid())
 	sst := storm.st.Load()
 	var probed []probeWindow
 	if probe != nil {
@@ -325,8 +327,8 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "target %s  scenario storm  storm %d  behind %d (head %d, storm clients' newest %d)  control %d\n",
 		b.target, o.storm, o.behind, target, stormLast, o.control)
-	fmt.Fprintf(w, "caught up %d/%d  catch-up p50 %s  p99 %s  max %s\n",
-		len(catch), o.storm, fmtDur(q(.5)), fmtDur(q(.99)), fmtDur(q(1)))
+	fmt.Fprintf(w, "caught up %d/%d  catch-up p50 %s  p99 %s  max %s  (first %s  p10 %s  p90 %s)\n",
+		len(catch), o.storm, fmtDur(q(.5)), fmtDur(q(.99)), fmtDur(q(1)), fmtDur(q(0)), fmtDur(q(.1)), fmtDur(q(.9)))
 	fmt.Fprintf(w, "storm clients: frames %d  gaps %d  dups %d  resets %d  conn_ends %d\n",
 		sst.frames.Load(), sst.gaps.Load(), sst.dups.Load(), sst.resets.Load(), sst.errors.Load())
 	fmt.Fprintf(w, "control baseline (%s): p50 %s  p99 %s  max %s  |  during storm (%s): p50 %s  p99 %s  max %s  gaps %d dups %d\n",
@@ -342,6 +344,8 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 	if o.pid > 0 {
 		fmt.Fprintf(w, "server cpu during storm %.2fs\n", (p1.cpu - p0.cpu).Seconds())
 	}
+	// The load tool shares the cores: what it spent is not the server's.
+	fmt.Fprintf(w, "load tool cpu during storm %.2fs\n", (self1.cpu - self0.cpu).Seconds())
 	return nil
 }
 
