@@ -53,7 +53,7 @@ func newServer(t *testing.T, app Appender, cfg config.Push) *httptest.Server {
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		var ae *apierr.Error
 		if !errors.As(err, &ae) {
-			ae = apierr.New(http.StatusInternalServerError, "internal", "internal error")
+			ae = apierr.New(http.StatusInternalServerError, "internal_error", "internal error")
 			var he *echo.HTTPError
 			if errors.As(err, &he) {
 				ae = apierr.New(he.Code, "http_error", "%v", he.Message)
