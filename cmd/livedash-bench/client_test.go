@@ -166,6 +166,11 @@ func TestClientResumesWithItsBuffers(t *testing.T) {
 			if brs[0] == nil || brs[0] != brs[2] || brs[1] != brs[3] {
 				t.Fatalf("read buffers not kept across reconnects: %p %p / %p %p", brs[0], brs[1], brs[2], brs[3])
 			}
+			for _, br := range brs[:2] {
+				if br != nil && br.Size() != readBufSize {
+					t.Fatalf("a read buffer of %d bytes, want %d", br.Size(), readBufSize)
+				}
+			}
 			if (brs[1] != nil) != (name == "chunked") {
 				t.Fatalf("%s: chunked reader %p", name, brs[1])
 			}
