@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/httphead"
 )
 
 // Long polls on connections the API serves itself.
@@ -128,7 +129,7 @@ func (a *API) adopt(c echo.Context, pl *poll) bool {
 	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	pc := &pollConn{a: a, l: l, conn: conn, reqs: make(chan connRequest), gone: make(chan struct{}),
 		quit: make(chan struct{})}
-	pc.br = bufio.NewReaderSize(&prefixConn{Conn: conn, prefix: bytes.Clone(pending)}, 4<<10)
+	pc.br = bufio.NewReaderSize(&httphead.PrefixConn{Conn: conn, Prefix: bytes.Clone(pending)}, 4<<10)
 	l.mu.Lock()
 	l.conns[pc] = struct{}{}
 	l.mu.Unlock()
@@ -194,7 +195,7 @@ func (pc *pollConn) serve(pl poll) {
 		select {
 		case rq := <-pc.reqs:
 			if rq.handback != nil {
-				l.hooks.Handback(&prefixConn{Conn: pc.conn, prefix: rq.handback})
+				l.hooks.Handback(&httphead.PrefixConn{Conn: pc.conn, Prefix: rq.handback})
 				return
 			}
 			pl, count = rq.pl, true
@@ -348,18 +349,18 @@ func (pc *pollConn) read() {
 	for {
 		_ = pc.conn.SetReadDeadline(time.Now().Add(l.bound))
 		var err error
-		head, err = readHead(pc.br, head[:0], l.hooks.MaxHeaderBytes, func() {
+		head, err = httphead.Read(pc.br, head[:0], l.hooks.MaxHeaderBytes, func() {
 			_ = pc.conn.SetReadDeadline(time.Now().Add(l.hooks.ReadHeaderTimeout))
 		})
 		var rq connRequest
 		switch {
-		case errors.Is(err, errHeadTooLarge):
+		case errors.Is(err, httphead.ErrTooLarge):
 			rq.handback = pc.unread(head) // net/http answers 431
 		case err != nil:
 			return // gone, timed out, or a head cut short: close, as net/http does
 		default:
 			served := false
-			if query, ok := parseFastHead(head, l.hooks.MaxQueryBytes); ok {
+			if query, _, ok := httphead.PlainGet(head, framesPath, l.hooks.MaxQueryBytes, ""); ok {
 				var aerr *apierr.Error
 				rq.pl, aerr = pc.a.newPoll(query)
 				served = aerr == nil // a bad parameter: Echo answers it
@@ -387,178 +388,4 @@ func (pc *pollConn) unread(head []byte) []byte {
 	return append(append(b, head...), rest...)
 }
 
-var errHeadTooLarge = errors.New("request head over the limit")
-
-// readHead appends one request head (request line, header lines, the empty
-// line) from br to b. started is called when the head's first byte has
-// arrived but not the whole head, to bound the time the rest may take (the
-// read-header timeout). Over max bytes it stops with errHeadTooLarge and
-// what it read so far.
-func readHead(br *bufio.Reader, b []byte, max int, started func()) ([]byte, error) {
-	if _, err := br.Peek(1); err != nil {
-		return b, err
-	}
-	if rest, _ := br.Peek(br.Buffered()); !bytes.Contains(rest, []byte("\r\n\r\n")) {
-		started() // the usual head arrives whole: no deadline to change
-	}
-	lineStart := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(b)+len(line) > max {
-			return append(b, line...), errHeadTooLarge
-		}
-		b = append(b, line...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue // the line goes on
-		}
-		if err != nil {
-			return b, err
-		}
-		l := b[lineStart:]
-		if len(l) == 2 && l[0] == '\r' || len(l) == 1 {
-			return b, nil
-		}
-		lineStart = len(b)
-	}
-}
-
-// prefixConn reads prefix before the connection.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
 const framesPath = "/api/v1/frames"
-
-// parseFastHead reports whether head is a request the API serves on its own
-// connections — GET /api/v1/frames over HTTP/1.1 with one valid Host, no
-// body, and no header that changes how net/http would answer (Origin,
-// Expect, Upgrade, Connection other than keep-alive, Transfer-Encoding, a
-// Content-Length other than 0) — and returns its raw query. Anything it is
-// not sure of is refused: refused requests go to net/http, which is always
-// right. FuzzParseFastHead checks that net/http reads every accepted head
-// the same way.
-func parseFastHead(head []byte, maxQuery int) (query string, ok bool) {
-	i := bytes.IndexByte(head, '\n')
-	if i < 1 || head[i-1] != '\r' {
-		return "", false
-	}
-	line, rest := head[:i-1], head[i+1:]
-	const prefix, suffix = "GET " + framesPath, " HTTP/1.1"
-	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) ||
-		len(line) < len(prefix)+len(suffix) {
-		return "", false
-	}
-	target := line[len(prefix) : len(line)-len(suffix)]
-	if len(target) > 0 {
-		if target[0] != '?' {
-			return "", false
-		}
-		target = target[1:]
-		if len(target) > maxQuery {
-			return "", false // the server answers 414
-		}
-		for _, c := range target {
-			if c <= ' ' || c >= 0x7f || c == '#' {
-				return "", false
-			}
-		}
-	}
-	hosts := 0
-	for {
-		j := bytes.IndexByte(rest, '\n')
-		if j < 1 || rest[j-1] != '\r' {
-			return "", false
-		}
-		h := rest[:j-1]
-		rest = rest[j+1:]
-		if len(h) == 0 {
-			if len(rest) != 0 || hosts != 1 {
-				return "", false
-			}
-			return string(target), true
-		}
-		colon := bytes.IndexByte(h, ':')
-		if colon < 1 {
-			return "", false
-		}
-		name, value := h[:colon], bytes.Trim(h[colon+1:], " \t")
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return "", false
-			}
-		}
-		for _, c := range value {
-			if (c < ' ' && c != '\t') || c == 0x7f {
-				return "", false
-			}
-		}
-		switch {
-		case equalFold(name, "Host"):
-			hosts++
-			if len(value) == 0 {
-				return "", false
-			}
-			for _, c := range value {
-				if !isHostChar(c) {
-					return "", false
-				}
-			}
-		case equalFold(name, "Content-Length"):
-			if string(value) != "0" {
-				return "", false
-			}
-		case equalFold(name, "Connection"):
-			if !equalFold(value, "keep-alive") {
-				return "", false
-			}
-		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Expect"), equalFold(name, "Upgrade"),
-			equalFold(name, "Origin"), equalFold(name, "Trailer"):
-			return "", false
-		}
-	}
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
-
-func isHostChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
