@@ -86,6 +86,7 @@ type Server struct {
 	ready   atomic.Bool
 	http    *httpMetrics
 	assets  *assetServer
+	front   atomic.Pointer[frontDoor] // nil until Serve, or when streams go through net/http
 }
 
 // maxQueryBytes bounds the raw query string (FAULTS row 7): longer → 414.
@@ -171,10 +172,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			Requests: func(route, method string, code int) prometheus.Counter {
 				return s.http.requests.WithLabelValues(route, method, statusText(code))
 			},
-			Headers: http.Header{
-				"X-Content-Type-Options":  nosniff,
-				"Content-Security-Policy": apiCSP,
-			},
+			Headers:           apiHeaders(),
 			MaxQueryBytes:     maxQueryBytes,
 			MaxHeaderBytes:    s.e.Server.MaxHeaderBytes,
 			IdleTimeout:       s.e.Server.IdleTimeout,
@@ -184,12 +182,43 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			take(hooks)
 		}
 	}
+	// Streams skip net/http when the hub can take a connection whose head
+	// the server read (see frontDoor). Not with CORS configured: its
+	// headers depend on each request, and only the middleware sets them.
+	var fd *frontDoor
+	if cs, ok := s.deps.Stream.(connStreamer); ok && len(s.cfg.HTTP.CORSOrigins) == 0 {
+		fd = &frontDoor{
+			ln: ln, hb: hb, log: s.log,
+			stream:        cs.ConnServer(apiHeaders(), s.http.requests.WithLabelValues(streamPath, http.MethodGet, statusText(http.StatusOK))),
+			maxHeader:     s.e.Server.MaxHeaderBytes,
+			maxQuery:      maxQueryBytes,
+			headerTimeout: s.e.Server.ReadHeaderTimeout,
+			sniffing:      map[net.Conn]struct{}{},
+		}
+		if fd.maxHeader <= 0 {
+			fd.maxHeader = http.DefaultMaxHeaderBytes
+		}
+		if fd.headerTimeout <= 0 {
+			fd.headerTimeout = s.e.Server.ReadTimeout
+		}
+		s.front.Store(fd)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.e.Server.Serve(ln) }()
+	if fd != nil {
+		go func() { fd.serve(); errc <- http.ErrServerClosed }()
+	} else {
+		go func() { errc <- s.e.Server.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
+		if fd != nil {
+			fd.close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	if fd != nil {
+		fd.close()
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "drain_window", s.cfg.Stream.DrainWindow.D().String())
@@ -217,6 +246,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Cut what is left: the frames are in the store, clients resume.
 		s.log.Warn("connections still open after the drain window; closing them", "err", err)
 		_ = s.e.Server.Close()
+	}
+	if fd != nil {
+		fd.wait() // the streams it served ended with the hub's Shutdown
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serr)
@@ -254,6 +286,12 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// apiHeaders are the headers securityHeaders sets on /api/ answers, for the
+// parts that answer on connections they serve themselves.
+func apiHeaders() http.Header {
+	return http.Header{"X-Content-Type-Options": nosniff, "Content-Security-Policy": apiCSP}
 }
 
 var (

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 )
 
 type harness struct {
+	srv    *dashboard.Server
 	url    string
 	store  *ring.Store
 	cancel context.CancelFunc
@@ -58,7 +60,7 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	h := &harness{url: "http://" + ln.Addr().String(), store: st, cancel: cancel, done: done}
+	h := &harness{srv: srv, url: "http://" + ln.Addr().String(), store: st, cancel: cancel, done: done}
 	tb.Cleanup(func() {
 		cancel()
 		if err, ok := <-done; ok && err != nil {
@@ -196,43 +198,90 @@ func TestCORS(t *testing.T) {
 }
 
 // FAULTS row 8: headers trickled one byte at a time are cut at the
-// read-header timeout.
+// read-header timeout, and a connection that sends nothing too — whether
+// net/http reads the head or the front door does (with a hub).
 func TestSlowlorisCut(t *testing.T) {
-	h := serve(t, func(c *config.Config, _ *dashboard.Deps) {
-		c.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond)
-	})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	start := time.Now()
-	req := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
-	var werr error
-	for i := 0; i < len(req) && werr == nil; i++ {
-		_, werr = conn.Write([]byte{req[i]})
-		time.Sleep(20 * time.Millisecond)
-	}
-	if werr == nil {
-		// Every byte was accepted; the server must have closed by now.
-		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		_, werr = conn.Read(make([]byte, 1024))
-	}
-	if werr == nil {
-		t.Fatal("connection still open")
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("cut only after %v", d)
+	for _, front := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "front door"}[front], func(t *testing.T) {
+			h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+				c.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond)
+				if front {
+					addHub(c, d)
+				}
+			})
+			for _, path := range []string{"/healthz", "/api/v1/stream"} {
+				conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
+				var werr error
+				for i := 0; i < len(req) && werr == nil; i++ {
+					_, werr = conn.Write([]byte{req[i]})
+					time.Sleep(20 * time.Millisecond)
+				}
+				if werr == nil {
+					// Every byte was accepted; the server must have closed by now.
+					_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+					_, werr = conn.Read(make([]byte, 1024))
+				}
+				conn.Close()
+				if werr == nil {
+					t.Fatalf("%s: connection still open", path)
+				}
+				if d := time.Since(start); d > 3*time.Second {
+					t.Fatalf("%s: cut only after %v", path, d)
+				}
+			}
+			// Silent from the start: closed at the read-header timeout too.
+			conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+			n, err := conn.Read(make([]byte, 64))
+			if n != 0 || err == nil || isTimeout(err) {
+				t.Fatalf("silent connection: read %d, %v", n, err)
+			}
+			if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+				t.Fatalf("silent connection closed after %v; the read-header timeout is 300ms", d)
+			}
+			if h.srv.HasFrontDoor() != front {
+				t.Fatalf("front door: %v", h.srv.HasFrontDoor())
+			}
+		})
 	}
 }
 
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // FAULTS row 9: idle keep-alive connections are closed at the idle timeout,
-// and the listener cap holds.
+// and the listener cap holds — with and without the front door.
 func TestIdleConnectionsAndListenerCap(t *testing.T) {
-	h := serve(t, func(c *config.Config, _ *dashboard.Deps) {
-		c.HTTP.IdleTimeout = config.Duration(200 * time.Millisecond)
-		c.HTTP.MaxConns = 20
-	})
+	for _, front := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "front door"}[front], func(t *testing.T) {
+			h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+				c.HTTP.IdleTimeout = config.Duration(200 * time.Millisecond)
+				c.HTTP.MaxConns = 20
+				if front {
+					addHub(c, d)
+				}
+			})
+			idleAndCap(t, h)
+			if h.srv.HasFrontDoor() != front {
+				t.Fatalf("front door: %v", h.srv.HasFrontDoor())
+			}
+		})
+	}
+}
+
+func idleAndCap(t *testing.T, h *harness) {
 	addr := strings.TrimPrefix(h.url, "http://")
 	var conns []net.Conn
 	defer func() {
@@ -275,6 +324,14 @@ func TestIdleConnectionsAndListenerCap(t *testing.T) {
 	if n, err := extra.Read(buf); n == 0 || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
 		t.Fatalf("waiting connection: %q %v", buf[:n], err)
 	}
+}
+
+// addHub gives the server a hub fed by its store.
+func addHub(c *config.Config, d *dashboard.Deps) *hub.Hub {
+	hb := hub.New(d.Store, c.Stream, hub.Options{})
+	d.Store.OnCommit(hb.Publish)
+	d.Stream = hb
+	return hb
 }
 
 // FAULTS rows 11 and 26: a stream client that stopped reading while its

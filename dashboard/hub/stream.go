@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/dashboard/ring"
 )
@@ -73,6 +75,56 @@ func (h *Hub) ServeStream(c echo.Context) error {
 
 // ServeHTTP is ServeStream for a plain net/http mux.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r) }
+
+// ConnServer returns a function that serves a stream on a connection whose
+// request head the server has read itself, for a plain `GET
+// /api/v1/stream` over HTTP/1.1 (the server's front door: see
+// dashboard.Server.Serve). It does what ServeStream does for a request
+// hijacked before its head, without net/http's per-connection work — the
+// request parsed into maps, its buffers, its background reader and the
+// hijack — which was a sixth of the server's CPU in a reconnect storm.
+// extra are the headers the server's middleware sets on /api/ answers (the
+// response head is built once, sorted as net/http sorts it, and only its
+// Date changes); requests, if not nil, counts each stream as the server's
+// request metric would.
+//
+// The function serves until the stream ends and closes conn. query is the
+// raw query, lastEventID the Last-Event-ID header's value ("" if none).
+func (h *Hub) ConnServer(extra http.Header, requests prometheus.Counter) func(conn net.Conn, query, lastEventID string) {
+	hdr := extra.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	setStreamHeaders(hdr)
+	start := appendHeadStart(nil, true, hdr)
+	return func(conn net.Conn, query, lastEventID string) {
+		h.enter()
+		defer h.leave()
+		defer conn.Close()
+		q, _ := url.ParseQuery(query) // as Request.URL.Query: bad pairs are dropped
+		s := h.newStream(connIP(conn))
+		lastID := s.request(q, lastEventID)
+		s.pending = appendHeadEnd(append(make([]byte, 0, len(start)+64), start...), true, hdr, time.Now())
+		s.headLen = len(s.pending)
+		if requests != nil {
+			requests.Inc() // before the client can see the answer, as the middleware counts
+		}
+		s.conn = conn
+		gone := make(chan struct{})
+		s.gone = gone
+		go readUntilGone(conn, gone)
+		s.serve(lastID)
+	}
+}
+
+// connIP is the client address of conn, as clientIP reads it from a
+// request's RemoteAddr.
+func connIP(conn net.Conn) netip.Addr {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return clientIP(conn.RemoteAddr().String())
+}
 
 // stream is one open SSE response. Only its handler goroutine touches it,
 // except kick (any goroutine) and the fields the hub reads under its lock.
@@ -135,6 +187,30 @@ func (s *stream) setWriteDeadline(t time.Time) error {
 	return s.rc.SetWriteDeadline(t)
 }
 
+func (h *Hub) newStream(ip netip.Addr) *stream {
+	return &stream{h: h, ip: ip, done: make(chan struct{}), retry: jitter(h.cfg.Retry.D(), 1, 1.5)}
+}
+
+// request takes the topics from the query and returns the cursor to resume
+// from: the Last-Event-ID header, else the lastEventId parameter.
+func (s *stream) request(q url.Values, lastEventID string) string {
+	s.topics = parseTopics(q["topics"])
+	if lastEventID == "" {
+		lastEventID = q.Get("lastEventId")
+	}
+	return lastEventID
+}
+
+// setStreamHeaders sets the headers of every stream response (DESIGN §4;
+// FAULTS row 15: proxies must not buffer or compress it).
+func setStreamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+	hdr.Del("Content-Encoding")
+}
+
 func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	h.enter()
 	detached := false
@@ -148,11 +224,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	// Response sees WriteHeader (else it logs "superfluous WriteHeader") and
 	// so that the proxy-related headers are always there.
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Del("Content-Length")
-	hdr.Del("Content-Encoding")
+	setStreamHeaders(hdr)
 	if r.ProtoMajor == 1 {
 		// HTTP/1.1: no chunked encoding; the body ends when the connection
 		// closes (the setup the SSE spec recommends; net/http, or the
@@ -165,20 +237,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Transfer-Encoding", "identity")
 	}
 
-	s := &stream{
-		h:     h,
-		w:     w,
-		rc:    http.NewResponseController(w),
-		ip:    clientIP(r.RemoteAddr),
-		done:  make(chan struct{}),
-		retry: jitter(h.cfg.Retry.D(), 1, 1.5),
-	}
-	q := r.URL.Query()
-	s.topics = parseTopics(q["topics"])
-	lastID := r.Header.Get("Last-Event-ID")
-	if lastID == "" {
-		lastID = q.Get("lastEventId")
-	}
+	s := h.newStream(clientIP(r.RemoteAddr))
+	s.w, s.rc = w, http.NewResponseController(w)
+	lastID := s.request(r.URL.Query(), r.Header.Get("Last-Event-ID"))
 
 	hijacked := r.ProtoMajor == 1 && s.hijackBeforeHead(w, r)
 	if !hijacked {
@@ -280,6 +341,12 @@ var headExclude = map[string]bool{"Transfer-Encoding": true, "Content-Length": t
 // two byte for byte.
 func appendResponseHead(b []byte, r *http.Request, hdr http.Header, now time.Time) []byte {
 	is11 := r.ProtoAtLeast(1, 1)
+	return appendHeadEnd(appendHeadStart(b, is11, hdr), is11, hdr, now)
+}
+
+// appendHeadStart appends the part of appendResponseHead's head that does
+// not change with time: the status line and the handler's headers.
+func appendHeadStart(b []byte, is11 bool, hdr http.Header) []byte {
 	if is11 {
 		b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	} else {
@@ -296,7 +363,11 @@ func appendResponseHead(b []byte, r *http.Request, hdr http.Header, now time.Tim
 	}
 	buf := bytes.NewBuffer(b)
 	_ = hdr.WriteSubset(buf, exclude) // a bytes.Buffer does not fail
-	b = buf.Bytes()
+	return buf.Bytes()
+}
+
+// appendHeadEnd appends the rest: Date, Connection and the empty line.
+func appendHeadEnd(b []byte, is11 bool, hdr http.Header, now time.Time) []byte {
 	if _, ok := hdr["Date"]; !ok {
 		b = append(b, "Date: "...)
 		b = now.UTC().AppendFormat(b, http.TimeFormat)
