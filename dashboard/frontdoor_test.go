@@ -13,6 +13,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/ring"
 )
 
@@ -111,6 +112,9 @@ func TestFrontDoorHandsBack(t *testing.T) {
 		{"HTTP/1.0", "GET /api/v1/stream HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.0 200 ", "event: hello"},
 		{"Origin", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
 		{"pipelined", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
+		// Handed back with every byte, once: the second request parses.
+		{"two pipelined", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "HTTP/1.1 200 OK"},
+		{"body, then pipelined", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", "HTTP/1.1 200 OK"},
 		{"no Host", "GET /api/v1/stream HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", ""},
 		{"other path", "GET /api/v1/streams HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 ", `"not_found"`},
 		{"row 7: query over 8 KiB", "GET /api/v1/stream?topics=" + strings.Repeat("a", 8<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 ", `"query_too_long"`},
@@ -243,5 +247,104 @@ func TestFrontDoorShutdownClosesHalfReadHeads(t *testing.T) {
 	rest, _ := io.ReadAll(br)
 	if !strings.Contains(string(rest), "retry: ") {
 		t.Fatalf("stream ended without a retry: hint: %q", rest)
+	}
+}
+
+// A head trickled in to over the header limit is handed to net/http with
+// the deadline it had from accept: it is cut at the read-header timeout,
+// not at twice that (FAULTS rows 6 and 8).
+func TestFrontDoorSlowLargeHeadNotTimedTwice(t *testing.T) {
+	const timeout = time.Second
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.HTTP.ReadHeaderTimeout = config.Duration(timeout)
+		c.HTTP.MaxHeaderBytes = 1 << 10
+		addHub(c, d)
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	big := "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nX-A: " + strings.Repeat("a", 1100)
+	for i := 0; i < len(big); i += len(big)/8 + 1 {
+		_, _ = conn.Write([]byte(big[i:min(len(big), i+len(big)/8+1)]))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Over the limit now and handed back; trickle on until cut.
+	done := make(chan time.Duration, 1)
+	go func() {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.ReadAll(conn)
+		done <- time.Since(start)
+	}()
+	var d time.Duration
+	for d == 0 {
+		select {
+		case d = <-done:
+		case <-time.After(50 * time.Millisecond):
+			_, _ = conn.Write([]byte("a"))
+		}
+	}
+	t.Logf("cut after %v", d)
+	if d < timeout-100*time.Millisecond || d > timeout+500*time.Millisecond {
+		t.Fatalf("cut after %v; the read-header timeout is %v from accept", d, timeout)
+	}
+}
+
+// Streams the front door served, ended or turned away over the stream
+// limit, give their listener slots back (http.max_conns).
+func TestFrontDoorStreamsReleaseListenerSlots(t *testing.T) {
+	var hb *hub.Hub
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.HTTP.MaxConns = 3
+		c.Stream.MaxStreams = 2
+		hb = addHub(c, d)
+	})
+	addr := strings.TrimPrefix(h.url, "http://")
+	const req = "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n"
+	open := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		return c
+	}
+	for round := range 3 {
+		for hb.Streams() != 0 { // the last round's streams have seen their clients go
+			time.Sleep(5 * time.Millisecond)
+		}
+		held := []net.Conn{open(), open()}
+		for _, c := range held {
+			br := bufio.NewReader(c)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("round %d: stream not served: %v", round, err)
+				}
+				if l == "event: hello\n" {
+					break
+				}
+			}
+		}
+		// The third slot: turned away with a retry: hint, again and again.
+		for i := range 5 {
+			c := open()
+			b, err := io.ReadAll(c)
+			c.Close()
+			if err != nil || !strings.Contains(string(b), "over capacity") {
+				t.Fatalf("round %d, turned-away stream %d: %q %v", round, i, b, err)
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+	}
+	if n := h.srv.FrontDoorStreams(); n != 3*7 {
+		t.Fatalf("front door served %d streams, want 21", n)
 	}
 }

@@ -28,8 +28,11 @@ type ConnHooks struct {
 }
 
 // handbackListener is a net.Listener whose Accept returns the connections
-// handed back to the server. http.Server serves it beside the real listener
-// and closes it on Shutdown, after which handed-back connections are closed.
+// handed to net/http by a part that read from them first: the front door
+// (every connection that is not a plain stream request) and the API's
+// long-poll loop. http.Server serves it (beside the real listener when there
+// is no front door) and closes it on Shutdown, after which handed-back
+// connections are closed.
 type handbackListener struct {
 	addr net.Addr
 	ch   chan net.Conn

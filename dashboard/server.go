@@ -205,7 +205,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	if fd != nil {
-		go func() { fd.serve(); errc <- http.ErrServerClosed }()
+		go func() { errc <- fd.serve() }()
 	} else {
 		go func() { errc <- s.e.Server.Serve(ln) }()
 	}

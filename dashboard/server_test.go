@@ -326,6 +326,23 @@ func idleAndCap(t *testing.T, h *harness) {
 	}
 }
 
+// bothPaths runs f for streams the front door serves and for streams
+// routed through Echo: extra is a header line for the request, and an
+// Origin makes the front door hand the request to net/http.
+func bothPaths(t *testing.T, f func(t *testing.T, extra string) *harness) {
+	for _, p := range []struct {
+		name, extra string
+		front       bool
+	}{{"front door", "", true}, {"echo", "Origin: http://a.example\r\n", false}} {
+		t.Run(p.name, func(t *testing.T) {
+			h := f(t, p.extra)
+			if n := h.srv.FrontDoorStreams(); (n > 0) != p.front {
+				t.Fatalf("the front door served %d streams", n)
+			}
+		})
+	}
+}
+
 // addHub gives the server a hub fed by its store.
 func addHub(c *config.Config, d *dashboard.Deps) *hub.Hub {
 	hb := hub.New(d.Store, c.Stream, hub.Options{})
@@ -337,7 +354,9 @@ func addHub(c *config.Config, d *dashboard.Deps) *hub.Hub {
 // FAULTS rows 11 and 26: a stream client that stopped reading while its
 // socket is full does not hold shutdown past the drain window, and Serve
 // still returns nil (exit 0).
-func TestShutdownWithStuckStream(t *testing.T) {
+func TestShutdownWithStuckStream(t *testing.T) { bothPaths(t, shutdownWithStuckStream) }
+
+func shutdownWithStuckStream(t *testing.T, extra string) *harness {
 	var hb *hub.Hub
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.DrainWindow = config.Duration(200 * time.Millisecond)
@@ -355,7 +374,7 @@ func TestShutdownWithStuckStream(t *testing.T) {
 	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	for hb.Streams() != 1 {
@@ -387,12 +406,15 @@ func TestShutdownWithStuckStream(t *testing.T) {
 	if d > 200*time.Millisecond+1700*time.Millisecond {
 		t.Fatalf("shutdown took %v", d)
 	}
+	return h
 }
 
 // FAULTS row 14: a client that disconnects in the middle of a long replay
 // ends its handler at once and leaves no read transaction open (the store
 // can close right away: bbolt's Close waits for open transactions).
-func TestDisconnectMidReplay(t *testing.T) {
+func TestDisconnectMidReplay(t *testing.T) { bothPaths(t, disconnectMidReplay) }
+
+func disconnectMidReplay(t *testing.T, extra string) *harness {
 	var hb *hub.Hub
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.ReplayMaxFrames = 100000
@@ -417,7 +439,7 @@ func TestDisconnectMidReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cursor := ring.ID{Epoch: h.store.Epoch(), Seq: 0}
-	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + cursor.String() + "\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + cursor.String() + "\r\n" + extra + "\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	// Read a little of the replay, then go away.
@@ -443,12 +465,15 @@ func TestDisconnectMidReplay(t *testing.T) {
 		t.Fatal("store.Close blocked: a read transaction is still open")
 	}
 	t.Logf("handler gone %v after the disconnect", time.Since(start))
+	return h
 }
 
 // FAULTS row 26 through the server: streams (hijacked HTTP/1.1 connections,
 // which http.Server.Shutdown does not see) are closed spread over the drain
 // window, each with a final retry: hint, before Serve returns.
-func TestServeDrainsStreamsBeforeReturning(t *testing.T) {
+func TestServeDrainsStreamsBeforeReturning(t *testing.T) { bothPaths(t, serveDrainsStreams) }
+
+func serveDrainsStreams(t *testing.T, extra string) *harness {
 	var hb *hub.Hub
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.DrainWindow = config.Duration(400 * time.Millisecond)
@@ -463,7 +488,11 @@ func TestServeDrainsStreamsBeforeReturning(t *testing.T) {
 	}
 	ends := make(chan end, n)
 	for range n {
-		resp, err := http.Get(h.url + "/api/v1/stream")
+		req, _ := http.NewRequest("GET", h.url+"/api/v1/stream", nil)
+		if name, value, ok := strings.Cut(strings.TrimSpace(extra), ": "); ok {
+			req.Header.Set(name, value)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -495,4 +524,5 @@ func TestServeDrainsStreamsBeforeReturning(t *testing.T) {
 			t.Fatalf("a stream ended %v after Serve returned", d)
 		}
 	}
+	return h
 }

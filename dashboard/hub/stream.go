@@ -107,7 +107,7 @@ func (h *Hub) ConnServer(extra http.Header, requests prometheus.Counter) func(co
 		s.pending = appendHeadEnd(append(make([]byte, 0, len(start)+64), start...), true, hdr, time.Now())
 		s.headLen = len(s.pending)
 		if requests != nil {
-			requests.Inc() // before the client can see the answer, as the middleware counts
+			requests.Inc() // before the first write: a client that sees the stream sees it counted
 		}
 		s.conn = conn
 		gone := make(chan struct{})
