@@ -226,18 +226,7 @@ func TestFrontDoorShutdownClosesHalfReadHeads(t *testing.T) {
 			break
 		}
 	}
-	start := time.Now()
-	h.cancel()
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-		close(h.done)
-	case <-time.After(3 * time.Second):
-		t.Fatal("Serve did not return")
-	}
-	if d := time.Since(start); d > 100*time.Millisecond+time.Second {
+	if d := h.shutdown(t, 3*time.Second); d > 100*time.Millisecond+time.Second {
 		t.Fatalf("Serve returned after %v", d)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(time.Second))

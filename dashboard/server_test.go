@@ -71,6 +71,24 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	return h
 }
 
+// shutdown cancels the server and waits, at most limit, for Serve to
+// return nil; it returns how long that took.
+func (h *harness) shutdown(tb testing.TB, limit time.Duration) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			tb.Fatalf("Serve: %v", err)
+		}
+		close(h.done)
+	case <-time.After(limit):
+		tb.Fatalf("Serve did not return within %v", limit)
+	}
+	return time.Since(start)
+}
+
 func get(tb testing.TB, url string, hdr ...string) (*http.Response, string) {
 	tb.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -388,20 +406,9 @@ func shutdownWithStuckStream(t *testing.T, extra string) *harness {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the writer is now blocked in write(2)
-	start := time.Now()
-	h.cancel()
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-		close(h.done)
-	case <-time.After(5 * time.Second):
-		t.Fatal("shutdown did not finish within 5s")
-	}
+	d := h.shutdown(t, 5*time.Second)
 	// drain window + the 1 s deadline a kicked writer gets + margin; the
 	// server's own backstop (drain + 2 s) must not be what ended it.
-	d := time.Since(start)
 	t.Logf("shutdown took %v", d)
 	if d > 200*time.Millisecond+1700*time.Millisecond {
 		t.Fatalf("shutdown took %v", d)

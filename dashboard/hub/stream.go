@@ -109,10 +109,7 @@ func (h *Hub) ConnServer(extra http.Header, requests prometheus.Counter) func(co
 		if requests != nil {
 			requests.Inc() // before the first write: a client that sees the stream sees it counted
 		}
-		s.conn = conn
-		gone := make(chan struct{})
-		s.gone = gone
-		go readUntilGone(conn, gone)
+		s.own(conn)
 		s.serve(lastID)
 	}
 }
@@ -396,13 +393,19 @@ func (s *stream) hijack() bool {
 	return true
 }
 
-// attach makes a hijacked connection the stream's. A goroutine blocked in
-// Read notices the client going away at once, as net/http's did.
+// attach makes a hijacked connection the stream's (see own), as net/http's
+// reader noticed the client going away.
 func (s *stream) attach(conn net.Conn, brw *bufio.ReadWriter) {
 	// Nothing is buffered (Hijack flushed the head, or wrote none); were
 	// anything left, it must go out before the events. A failed flush
 	// means the client is gone: the first write fails, as would the reader.
 	_ = brw.Writer.Flush()
+	s.own(conn)
+}
+
+// own makes conn the stream's: writes go to it, and a goroutine blocked in
+// Read notices the client going away at once.
+func (s *stream) own(conn net.Conn) {
 	s.conn = conn
 	gone := make(chan struct{})
 	s.gone = gone
