@@ -14,7 +14,7 @@ import (
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/hub"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // rawStream sends req on a new connection and returns the response head and
@@ -155,13 +155,13 @@ func TestFrontDoorHandsBack(t *testing.T) {
 // ID gets its reset (FAULTS rows 1 and 3).
 func TestFrontDoorResume(t *testing.T) {
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) { addHub(c, d) })
-	var ids []ring.ID
+	var ids []store.ID
 	for i := range 10 {
 		topic := "a"
 		if i%2 == 1 {
 			topic = "b"
 		}
-		got, err := h.store.Append([]ring.Batch{{Topic: topic, Samples: []ring.Sample{{Name: "x", Value: float64(i)}}}})
+		got, err := h.store.Append([]store.Batch{{Topic: topic, Samples: []store.Sample{{Name: "x", Value: float64(i)}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

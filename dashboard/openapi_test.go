@@ -22,7 +22,7 @@ import (
 	"livedash/dashboard/api"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/push"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store/bolt"
 )
 
 type nopAppender struct{}
@@ -33,7 +33,7 @@ func (nopAppender) AppendPush(string, time.Time, []push.Sample) error { return n
 func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 	t.Helper()
 	cfg := config.Default()
-	st, err := ring.Open(ring.Options{Path: filepath.Join(t.TempDir(), "r.db"), NoSync: true})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "r.db"), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

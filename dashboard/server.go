@@ -26,7 +26,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Route is one endpoint contributed by a part of the server (the JSON API).
@@ -56,7 +56,7 @@ type CollectorStatus struct {
 // Deps are the parts the server routes to. Store and Registry are required;
 // the rest may be nil while a part is not configured.
 type Deps struct {
-	Store      *ring.Store
+	Store      store.Store
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
 	Version    string
@@ -403,7 +403,7 @@ func (s *Server) status(c echo.Context) error {
 		Collectors:    []CollectorStatus{},
 	}
 	if st.Len() > 0 {
-		r := st.After(ring.ID{Epoch: st.Epoch(), Seq: st.Oldest().Seq - 1}, nil, ring.Limits{Frames: 1})
+		r := st.After(store.ID{Epoch: st.Epoch(), Seq: st.Oldest().Seq - 1}, nil, store.Limits{Frames: 1})
 		if len(r.Frames) == 1 {
 			t := time.UnixMilli(r.Frames[0].TS).UTC()
 			b.OldestTime = &t

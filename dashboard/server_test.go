@@ -18,13 +18,14 @@ import (
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/hub"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 type harness struct {
 	srv    *dashboard.Server
 	url    string
-	store  *ring.Store
+	store  *bolt.Store
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -35,7 +36,7 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Stream.DrainWindow = config.Duration(100 * time.Millisecond)
-	st, err := ring.Open(ring.Options{Path: filepath.Join(tb.TempDir(), "r.db"), NoSync: true})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(tb.TempDir(), "r.db"), NoSync: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -401,7 +402,7 @@ func shutdownWithStuckStream(t *testing.T, extra string) *harness {
 	// Fill the socket buffers: 40 MiB of frames the client never reads.
 	big := strings.Repeat("x", 64<<10)
 	for i := range 640 {
-		if _, err := h.store.Append([]ring.Batch{{Topic: "t", Samples: []ring.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}}); err != nil {
+		if _, err := h.store.Append([]store.Batch{{Topic: "t", Samples: []store.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -433,9 +434,9 @@ func disconnectMidReplay(t *testing.T, extra string) *harness {
 	// 3,000 frames of 16 KiB: a 48 MiB replay.
 	big := strings.Repeat("r", 16<<10)
 	for i := range 30 {
-		var bs []ring.Batch
+		var bs []store.Batch
 		for j := range 100 {
-			bs = append(bs, ring.Batch{Topic: "t", Samples: []ring.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i*100 + j)}}})
+			bs = append(bs, store.Batch{Topic: "t", Samples: []store.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i*100 + j)}}})
 		}
 		if _, err := h.store.Append(bs); err != nil {
 			t.Fatal(err)
@@ -445,7 +446,7 @@ func disconnectMidReplay(t *testing.T, extra string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursor := ring.ID{Epoch: h.store.Epoch(), Seq: 0}
+	cursor := store.ID{Epoch: h.store.Epoch(), Seq: 0}
 	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + cursor.String() + "\r\n" + extra + "\r\n")); err != nil {
 		t.Fatal(err)
 	}

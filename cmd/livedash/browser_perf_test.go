@@ -50,7 +50,8 @@ import (
 	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 func TestBrowserPerf(t *testing.T) {
@@ -364,7 +365,7 @@ func prefilledStore(tb testing.TB, topics, args []string, history time.Duration)
 	probe := startServer(tb, args...)
 	waitCatalog(tb, probe.URL, topics)
 	var latest struct {
-		Topics map[string]struct{ Samples []ring.Sample }
+		Topics map[string]struct{ Samples []store.Sample }
 	}
 	waitFor(tb, "a frame with samples of every topic", 15*time.Second, func() bool {
 		getJSON(tb, probe.URL+"/api/v1/latest", &latest)
@@ -380,7 +381,7 @@ func prefilledStore(tb testing.TB, topics, args []string, history time.Duration)
 	}
 
 	path := filepath.Join(tb.TempDir(), "history.db")
-	st, err := ring.Open(ring.Options{Path: path, NoSync: true})
+	st, err := bolt.Open(bolt.Options{Path: path, NoSync: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -388,12 +389,12 @@ func prefilledStore(tb testing.TB, topics, args []string, history time.Duration)
 	rng := rand.New(rand.NewPCG(6, 6))
 	n := int(history / time.Second)
 	end := time.Now().Add(-time.Second).Truncate(time.Second)
-	var batches []ring.Batch
+	var batches []store.Batch
 	for i := n - 1; i >= 0; i-- {
 		at := end.Add(-time.Duration(i) * time.Second)
 		for _, tp := range topics {
 			tmpl := latest.Topics[tp].Samples
-			ss := make([]ring.Sample, len(tmpl))
+			ss := make([]store.Sample, len(tmpl))
 			for k, s := range tmpl {
 				v := s.Value
 				if v == 0 {
@@ -403,9 +404,9 @@ func prefilledStore(tb testing.TB, topics, args []string, history time.Duration)
 				if strings.HasSuffix(s.Name, "_ratio") {
 					w = min(w, 1/max(v, 1e-9)) // ratios stay ≤ 1
 				}
-				ss[k] = ring.Sample{Name: s.Name, Labels: s.Labels, Value: max(0, v*w)}
+				ss[k] = store.Sample{Name: s.Name, Labels: s.Labels, Value: max(0, v*w)}
 			}
-			batches = append(batches, ring.Batch{Topic: tp, Time: at, Samples: ss})
+			batches = append(batches, store.Batch{Topic: tp, Time: at, Samples: ss})
 		}
 		if len(batches) >= 600 || i == 0 {
 			if _, err := st.Append(batches); err != nil {

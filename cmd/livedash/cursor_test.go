@@ -13,7 +13,7 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 type framesPage struct {
@@ -130,7 +130,7 @@ func TestCursorEquivalenceAcrossTransports(t *testing.T) {
 	}
 	var prev uint64
 	for i, s := range seen {
-		id, err := ring.ParseID(s)
+		id, err := store.ParseID(s)
 		if err != nil || (i > 0 && id.Seq <= prev) {
 			t.Fatalf("frame %d: %s after seq %d", i, s, prev)
 		}

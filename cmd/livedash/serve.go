@@ -19,7 +19,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store/bolt"
 )
 
 // serveFlags are the flags of `livedash serve`. Flags win over the
@@ -135,7 +135,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
 
-	store, err := ring.Open(ring.Options{
+	store, err := bolt.Open(bolt.Options{
 		Path:        cfg.Store.Path,
 		MaxFrames:   cfg.Store.Retention.Frames,
 		MaxAge:      cfg.Store.Retention.MaxAge.D(),

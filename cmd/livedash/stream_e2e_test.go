@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/tmaxmax/go-sse"
+	"livedash/dashboard/store"
 
-	"livedash/dashboard/ring"
+	sse "github.com/tmaxmax/go-sse"
 )
 
 // resumingClient follows the stream like a browser would: on any error or
@@ -63,8 +63,8 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("collectors:\n  synthetic:\n    enabled: true\n    interval: 20ms\n    series: 4\nstream:\n  drain_window: 300ms\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	store := filepath.Join(dir, "l.db")
-	srv := startServer(t, "--config", conf, "--store", store)
+	storePath := filepath.Join(dir, "l.db")
+	srv := startServer(t, "--config", conf, "--store", storePath)
 	var mu sync.Mutex
 	url := srv.URL
 	base := func() string { mu.Lock(); defer mu.Unlock(); return url }
@@ -82,7 +82,7 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 		t.Fatalf("first server: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond) // down: clients keep trying
-	srv2 := startServer(t, "--config", conf, "--store", store, "--listen", srv.Addr)
+	srv2 := startServer(t, "--config", conf, "--store", storePath, "--listen", srv.Addr)
 	mu.Lock()
 	url = srv2.URL
 	mu.Unlock()
@@ -97,7 +97,7 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 		if len(c.ids) == 0 {
 			continue
 		}
-		id, err := ring.ParseID(c.ids[len(c.ids)-1])
+		id, err := store.ParseID(c.ids[len(c.ids)-1])
 		if err != nil {
 			t.Fatal(err)
 		}

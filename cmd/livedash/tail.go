@@ -20,7 +20,7 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 const tailUsage = `Usage: livedash tail [flags]
@@ -76,7 +76,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cursor := f.since
 	if cursor != "" {
-		if _, err := ring.ParseID(cursor); err != nil {
+		if _, err := store.ParseID(cursor); err != nil {
 			return usageErr("tail: --since %q is not a frame ID (<16 hex digits>-<seq>)", truncate(cursor, 80))
 		}
 	} else if f.state != "" {
@@ -130,7 +130,7 @@ func readState(path string, stderr io.Writer) string {
 		return ""
 	}
 	id := strings.TrimSpace(string(b))
-	if _, err := ring.ParseID(id); err != nil {
+	if _, err := store.ParseID(id); err != nil {
 		fmt.Fprintf(stderr, "livedash tail: state file %s holds no frame ID; starting live\n", path)
 		return ""
 	}

@@ -19,11 +19,12 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/hub"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 type tailEnv struct {
-	store *ring.Store
+	store *bolt.Store
 	hub   *hub.Hub
 	srv   *httptest.Server
 	fail  atomic.Int32 // answer this many stream requests with 503 first
@@ -31,7 +32,7 @@ type tailEnv struct {
 
 func newTailEnv(t *testing.T) *tailEnv {
 	t.Helper()
-	st, err := ring.Open(ring.Options{Path: filepath.Join(t.TempDir(), "ring.db"), NoSync: true})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "store.db"), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +60,11 @@ func newTailEnv(t *testing.T) *tailEnv {
 	return te
 }
 
-func (te *tailEnv) append(t *testing.T, topic string, n int) []ring.Frame {
+func (te *tailEnv) append(t *testing.T, topic string, n int) []store.Frame {
 	t.Helper()
-	bs := make([]ring.Batch, n)
+	bs := make([]store.Batch, n)
 	for i := range bs {
-		bs[i] = ring.Batch{Topic: topic, Samples: []ring.Sample{{Name: "v", Value: float64(i)}}}
+		bs[i] = store.Batch{Topic: topic, Samples: []store.Sample{{Name: "v", Value: float64(i)}}}
 	}
 	fs, err := te.store.Append(bs)
 	if err != nil {
@@ -115,7 +116,7 @@ func frameIDs(t *testing.T, out string) []string {
 	return ids
 }
 
-func ids(fs []ring.Frame) []string {
+func ids(fs []store.Frame) []string {
 	var out []string
 	for _, f := range fs {
 		out = append(out, f.ID.String())
@@ -186,7 +187,7 @@ func TestTailRetriesNon200(t *testing.T) {
 // on with live frames.
 func TestTailReset(t *testing.T) {
 	te := newTailEnv(t)
-	other := ring.ID{Epoch: te.store.Epoch() ^ 1, Seq: 7}.String()
+	other := store.ID{Epoch: te.store.Epoch() ^ 1, Seq: 7}.String()
 	out, errOut, _ := startTail(t, "--server", te.srv.URL, "--since", other)
 	waitUntil(t, "reset on stderr", func() bool { return strings.Contains(errOut.String(), `"reason":"unknown_epoch"`) })
 	f := te.append(t, "cpu", 1)

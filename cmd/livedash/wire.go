@@ -17,7 +17,7 @@ import (
 	"livedash/dashboard/api"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/push"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // parts is everything runServe starts besides the store and the server.
@@ -30,7 +30,7 @@ type parts struct {
 
 // wire connects the parts: the store's commit hook feeds the hub and the API
 // indexes; collectors and push append to the store.
-func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheus.Registry, log *slog.Logger) (parts, error) {
+func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheus.Registry, log *slog.Logger) (parts, error) {
 	p := parts{deps: dashboard.Deps{
 		Store:    store,
 		Registry: reg,
@@ -109,28 +109,28 @@ func wire(cfg config.Config, flags serveFlags, store *ring.Store, reg *prometheu
 }
 
 // pushAppender stores one pushed frame.
-type pushAppender struct{ store *ring.Store }
+type pushAppender struct{ store store.Store }
 
 func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) error {
-	rs := make([]ring.Sample, len(samples))
+	rs := make([]store.Sample, len(samples))
 	for i, s := range samples {
-		rs[i] = ring.Sample(s)
+		rs[i] = store.Sample(s)
 	}
-	_, err := a.store.Append([]ring.Batch{{Topic: topic, Time: t, Samples: rs}})
+	_, err := a.store.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
 	return err
 }
 
 // storeSink appends collector batches to the store, one call one commit.
-type storeSink struct{ store *ring.Store }
+type storeSink struct{ store store.Store }
 
 func (s storeSink) Append(batches []collectors.Batch) error {
-	rb := make([]ring.Batch, len(batches))
+	rb := make([]store.Batch, len(batches))
 	for i, b := range batches {
-		samples := make([]ring.Sample, len(b.Samples))
+		samples := make([]store.Sample, len(b.Samples))
 		for j, smp := range b.Samples {
-			samples[j] = ring.Sample(smp)
+			samples[j] = store.Sample(smp)
 		}
-		rb[i] = ring.Batch{Topic: b.Topic, Time: b.Time, Samples: samples}
+		rb[i] = store.Batch{Topic: b.Topic, Time: b.Time, Samples: samples}
 	}
 	_, err := s.store.Append(rb)
 	return err

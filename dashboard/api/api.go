@@ -25,26 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
-
-// Store is the ring as the API reads it. *ring.Store implements it; so would
-// another backend (DESIGN §6).
-type Store interface {
-	Head() ring.ID
-	Oldest() ring.ID
-	Len() int
-	// After reads frames after a cursor by seek; see ring.Store.After.
-	After(cursor ring.ID, match func(topic string) bool, lim ring.Limits) ring.Result
-	// Changed returns a channel closed after the next commit.
-	Changed() <-chan struct{}
-	Latest(topic string) (ring.Frame, bool)
-	Topics() []string
-	ScanView(after uint64, max int, fn func(seq uint64, ts int64, topic, json []byte) bool) (uint64, error)
-	SeekTime(ms int64) uint64
-}
-
-var _ Store = (*ring.Store)(nil)
 
 // Options are the API's collaborators and memory bounds. Zero values mean the
 // documented defaults.
@@ -76,7 +58,7 @@ type Route struct {
 
 // API serves the JSON endpoints. Its handlers are safe for concurrent use.
 type API struct {
-	store Store
+	store store.Store
 	cfg   config.API
 	opts  Options
 	log   *slog.Logger
@@ -87,7 +69,7 @@ type API struct {
 	mu      sync.RWMutex
 	idx     *index
 	loading bool
-	pending []ring.Frame
+	pending []store.Frame
 
 	headSeq atomic.Uint64 // idx.head.Seq, readable without mu
 	epoch   atomic.Uint64
@@ -97,7 +79,7 @@ type API struct {
 	seriesCache atomic.Pointer[encoded]
 
 	recentMu    sync.RWMutex // guards recent, recentBytes, wake
-	recent      []ring.Frame
+	recent      []store.Frame
 	recentBytes int
 	wake        chan struct{} // closed after each OnCommit and by Close
 	closed      bool          // set by Close; guarded by recentMu
@@ -115,7 +97,7 @@ type API struct {
 
 // encoded is a response body encoded once for one index head.
 type encoded struct {
-	head ring.ID
+	head store.ID
 	etag string
 	body []byte
 }
@@ -125,7 +107,7 @@ const maxPending = 1 << 16
 
 // New returns an API over store. Register OnCommit with the store before
 // calling Load, and Load before serving /query.
-func New(store Store, cfg config.API, opts Options) *API {
+func New(st store.Store, cfg config.API, opts Options) *API {
 	def := config.Default().API
 	if cfg.MaxLimit <= 0 {
 		cfg.MaxLimit = def.MaxLimit
@@ -158,11 +140,11 @@ func New(store Store, cfg config.API, opts Options) *API {
 	if opts.LoadMaxFrames <= 0 {
 		opts.LoadMaxFrames = 100_000
 	}
-	a := &API{store: store, cfg: cfg, opts: opts, log: opts.Logger,
+	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
 		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), done: make(chan struct{})}
-	h := store.Head()
+	h := st.Head()
 	a.epoch.Store(h.Epoch)
-	a.idx.head = ring.ID{Epoch: h.Epoch}
+	a.idx.head = store.ID{Epoch: h.Epoch}
 	a.m = newMetrics(opts.Registerer, a)
 	return a
 }
@@ -203,7 +185,7 @@ func (a *API) Close() {
 // It appends to in-memory columns and never
 // blocks on I/O (it may wait for a query's read lock, which is held only while
 // aggregating at most QueryMaxFrames frames).
-func (a *API) OnCommit(frames []ring.Frame) {
+func (a *API) OnCommit(frames []store.Frame) {
 	a.addRecent(frames)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -221,8 +203,8 @@ func (a *API) OnCommit(frames []ring.Frame) {
 }
 
 // headID is the newest frame the index holds.
-func (a *API) headID() ring.ID {
-	return ring.ID{Epoch: a.epoch.Load(), Seq: a.headSeq.Load()}
+func (a *API) headID() store.ID {
+	return store.ID{Epoch: a.epoch.Load(), Seq: a.headSeq.Load()}
 }
 
 type metrics struct {

@@ -10,31 +10,32 @@ import (
 	"testing"
 	"time"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // benchStore holds 1 h of 1 s frames: topic cpu with 10 series (cpu="0".."9"),
 // and topics mem, net, disk with 5 series each, so /latest is ~4 KB.
-func benchStore(b *testing.B) (*ring.Store, time.Time) { return benchStoreT(b) }
+func benchStore(b *testing.B) (*bolt.Store, time.Time) { return benchStoreT(b) }
 
-func benchStoreT(b testing.TB) (*ring.Store, time.Time) {
+func benchStoreT(b testing.TB) (*bolt.Store, time.Time) {
 	b.Helper()
-	st := openStore(b, ring.Options{})
+	st := openStore(b, bolt.Options{})
 	base := time.Unix(1_764_255_600, 0)
-	var batches []ring.Batch
+	var batches []store.Batch
 	for i := range 3600 {
 		at := base.Add(time.Duration(i) * time.Second)
-		var cpu []ring.Sample
+		var cpu []store.Sample
 		for c := range 10 {
-			cpu = append(cpu, ring.Sample{Name: "cpu_usage_ratio", Labels: map[string]string{"cpu": fmt.Sprint(c), "mode": "user"}, Value: float64(i%100) / 100})
+			cpu = append(cpu, store.Sample{Name: "cpu_usage_ratio", Labels: map[string]string{"cpu": fmt.Sprint(c), "mode": "user"}, Value: float64(i%100) / 100})
 		}
-		batches = append(batches, ring.Batch{Topic: "cpu", Time: at, Samples: cpu})
+		batches = append(batches, store.Batch{Topic: "cpu", Time: at, Samples: cpu})
 		for _, tp := range []string{"mem", "net", "disk"} {
-			var ss []ring.Sample
+			var ss []store.Sample
 			for k := range 5 {
-				ss = append(ss, ring.Sample{Name: tp + "_some_bytes", Labels: map[string]string{"k": fmt.Sprint(k)}, Value: float64(i * k)})
+				ss = append(ss, store.Sample{Name: tp + "_some_bytes", Labels: map[string]string{"k": fmt.Sprint(k)}, Value: float64(i * k)})
 			}
-			batches = append(batches, ring.Batch{Topic: tp, Time: at, Samples: ss})
+			batches = append(batches, store.Batch{Topic: tp, Time: at, Samples: ss})
 		}
 		if len(batches) >= 400 {
 			if _, err := st.Append(batches); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 const (
@@ -124,9 +124,9 @@ type poll struct {
 	p      FramesParams
 	query  string // the raw query: part of the shared answers' key
 	match  func(topic string) bool
-	lim    ring.Limits
-	cursor ring.ID
-	last   ring.Result // the last read: what a wait that ends unanswered returns
+	lim    store.Limits
+	cursor store.ID
+	last   store.Result // the last read: what a wait that ends unanswered returns
 }
 
 // newPoll parses a /frames query and places the cursor.
@@ -135,7 +135,7 @@ func (a *API) newPoll(raw string) (poll, *apierr.Error) {
 	if aerr != nil {
 		return poll{}, aerr
 	}
-	pl := poll{p: p, query: raw, lim: ring.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan}}
+	pl := poll{p: p, query: raw, lim: store.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan}}
 	switch len(p.Topics) {
 	case 0:
 	case 1:
@@ -206,10 +206,10 @@ func (a *API) read(pl *poll, gen uint64, closed bool) (answer, bool, error) {
 			return answer{}, false, storeUnavailable(r.Err)
 		}
 		var reset *resetInfo
-		if r.Reset != ring.OK {
-			if pl.p.Mode == AfterOldest && r.Reset == ring.Expired {
+		if r.Reset != store.OK {
+			if pl.p.Mode == AfterOldest && r.Reset == store.Expired {
 				// Trimmed between Oldest and After: start again from the new oldest.
-				pl.cursor = ring.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
+				pl.cursor = store.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
 				continue
 			}
 			reset = &resetInfo{reason: r.Reset, requested: pl.cursor, oldest: r.Oldest, head: r.Head}
@@ -249,19 +249,19 @@ func (a *API) emptyAnswer(pl *poll) answer {
 // resume reads from the position stated for a reset: the head for
 // unknown_epoch and future (nothing replayed), just before the oldest
 // retained frame for expired.
-func (a *API) resume(r ring.Result, match func(string) bool, lim ring.Limits) ring.Result {
+func (a *API) resume(r store.Result, match func(string) bool, lim store.Limits) store.Result {
 	pos := r.Head
-	if r.Reset == ring.Expired && a.store.Len() > 0 {
-		pos = ring.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
+	if r.Reset == store.Expired && a.store.Len() > 0 {
+		pos = store.ID{Epoch: r.Oldest.Epoch, Seq: r.Oldest.Seq - 1}
 	}
 	for range 3 {
 		nr := a.store.After(pos, match, lim)
-		if nr.Reset == ring.OK || nr.Err != nil {
+		if nr.Reset == store.OK || nr.Err != nil {
 			return nr
 		}
 		pos = nr.Head // trimmed meanwhile (or emptied): the head is always resumable
 	}
-	return ring.Result{Next: r.Head, Head: r.Head, Oldest: r.Oldest}
+	return store.Result{Next: r.Head, Head: r.Head, Oldest: r.Oldest}
 }
 
 func jitter(wait time.Duration) time.Duration {
@@ -273,9 +273,9 @@ func jitter(wait time.Duration) time.Duration {
 }
 
 type resetInfo struct {
-	reason       ring.Reason
-	requested    ring.ID
-	oldest, head ring.ID
+	reason       store.Reason
+	requested    store.ID
+	oldest, head store.ID
 }
 
 // pollAnswer is a /frames body shared by polls that asked the same, with the
@@ -283,14 +283,14 @@ type resetInfo struct {
 // per second, for its Date header).
 type pollAnswer struct {
 	gen            uint64
-	cursor, oldest ring.ID
+	cursor, oldest store.ID
 	query          string
 	body           []byte
 	wire           atomic.Pointer[wireAnswer]
 }
 
 // appendFrames appends a /frames body.
-func (a *API) appendFrames(b []byte, r ring.Result, reset *resetInfo) []byte {
+func (a *API) appendFrames(b []byte, r store.Result, reset *resetInfo) []byte {
 	b = append(b, `{"frames":[`...)
 	for i, f := range r.Frames {
 		if i > 0 {

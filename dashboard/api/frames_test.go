@@ -18,13 +18,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 func TestFramesReadsAfterCursor(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
-	var all []ring.Frame
+	var all []store.Frame
 	for range 5 {
 		all = append(all, appendFrames(t, st, "cpu", 1, nil)...)
 		all = append(all, appendFrames(t, st, "mem", 1, nil)...)
@@ -87,7 +88,7 @@ func TestFramesReadsAfterCursor(t *testing.T) {
 }
 
 func TestFramesResetReasons(t *testing.T) {
-	st := openStore(t, ring.Options{MaxFrames: 5})
+	st := openStore(t, bolt.Options{MaxFrames: 5})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	all := appendFrames(t, st, "cpu", 10, nil)
 	ep := st.Epoch()
@@ -96,8 +97,8 @@ func TestFramesResetReasons(t *testing.T) {
 		name, after, reason string
 		frames              int
 	}{
-		{"unknown epoch", ring.ID{Epoch: ep ^ 1, Seq: 7}.String(), "unknown_epoch", 0},
-		{"future", ring.ID{Epoch: ep, Seq: 99}.String(), "future", 0},
+		{"unknown epoch", store.ID{Epoch: ep ^ 1, Seq: 7}.String(), "unknown_epoch", 0},
+		{"future", store.ID{Epoch: ep, Seq: 99}.String(), "future", 0},
 		{"expired continues from the oldest", all[1].ID.String(), "expired", 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +137,7 @@ func waitParked(tb testing.TB, a *API, n int) {
 }
 
 func TestLongPollReturnsOnMatchingCommit(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	appendFrames(t, st, "cpu", 1, nil)
 	after := st.Head().String()
@@ -173,7 +174,7 @@ func TestLongPollReturnsOnMatchingCommit(t *testing.T) {
 }
 
 func TestLongPollTimesOutAtWait(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	appendFrames(t, st, "cpu", 2, nil)
 	after := st.Head().String()
@@ -192,7 +193,7 @@ func TestLongPollTimesOutAtWait(t *testing.T) {
 }
 
 func TestLongPollClientGoneAndClose(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.url+"/api/v1/frames?wait=60s", nil)
@@ -235,10 +236,10 @@ func TestLongPollClientGoneAndClose(t *testing.T) {
 }
 
 // TestCursorEquivalence alternates between /frames long polls and resuming
-// with ring.After (what the stream does on reconnect) on one cursor while a
+// with store.After (what the stream does on reconnect) on one cursor while a
 // writer appends; the frames seen must be exactly the ring's sequence.
 func TestCursorEquivalence(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	// Frames from before the API started are only in the store; later ones
 	// are also in the recent window: the cursor crosses both.
 	appendFrames(t, st, "cpu", 40, nil)
@@ -249,10 +250,10 @@ func TestCursorEquivalence(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for i := 40; i < total; {
 			n := 1 + rng.IntN(3)
-			var bs []ring.Batch
+			var bs []store.Batch
 			for j := 0; j < n && i < total; j++ {
-				bs = append(bs, ring.Batch{Topic: []string{"cpu", "mem", "net"}[rng.IntN(3)], Time: t0,
-					Samples: []ring.Sample{{Name: "x_ratio", Value: float64(i)}}})
+				bs = append(bs, store.Batch{Topic: []string{"cpu", "mem", "net"}[rng.IntN(3)], Time: t0,
+					Samples: []store.Sample{{Name: "x_ratio", Value: float64(i)}}})
 				i++
 			}
 			if _, err := st.Append(bs); err != nil {
@@ -263,7 +264,7 @@ func TestCursorEquivalence(t *testing.T) {
 		}
 	})
 	rng := rand.New(rand.NewPCG(3, 4))
-	cursor := ring.ID{Epoch: st.Epoch()}
+	cursor := store.ID{Epoch: st.Epoch()}
 	var seen []string
 	for step := 0; len(seen) < total; step++ {
 		if step > 10*total {
@@ -278,14 +279,14 @@ func TestCursorEquivalence(t *testing.T) {
 			for _, f := range r.Frames {
 				seen = append(seen, string(f))
 			}
-			next, err := ring.ParseID(r.Next)
+			next, err := store.ParseID(r.Next)
 			if err != nil {
 				t.Fatal(err)
 			}
 			cursor = next
 		} else {
-			res := st.After(cursor, nil, ring.Limits{Frames: 1 + rng.IntN(7)})
-			if res.Reset != ring.OK || res.Err != nil {
+			res := st.After(cursor, nil, store.Limits{Frames: 1 + rng.IntN(7)})
+			if res.Reset != store.OK || res.Err != nil {
 				t.Fatalf("After: %v %v", res.Reset, res.Err)
 			}
 			for _, f := range res.Frames {
@@ -295,7 +296,7 @@ func TestCursorEquivalence(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	all := st.After(ring.ID{Epoch: st.Epoch()}, nil, ring.Limits{})
+	all := st.After(store.ID{Epoch: st.Epoch()}, nil, store.Limits{})
 	if len(all.Frames) != total || len(seen) != total {
 		t.Fatalf("ring has %d frames, client saw %d", len(all.Frames), len(seen))
 	}
@@ -316,7 +317,7 @@ func TestManyParkedLongPolls(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	appendFrames(t, st, "cpu", 1, nil)
 	host := ts.srv.Listener.Addr().String()
@@ -387,7 +388,7 @@ func TestManyParkedLongPolls(t *testing.T) {
 // Polls released by one commit share one answer only when they asked the
 // same: the same cursor, topics and limit against the same window.
 func TestSharedPollAnswersKeyedByQuery(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	appendFrames(t, st, "cpu", 1, nil)
 	after := st.Head().String()
@@ -408,16 +409,16 @@ func TestSharedPollAnswersKeyedByQuery(t *testing.T) {
 	}
 	waitParked(t, ts.api, len(queries))
 	// One commit of three frames: cpu, mem, cpu.
-	fs, err := st.Append([]ring.Batch{
-		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "a", Value: 1}}},
-		{Topic: "mem", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "b", Value: 2}}},
-		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []ring.Sample{{Name: "c", Value: 3}}},
+	fs, err := st.Append([]store.Batch{
+		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []store.Sample{{Name: "a", Value: 1}}},
+		{Topic: "mem", Time: t0.Add(time.Hour), Samples: []store.Sample{{Name: "b", Value: 2}}},
+		{Topic: "cpu", Time: t0.Add(time.Hour), Samples: []store.Sample{{Name: "c", Value: 3}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	want := [][]ring.Frame{{fs[0]}, {fs[0]}, {fs[0], fs[2]}, {fs[1]}, {fs[0], fs[1]}, fs}
+	want := [][]store.Frame{{fs[0]}, {fs[0]}, {fs[0], fs[2]}, {fs[1]}, {fs[0], fs[1]}, fs}
 	for i, q := range queries {
 		var r framesResp
 		if err := json.Unmarshal(bodies[i], &r); err != nil {

@@ -15,7 +15,8 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 func TestMain(m *testing.M) {
@@ -25,13 +26,13 @@ func TestMain(m *testing.M) {
 func testCfg() config.API { return config.Default().API }
 
 // openStore opens a real bbolt store in t.TempDir(), closed on cleanup.
-func openStore(tb testing.TB, opts ring.Options) *ring.Store {
+func openStore(tb testing.TB, opts bolt.Options) *bolt.Store {
 	tb.Helper()
 	if opts.Path == "" {
-		opts.Path = filepath.Join(tb.TempDir(), "ring.db")
+		opts.Path = filepath.Join(tb.TempDir(), "store.db")
 	}
 	opts.NoSync = true
-	s, err := ring.Open(opts)
+	s, err := bolt.Open(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func openStore(tb testing.TB, opts ring.Options) *ring.Store {
 		}
 		// Reopen once: Open runs bbolt's consistency check.
 		opts.Registerer = nil
-		s2, err := ring.Open(opts)
+		s2, err := bolt.Open(opts)
 		if err != nil {
 			tb.Errorf("reopen store: %v", err)
 			return
@@ -54,12 +55,12 @@ func openStore(tb testing.TB, opts ring.Options) *ring.Store {
 // testServer is an API behind a real HTTP server on 127.0.0.1:0.
 type testServer struct {
 	api   *API
-	store *ring.Store
+	store *bolt.Store
 	url   string
 	srv   *httptest.Server
 }
 
-func newTestServer(tb testing.TB, store *ring.Store, cfg config.API, opts Options) *testServer {
+func newTestServer(tb testing.TB, store *bolt.Store, cfg config.API, opts Options) *testServer {
 	tb.Helper()
 	a := New(store, cfg, opts)
 	store.OnCommit(a.OnCommit)
@@ -141,15 +142,15 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
 
 // appendFrames appends n frames of topic, one per call, at t0+seq seconds
 // unless at is set.
-func appendFrames(tb testing.TB, s *ring.Store, topic string, n int, at func(i int) time.Time) []ring.Frame {
+func appendFrames(tb testing.TB, s *bolt.Store, topic string, n int, at func(i int) time.Time) []store.Frame {
 	tb.Helper()
-	var out []ring.Frame
+	var out []store.Frame
 	for i := range n {
 		tm := t0.Add(time.Duration(s.Head().Seq+1) * time.Second)
 		if at != nil {
 			tm = at(i)
 		}
-		fs, err := s.Append([]ring.Batch{{Topic: topic, Time: tm, Samples: []ring.Sample{
+		fs, err := s.Append([]store.Batch{{Topic: topic, Time: tm, Samples: []store.Sample{
 			{Name: topic + "_usage_ratio", Labels: map[string]string{"cpu": "total"}, Value: float64(i) / 10},
 		}}})
 		if err != nil {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // index is the in-memory column store behind /latest, /series and /query.
@@ -28,7 +28,7 @@ type index struct {
 	nseries    int
 	dropped    uint64 // samples refused because maxSeries distinct series are held
 
-	head ring.ID // newest frame applied
+	head store.ID // newest frame applied
 	// loadedFromMs: memory holds every retained frame with ts ≥ this (per
 	// topic, until the topic's ring evicts). MinInt64 = everything the store
 	// held at Load.
@@ -72,7 +72,7 @@ func newIndex(capFrames, maxSeries int) *index {
 }
 
 // apply adds one frame. Frames must come in seq order.
-func (x *index) apply(id ring.ID, ts int64, topic string, js []byte, samples []ring.Sample) {
+func (x *index) apply(id store.ID, ts int64, topic string, js []byte, samples []store.Sample) {
 	if id.Seq <= x.head.Seq && x.head.Epoch == id.Epoch {
 		return // already applied (Load's seam with live commits)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Responses are assembled by appending: frame bytes are copied verbatim and
@@ -17,8 +17,8 @@ import (
 // frame encoder, so names and labels from outside (FAULTS row 16) are inert
 // wherever the bytes end up.
 
-// appendString appends s as a JSON string (see ring.AppendJSONString).
-func appendString(b []byte, s string) []byte { return ring.AppendJSONString(b, s) }
+// appendString appends s as a JSON string (see store.AppendJSONString).
+func appendString(b []byte, s string) []byte { return store.AppendJSONString(b, s) }
 
 // appendFloat appends v as encoding/json would; NaN and ±Inf, which JSON
 // cannot carry, become null.
@@ -26,7 +26,7 @@ func appendFloat(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(b, "null"...)
 	}
-	return ring.AppendJSONFloat(b, v)
+	return store.AppendJSONFloat(b, v)
 }
 
 // appendLabels appends a label map as a JSON object with sorted keys.

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 func TestLatestETagAndFilter(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	// One topic's newest frame is from before the API started.
 	pre := appendFrames(t, st, "disk", 1, nil)
 	ts := newTestServer(t, st, testCfg(), Options{})
@@ -62,19 +63,19 @@ func TestLatestETagAndFilter(t *testing.T) {
 }
 
 func TestSeriesCatalog(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{MaxSeries: 3,
 		Intervals: func() map[string]time.Duration { return map[string]time.Duration{"cpu": 2 * time.Second} }})
-	batch := func(topic string, at time.Time, samples ...ring.Sample) {
-		if _, err := st.Append([]ring.Batch{{Topic: topic, Time: at, Samples: samples}}); err != nil {
+	batch := func(topic string, at time.Time, samples ...store.Sample) {
+		if _, err := st.Append([]store.Batch{{Topic: topic, Time: at, Samples: samples}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	xss := "<img src=x onerror=alert(1)>\u2028"
-	batch("cpu", t0, ring.Sample{Name: "cpu_usage_ratio", Labels: map[string]string{"cpu": xss}, Value: 1})
-	batch("net", t0, ring.Sample{Name: "net_received_bytes_per_second", Value: 1})
-	batch("net", t0.Add(5*time.Second), ring.Sample{Name: "net_received_bytes_per_second", Value: 2},
-		ring.Sample{Name: "net_errors_total", Value: 3}, ring.Sample{Name: "over_the_cap", Value: 4})
+	batch("cpu", t0, store.Sample{Name: "cpu_usage_ratio", Labels: map[string]string{"cpu": xss}, Value: 1})
+	batch("net", t0, store.Sample{Name: "net_received_bytes_per_second", Value: 1})
+	batch("net", t0.Add(5*time.Second), store.Sample{Name: "net_received_bytes_per_second", Value: 2},
+		store.Sample{Name: "net_errors_total", Value: 3}, store.Sample{Name: "over_the_cap", Value: 4})
 	code, b := get(t, ts.url+"/api/v1/series")
 	if code != 200 {
 		t.Fatal(code)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // loadChunk is how many frames one read transaction copies out during Load
@@ -23,11 +23,11 @@ type storedFrame struct {
 
 // wireFrame is the part of a frame's JSON the index needs.
 type wireFrame struct {
-	Samples []ring.Sample `json:"samples"`
+	Samples []store.Sample `json:"samples"`
 }
 
 // readChunk copies up to n frames after seq out of the store.
-func readChunk(s Store, after uint64, n int, buf []storedFrame) ([]storedFrame, error) {
+func readChunk(s store.Store, after uint64, n int, buf []storedFrame) ([]storedFrame, error) {
 	buf = buf[:0]
 	_, err := s.ScanView(after, n, func(seq uint64, ts int64, topic, js []byte) bool {
 		buf = append(buf, storedFrame{seq, ts, string(topic), bytes.Clone(js)})
@@ -48,7 +48,7 @@ func (a *API) Load() error {
 	a.loading = true
 	epoch := a.epoch.Load()
 	a.idx = newIndex(a.opts.IndexFrames, a.opts.MaxSeries)
-	a.idx.head = ring.ID{Epoch: epoch}
+	a.idx.head = store.ID{Epoch: epoch}
 	a.pending = nil
 	a.mu.Unlock()
 	// Whatever happens, stop buffering and apply what was held.
@@ -95,7 +95,7 @@ func (a *API) Load() error {
 			a.mu.Unlock()
 		}
 		first = false
-		decoded := make([][]ring.Sample, len(buf))
+		decoded := make([][]store.Sample, len(buf))
 		for i := range buf {
 			var w wireFrame
 			if err := json.Unmarshal(buf[i].json, &w); err != nil {
@@ -107,7 +107,7 @@ func (a *API) Load() error {
 		a.mu.Lock()
 		for i := range buf {
 			f := &buf[i]
-			a.idx.apply(ring.ID{Epoch: epoch, Seq: f.seq}, f.ts, f.topic, f.json, decoded[i])
+			a.idx.apply(store.ID{Epoch: epoch, Seq: f.seq}, f.ts, f.topic, f.json, decoded[i])
 		}
 		a.headSeq.Store(a.idx.head.Seq)
 		a.mu.Unlock()

@@ -11,7 +11,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Parameter parsing is pure (raw query string + config + clock in, typed
@@ -27,7 +27,7 @@ import (
 
 const (
 	maxTopics      = 64   // topics listed in one filter
-	maxTopicLen    = 255  // ring.ErrTopic bound
+	maxTopicLen    = 255  // store.ErrTopic bound
 	maxSelectorLen = 1024 // bytes of series=
 	maxEcho        = 40   // bytes of a bad value quoted back in a message
 
@@ -112,7 +112,7 @@ const (
 // FramesParams are the parsed parameters of GET /api/v1/frames.
 type FramesParams struct {
 	Mode    AfterMode
-	After   ring.ID // Mode == AfterID
+	After   store.ID // Mode == AfterID
 	Topics  []string
 	Limit   int
 	Wait    time.Duration // already clamped to cfg.MaxWait
@@ -130,9 +130,9 @@ func ParseFramesParams(raw string, cfg config.API) (FramesParams, *apierr.Error)
 		if v == "oldest" {
 			p.Mode = AfterOldest
 		} else {
-			id, err := ring.ParseID(v)
+			id, err := store.ParseID(v)
 			if err != nil {
-				return p, apierr.BadParam("after", "must be an event ID such as 9f2c41d07a3be511-1042 (16 hex digits, '-', a decimal sequence; at most %d bytes) or \"oldest\"; got %s", ring.MaxIDLen, quote(v))
+				return p, apierr.BadParam("after", "must be an event ID such as 9f2c41d07a3be511-1042 (16 hex digits, '-', a decimal sequence; at most %d bytes) or \"oldest\"; got %s", store.MaxIDLen, quote(v))
 			}
 			p.Mode, p.After = AfterID, id
 		}

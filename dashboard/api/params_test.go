@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // TestBadParameters: every bad value of every parameter gets the documented
 // 4xx and an error body naming the parameter (and, for values, the range).
 func TestBadParameters(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	ts := newTestServer(t, st, testCfg(), Options{})
 	appendFrames(t, st, "cpu", 3, nil)
 	for _, tc := range []struct {
@@ -98,7 +99,7 @@ func TestGoodParameters(t *testing.T) {
 		"wait=250ms":              {Limit: 100, Wait: 250 * time.Millisecond},
 		"after=oldest&topics=cpu": {Limit: 100, Mode: AfterOldest, Topics: []string{"cpu"}},
 		"after=9f2c41d07a3be511-1042&topics=a%2Cb,a": {Limit: 100, Mode: AfterID,
-			After: ring.ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042}, Topics: []string{"a", "b"}},
+			After: store.ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042}, Topics: []string{"a", "b"}},
 	} {
 		got, aerr := ParseFramesParams(raw, cfg)
 		if aerr != nil {

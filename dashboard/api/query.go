@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"livedash/dashboard/apierr"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // maxQuerySeries bounds the columns of one query; more matching series set
@@ -59,7 +59,7 @@ type result struct {
 	acc      []float64
 	cnt      []int32
 	first    uint64 // seq of the oldest frame that contributed; 0 = none
-	last     ring.ID
+	last     store.ID
 	capped   bool
 	scanned  int
 	fromDisk bool
@@ -455,7 +455,7 @@ func (r *result) appendJSON(b []byte) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '"')
-		b = ring.ID{Epoch: r.last.Epoch, Seq: r.first}.AppendTo(b)
+		b = store.ID{Epoch: r.last.Epoch, Seq: r.first}.AppendTo(b)
 		b = append(b, '"')
 	}
 	b = append(b, `,"last":"`...)

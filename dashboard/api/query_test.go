@@ -11,7 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 type queryResp struct {
@@ -45,7 +46,7 @@ type point struct {
 
 // randomData appends frames of two topics at ~1 s spacing with jitter, gaps
 // and missing samples, and returns every sample for the reference.
-func randomData(t *testing.T, st *ring.Store, rng *rand.Rand, frames int, start time.Time) []point {
+func randomData(t *testing.T, st *bolt.Store, rng *rand.Rand, frames int, start time.Time) []point {
 	t.Helper()
 	type ser struct {
 		name   string
@@ -64,14 +65,14 @@ func randomData(t *testing.T, st *ring.Store, rng *rand.Rand, frames int, start 
 			ms += int64(rng.IntN(30_000)) // a gap
 		}
 		topic := []string{"cpu", "mem"}[rng.IntN(2)]
-		var samples []ring.Sample
+		var samples []store.Sample
 		for _, s := range sers[topic] {
 			if rng.IntN(6) == 0 {
 				continue
 			}
-			samples = append(samples, ring.Sample{Name: s.name, Labels: s.labels, Value: math.Round(rng.NormFloat64()*1e4) / 100})
+			samples = append(samples, store.Sample{Name: s.name, Labels: s.labels, Value: math.Round(rng.NormFloat64()*1e4) / 100})
 		}
-		fs, err := st.Append([]ring.Batch{{Topic: topic, Time: time.UnixMilli(ms), Samples: samples}})
+		fs, err := st.Append([]store.Batch{{Topic: topic, Time: time.UnixMilli(ms), Samples: samples}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +200,7 @@ func checkAgainstReference(t *testing.T, ts *testServer, pts []point, raw string
 			}
 		}
 	}
-	if (first == 0) != (r.First == nil) || (r.First != nil && *r.First != (ring.ID{Epoch: ts.store.Epoch(), Seq: first}).String()) {
+	if (first == 0) != (r.First == nil) || (r.First != nil && *r.First != (store.ID{Epoch: ts.store.Epoch(), Seq: first}).String()) {
 		t.Fatalf("%s: first %v, want seq %d", raw, deref(r.First), first)
 	}
 	if r.Last != ts.store.Head().String() {
@@ -226,7 +227,7 @@ func TestQueryMatchesBruteForce(t *testing.T) {
 	}{{"memory", 0, 0, false}, {"store: evicted from memory", 8, 0, true}, {"store: older than Load read back", 0, 50, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(tc.indexFrames)))
-			st := openStore(t, ring.Options{})
+			st := openStore(t, bolt.Options{})
 			pts := randomData(t, st, rng, 600, t0)
 			now := pts[len(pts)-1].ms/1000 + 5
 			ts := newTestServer(t, st, testCfg(), Options{IndexFrames: tc.indexFrames, LoadMaxFrames: tc.loadMax,
@@ -246,7 +247,7 @@ func TestQueryMatchesBruteForce(t *testing.T) {
 // Load from the same store answer alike.
 func TestQueryLiveMatchesLoaded(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	var now int64
 	nowf := func() time.Time { return time.Unix(now, 0) }
 	live := newTestServer(t, st, testCfg(), Options{Now: nowf})
@@ -266,7 +267,7 @@ func TestQueryLiveMatchesLoaded(t *testing.T) {
 // TestQueryBucketsStayAligned: as the window advances, bucket start times
 // stay multiples of the step and whole buckets keep their values.
 func TestQueryBucketsStayAligned(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	var now int64
 	ts := newTestServer(t, st, testCfg(), Options{Now: func() time.Time { return time.Unix(now, 0) }})
 	base := t0.Unix()
@@ -302,7 +303,7 @@ func TestQueryBucketsStayAligned(t *testing.T) {
 }
 
 func TestQueryCaps(t *testing.T) {
-	st := openStore(t, ring.Options{})
+	st := openStore(t, bolt.Options{})
 	cfg := testCfg()
 	cfg.QueryMaxPoints, cfg.QueryMaxFrames = 50, 100
 	var now int64

@@ -3,7 +3,7 @@ package api
 import (
 	"sort"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // The recent window: the last frames handed to OnCommit, kept so that polls
@@ -19,11 +19,11 @@ const (
 
 // addRecent appends committed frames and wakes parked long polls. Called by
 // OnCommit, in commit order.
-func (a *API) addRecent(frames []ring.Frame) {
+func (a *API) addRecent(frames []store.Frame) {
 	a.recentMu.Lock()
 	for i := range frames {
 		f := &frames[i]
-		a.recent = append(a.recent, ring.Frame{ID: f.ID, Topic: f.Topic, TS: f.TS, JSON: f.JSON})
+		a.recent = append(a.recent, store.Frame{ID: f.ID, Topic: f.Topic, TS: f.TS, JSON: f.JSON})
 		a.recentBytes += len(f.JSON)
 	}
 	drop := 0
@@ -58,10 +58,10 @@ func (a *API) changed() (ch <-chan struct{}, closed bool, gen uint64) {
 	return a.wake, a.closed, a.recentGen
 }
 
-// readRecent is ring.Store.After over the recent window; ok is false when
+// readRecent is store.Store.After over the recent window; ok is false when
 // the window cannot answer for cursor (other epoch, older than the window or
 // than the store's oldest, newer than the window).
-func (a *API) readRecent(cursor ring.ID, match func(string) bool, lim ring.Limits) (r ring.Result, ok bool) {
+func (a *API) readRecent(cursor store.ID, match func(string) bool, lim store.Limits) (r store.Result, ok bool) {
 	a.recentMu.RLock()
 	defer a.recentMu.RUnlock()
 	n := len(a.recent)
@@ -102,6 +102,6 @@ func (a *API) readRecent(cursor ring.ID, match func(string) bool, lim ring.Limit
 	if !r.More {
 		next = last
 	}
-	r.Next = ring.ID{Epoch: cursor.Epoch, Seq: next}
+	r.Next = store.ID{Epoch: cursor.Epoch, Seq: next}
 	return r, true
 }

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // countingRW is an in-memory stream sink: it discards bytes, counts writes
@@ -39,8 +40,8 @@ func (w *countingRW) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func benchStore(b *testing.B) *ring.Store {
-	st, err := ring.Open(ring.Options{Path: filepath.Join(b.TempDir(), "ring.db"), NoSync: true})
+func benchStore(b *testing.B) *bolt.Store {
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(b.TempDir(), "store.db"), NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,12 +50,12 @@ func benchStore(b *testing.B) *ring.Store {
 }
 
 // syntheticFrames returns n frames of about size bytes of JSON starting at seq.
-func syntheticFrames(epoch, seq uint64, n, size int) []ring.Frame {
-	fs := make([]ring.Frame, n)
+func syntheticFrames(epoch, seq uint64, n, size int) []store.Frame {
+	fs := make([]store.Frame, n)
 	pad := strings.Repeat("x", size-60)
 	for i := range fs {
-		id := ring.ID{Epoch: epoch, Seq: seq + uint64(i)}
-		fs[i] = ring.Frame{ID: id, Topic: "synthetic", JSON: fmt.Appendf(nil, `{"id":"%s","topic":"synthetic","ts":1,"p":"%s"}`, id, pad)}
+		id := store.ID{Epoch: epoch, Seq: seq + uint64(i)}
+		fs[i] = store.Frame{ID: id, Topic: "synthetic", JSON: fmt.Appendf(nil, `{"id":"%s","topic":"synthetic","ts":1,"p":"%s"}`, id, pad)}
 	}
 	return fs
 }
@@ -79,7 +80,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 			}
 			<-done
 			epoch, seq := st.Epoch(), uint64(1)
-			ticks := make([][]ring.Frame, b.N)
+			ticks := make([][]store.Frame, b.N)
 			for i := range ticks {
 				ticks[i] = syntheticFrames(epoch, seq, 8, 500)
 				seq += 8
@@ -112,9 +113,9 @@ func BenchmarkReplay1000(b *testing.B) {
 	st := benchStore(b)
 	pad := strings.Repeat("x", 400)
 	for range 10 {
-		bs := make([]ring.Batch, 100)
+		bs := make([]store.Batch, 100)
 		for i := range bs {
-			bs[i] = ring.Batch{Topic: "synthetic", Samples: []ring.Sample{{Name: "s", Labels: map[string]string{"p": pad}, Value: 1}}}
+			bs[i] = store.Batch{Topic: "synthetic", Samples: []store.Sample{{Name: "s", Labels: map[string]string{"p": pad}, Value: 1}}}
 		}
 		if _, err := st.Append(bs); err != nil {
 			b.Fatal(err)
@@ -125,7 +126,7 @@ func BenchmarkReplay1000(b *testing.B) {
 	target.Store(-1)
 	w := &countingRW{hdr: http.Header{}, writes: &writes, bytes: &bytes, target: &target}
 	s := &stream{h: h, w: w, rc: http.NewResponseController(w), flush: w.FlushError, done: make(chan struct{})}
-	from := ring.ID{Epoch: st.Epoch(), Seq: 0}
+	from := store.ID{Epoch: st.Epoch(), Seq: 0}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

@@ -10,7 +10,7 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Frame events are on the hot path (encoded once per frame, then shared by
@@ -25,19 +25,19 @@ const (
 )
 
 // eventSize is an upper bound of the encoded size of f (for one allocation per node).
-func eventSize(f *ring.Frame) int {
+func eventSize(f *store.Frame) int {
 	return len(evPrefix) + 16 + 1 + 20 + len(evMiddle) + len(f.JSON) + len(evSuffix)
 }
 
 // appendFrameEvent appends f as one SSE event.
-func appendFrameEvent(b []byte, f *ring.Frame) []byte { return appendEvent(b, f.ID, f.JSON) }
+func appendFrameEvent(b []byte, f *store.Frame) []byte { return appendEvent(b, f.ID, f.JSON) }
 
 // appendEvent appends the frame event of id with data js. js is produced by
 // the ring's encoder, which escapes every control character, so it is one
 // line; if it ever is not, go-sse splits it into several data: lines, which
 // clients join back with LF. It allocates nothing on the common path, so
 // replay can encode straight from a read transaction's view.
-func appendEvent(b []byte, id ring.ID, js []byte) []byte {
+func appendEvent(b []byte, id store.ID, js []byte) []byte {
 	if bytes.IndexByte(js, '\n') >= 0 || bytes.IndexByte(js, '\r') >= 0 { // SIMD scans
 		m := &sse.Message{ID: sse.ID(id.String()), Type: sse.Type("frame")}
 		m.AppendData(string(js))
@@ -66,10 +66,10 @@ type helloData struct {
 }
 
 type resetData struct {
-	Reason    ring.Reason `json:"reason"`
-	Requested string      `json:"requested"`
-	Oldest    string      `json:"oldest"`
-	Head      string      `json:"head"`
+	Reason    store.Reason `json:"reason"`
+	Requested string       `json:"requested"`
+	Oldest    string       `json:"oldest"`
+	Head      string       `json:"head"`
 }
 
 // appendMessage appends the SSE encoding of an event whose data is v as JSON.
@@ -113,11 +113,11 @@ func appendHeartbeat(b []byte, id string, now time.Time) []byte {
 
 // quoteRequested makes a client-sent Last-Event-ID safe to send back in a
 // reset event: invalid UTF-8 is replaced, control characters are dropped, and
-// it is cut to ring.MaxIDLen bytes; encoding/json then escapes what is left.
+// it is cut to store.MaxIDLen bytes; encoding/json then escapes what is left.
 // It is never logged (FAULTS row 1).
 func quoteRequested(s string) string {
-	if len(s) > 4*ring.MaxIDLen {
-		s = s[:4*ring.MaxIDLen]
+	if len(s) > 4*store.MaxIDLen {
+		s = s[:4*store.MaxIDLen]
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
@@ -126,8 +126,8 @@ func quoteRequested(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > ring.MaxIDLen {
-		cut := ring.MaxIDLen
+	if len(s) > store.MaxIDLen {
+		cut := store.MaxIDLen
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}

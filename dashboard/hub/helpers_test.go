@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	sse "github.com/tmaxmax/go-sse"
-	bolt "go.etcd.io/bbolt"
 
 	"livedash/config"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 func testConfig() config.Stream {
@@ -41,22 +41,22 @@ func testConfig() config.Stream {
 // env is a real store in t.TempDir, a hub on it, and an Echo server on
 // 127.0.0.1:0 serving the stream route.
 type env struct {
-	store *ring.Store
+	store *bolt.Store
 	hub   *Hub
 	reg   *prometheus.Registry
 	srv   *httptest.Server
 	url   string // stream URL
 }
 
-type envOpt func(*ring.Options)
+type envOpt func(*bolt.Options)
 
 func newEnv(tb testing.TB, cfg config.Stream, opts ...envOpt) *env {
 	tb.Helper()
-	ro := ring.Options{Path: filepath.Join(tb.TempDir(), "ring.db"), NoSync: true, MaxFrames: 100000}
+	ro := bolt.Options{Path: filepath.Join(tb.TempDir(), "store.db"), NoSync: true, MaxFrames: 100000}
 	for _, o := range opts {
 		o(&ro)
 	}
-	st, err := ring.Open(ro)
+	st, err := bolt.Open(ro)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,27 +89,18 @@ func newEnv(tb testing.TB, cfg config.Stream, opts ...envOpt) *env {
 // checkBolt runs bbolt's consistency check on the closed store file.
 func checkBolt(tb testing.TB, path string) {
 	tb.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
+	for _, err := range bolt.CheckFile(path) {
 		tb.Error(err)
-		return
 	}
-	defer db.Close()
-	_ = db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			tb.Error(err)
-		}
-		return nil
-	})
 }
 
 // appendN appends n frames of topic with a payload of about size bytes.
-func (e *env) appendN(tb testing.TB, topic string, n, size int) []ring.Frame {
+func (e *env) appendN(tb testing.TB, topic string, n, size int) []store.Frame {
 	tb.Helper()
-	bs := make([]ring.Batch, n)
+	bs := make([]store.Batch, n)
 	pad := strings.Repeat("x", size)
 	for i := range bs {
-		bs[i] = ring.Batch{Topic: topic, Time: time.Now(), Samples: []ring.Sample{{Name: "v", Labels: map[string]string{"p": pad}, Value: float64(i)}}}
+		bs[i] = store.Batch{Topic: topic, Time: time.Now(), Samples: []store.Sample{{Name: "v", Labels: map[string]string{"p": pad}, Value: float64(i)}}}
 	}
 	fs, err := e.store.Append(bs)
 	if err != nil {
@@ -226,7 +217,7 @@ func rawLines(r io.Reader) <-chan string {
 
 func seqOf(tb testing.TB, id string) uint64 {
 	tb.Helper()
-	x, err := ring.ParseID(id)
+	x, err := store.ParseID(id)
 	if err != nil {
 		tb.Fatalf("bad id %q: %v", id, err)
 	}
@@ -244,11 +235,11 @@ func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func idStr(epoch, seq uint64) string { return ring.ID{Epoch: epoch, Seq: seq}.String() }
+func idStr(epoch, seq uint64) string { return store.ID{Epoch: epoch, Seq: seq}.String() }
 
 type (
-	ringBatch  = ring.Batch
-	ringSample = ring.Sample
+	ringBatch  = store.Batch
+	ringSample = store.Sample
 )
 
 var _ = fmt.Sprintf

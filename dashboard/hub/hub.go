@@ -56,24 +56,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
-
-// Store is what the hub needs from the ring. *ring.Store implements it; a
-// second implementation (Redis Streams) must keep AfterView's and ScanView's
-// contracts: their callbacks see views valid only during the call and must not
-// block; AfterView checks the cursor against the retained range in the same
-// read as the frames it shows (a trim is reported, never skipped) and holds
-// nothing after returning.
-type Store interface {
-	Epoch() uint64
-	Head() ring.ID
-	Oldest() ring.ID
-	AfterView(cursor ring.ID, match func(topic []byte) bool, lim ring.Limits, fn func(seq uint64, ts int64, topic, json []byte)) ring.Result
-	ScanView(after uint64, max int, fn func(seq uint64, ts int64, topic, json []byte) bool) (uint64, error)
-}
-
-var _ Store = (*ring.Store)(nil)
 
 // Options are the hub's collaborators. All fields are optional.
 type Options struct {
@@ -84,7 +68,7 @@ type Options struct {
 
 // Hub is the fan-out. All methods are safe for concurrent use.
 type Hub struct {
-	store Store
+	store store.Store
 	cfg   config.Stream
 	log   *slog.Logger
 	now   func() time.Time
@@ -136,8 +120,8 @@ type event struct {
 // New returns a hub for store. Register h.Publish with store.OnCommit before
 // anything is appended: frames committed between New and that registration
 // are not in the hub, and streams waiting across that gap are disconnected
-// (reason "resync") to resume from the ring.
-func New(store Store, cfg config.Stream, opts Options) *Hub {
+// (reason "resync") to resume from the store.
+func New(st store.Store, cfg config.Stream, opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,12 +141,12 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 		cfg.Retry = config.Duration(2 * time.Second)
 	}
 	h := &Hub{
-		store: store,
+		store: st,
 		cfg:   cfg,
 		log:   opts.Logger,
 		now:   opts.Now,
 		m:     newMetrics(opts.Registerer),
-		epoch: store.Epoch(),
+		epoch: st.Epoch(),
 		subs:  map[*stream]struct{}{},
 		perIP: map[netip.Addr]int{},
 		idle:  make(chan struct{}),
@@ -178,7 +162,7 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 	h.beatMu.Lock()
 	h.beatTimer = time.AfterFunc(h.cfg.Heartbeat.D()/4, h.tick)
 	h.beatMu.Unlock()
-	head := store.Head().Seq
+	head := st.Head().Seq
 	h.tail.Store(&node{first: head + 1, last: head, ready: make(chan struct{})})
 	return h
 }
@@ -187,7 +171,7 @@ func New(store Store, cfg config.Stream, opts Options) *Hub {
 // registered with Store.OnCommit: it runs with the store's append lock held,
 // so it only encodes, links one node and closes one channel — it never
 // blocks on a stream. Frames must be in commit order with consecutive seqs.
-func (h *Hub) Publish(frames []ring.Frame) {
+func (h *Hub) Publish(frames []store.Frame) {
 	if len(frames) == 0 {
 		return
 	}
@@ -366,7 +350,7 @@ func clientIP(remoteAddr string) netip.Addr {
 }
 
 // idString formats a seq of this hub's epoch as a wire ID.
-func (h *Hub) idString(seq uint64) string { return ring.ID{Epoch: h.epoch, Seq: seq}.String() }
+func (h *Hub) idString(seq uint64) string { return store.ID{Epoch: h.epoch, Seq: seq}.String() }
 
 func epochString(e uint64) string {
 	s := strconv.FormatUint(e, 16)

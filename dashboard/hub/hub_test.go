@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"livedash/config"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 func TestMain(m *testing.M) {
@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestFrameEventEncoding(t *testing.T) {
-	f := ring.Frame{ID: ring.ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042}, Topic: "cpu",
+	f := store.Frame{ID: store.ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042}, Topic: "cpu",
 		JSON: []byte(`{"id":"9f2c41d07a3be511-1042","topic":"cpu","ts":1,"samples":[{"name":"a\u2028<b>","value":1}]}`)}
 	got := appendFrameEvent(nil, &f)
 
@@ -202,7 +202,7 @@ func TestParseTopics(t *testing.T) {
 func TestQuoteRequested(t *testing.T) {
 	for _, in := range []string{"", "abc", strings.Repeat("é", 100), "a\x00b\r\nc", "\xff\xfe", "x\u2028y"} {
 		got := quoteRequested(in)
-		if len(got) > ring.MaxIDLen || !utf8.ValidString(got) || strings.ContainsAny(got, "\x00\r\n\u2028") {
+		if len(got) > store.MaxIDLen || !utf8.ValidString(got) || strings.ContainsAny(got, "\x00\r\n\u2028") {
 			t.Errorf("quoteRequested(%q) = %q", in, got)
 		}
 	}
@@ -213,7 +213,7 @@ func FuzzQuoteRequested(f *testing.F) {
 	f.Add("a\x00\r\n\xff")
 	f.Fuzz(func(t *testing.T, s string) {
 		got := quoteRequested(s)
-		if len(got) > ring.MaxIDLen || !utf8.ValidString(got) || strings.ContainsAny(got, "\x00\r\n") {
+		if len(got) > store.MaxIDLen || !utf8.ValidString(got) || strings.ContainsAny(got, "\x00\r\n") {
 			t.Fatalf("quoteRequested(%q) = %q", s, got)
 		}
 		js, _ := json.Marshal(resetData{Requested: got})

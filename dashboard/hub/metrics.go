@@ -3,7 +3,7 @@ package hub
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Disconnect reasons (livedash_stream_disconnects_total{reason}).
@@ -29,7 +29,7 @@ type metrics struct {
 	disconnects   *prometheus.CounterVec
 	queueDepth    prometheus.Histogram
 	disconnectsBy map[string]prometheus.Counter
-	resetsBy      map[ring.Reason]prometheus.Counter
+	resetsBy      map[store.Reason]prometheus.Counter
 }
 
 // newMetrics always returns working metrics; they are registered only when
@@ -79,12 +79,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 7), // 1 … 4096
 		}),
 		disconnectsBy: map[string]prometheus.Counter{},
-		resetsBy:      map[ring.Reason]prometheus.Counter{},
+		resetsBy:      map[store.Reason]prometheus.Counter{},
 	}
 	for _, r := range []string{rejectMaxStreams, rejectPerIP, rejectShutdown} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, r := range []ring.Reason{ring.Malformed, ring.UnknownEpoch, ring.Expired, ring.Future, ring.TooFar} {
+	for _, r := range []store.Reason{store.Malformed, store.UnknownEpoch, store.Expired, store.Future, store.TooFar} {
 		m.resetsBy[r] = m.resets.WithLabelValues(string(r))
 	}
 	for _, r := range []string{disconnectSlow, disconnectWriteDeadline, disconnectLifetime, disconnectShutdown,

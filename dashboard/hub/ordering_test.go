@@ -11,7 +11,8 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // TestOrderingProperty: many clients disconnect and reconnect at random —
@@ -26,7 +27,7 @@ import (
 func TestOrderingProperty(t *testing.T) {
 	cfg := testConfig()
 	cfg.ReplayMaxFrames = 1000
-	e := newEnv(t, cfg, func(o *ring.Options) { o.MaxFrames = 3000 })
+	e := newEnv(t, cfg, func(o *bolt.Options) { o.MaxFrames = 3000 })
 	epoch := e.store.Epoch()
 	topics := []string{"a", "b", "c"}
 
@@ -48,9 +49,9 @@ func TestOrderingProperty(t *testing.T) {
 			default:
 			}
 			n := 1 + rand.IntN(4)
-			bs := make([]ring.Batch, n)
+			bs := make([]store.Batch, n)
 			for i := range bs {
-				bs[i] = ring.Batch{Topic: topics[rand.IntN(len(topics))], Samples: []ring.Sample{{Name: "x", Value: 1}}}
+				bs[i] = store.Batch{Topic: topics[rand.IntN(len(topics))], Samples: []store.Sample{{Name: "x", Value: 1}}}
 			}
 			fs, err := e.store.Append(bs)
 			if err != nil {
@@ -106,7 +107,7 @@ func TestOrderingProperty(t *testing.T) {
 				case r < 8:
 					s.mode = "stale"
 					seq := uint64(0)
-					if id, err := ring.ParseID(last); err == nil {
+					if id, err := store.ParseID(last); err == nil {
 						seq = id.Seq - min(id.Seq, uint64(rand.IntN(4000)))
 					}
 					s.cursor = idStr(epoch, seq)
@@ -192,7 +193,7 @@ func TestOrderingProperty(t *testing.T) {
 		for si, s := range ss {
 			nSessions++
 			pos, known := uint64(0), false
-			if id, err := ring.ParseID(s.cursor); err == nil {
+			if id, err := store.ParseID(s.cursor); err == nil {
 				pos, known = id.Seq, true
 			}
 			for k, it := range s.items {

@@ -21,16 +21,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"livedash/config"
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // countingStore counts the ring reads that encode frames (AfterView).
 type countingStore struct {
-	Store
+	store.Store
 	reads atomic.Int64
 }
 
-func (c *countingStore) AfterView(cursor ring.ID, match func([]byte) bool, lim ring.Limits, fn func(uint64, int64, []byte, []byte)) ring.Result {
+func (c *countingStore) AfterView(cursor store.ID, match func([]byte) bool, lim store.Limits, fn func(uint64, int64, []byte, []byte)) store.Result {
 	c.reads.Add(1)
 	return c.Store.AfterView(cursor, match, lim, fn)
 }
@@ -56,7 +57,7 @@ func (b *syncBuffer) String() string {
 // rawEnv is a real store, a hub reading it through countingStore, and an
 // http.Server on 127.0.0.1:0 whose connections count their writes.
 type rawEnv struct {
-	st     *ring.Store
+	st     *bolt.Store
 	cs     *countingStore
 	hub    *Hub
 	cl     *countingListener
@@ -68,7 +69,7 @@ type rawEnv struct {
 // the store checked at the end of the test.
 func newRawEnv(t *testing.T, cfg config.Stream, handler func(h *Hub, logs *syncBuffer) http.Handler) *rawEnv {
 	t.Helper()
-	st, err := ring.Open(ring.Options{Path: filepath.Join(t.TempDir(), "ring.db"), NoSync: true, MaxFrames: 100000})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "store.db"), NoSync: true, MaxFrames: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +253,11 @@ func TestReconnectIsOneWrite(t *testing.T) {
 			cfg.ReplayMaxFrames = 150
 			cfg.MaxStreamsPerIP = 4
 			e := newRawEnv(t, cfg, tc.handler)
-			var fs []ring.Frame
+			var fs []store.Frame
 			for range 3 {
-				batches := make([]ring.Batch, 100)
+				batches := make([]store.Batch, 100)
 				for i := range batches {
-					batches[i] = ring.Batch{Topic: "cpu", Time: time.Now(), Samples: []ring.Sample{{Name: "v", Value: float64(i)}}}
+					batches[i] = store.Batch{Topic: "cpu", Time: time.Now(), Samples: []store.Sample{{Name: "v", Value: float64(i)}}}
 				}
 				got, err := e.st.Append(batches)
 				if err != nil {
@@ -374,9 +375,9 @@ func TestReconnectIsOneWrite(t *testing.T) {
 	}
 }
 
-func (e *rawEnv) appendOne(t *testing.T) ring.Frame {
+func (e *rawEnv) appendOne(t *testing.T) store.Frame {
 	t.Helper()
-	fs, err := e.st.Append([]ring.Batch{{Topic: "cpu", Time: time.Now(), Samples: []ring.Sample{{Name: "v", Value: 1}}}})
+	fs, err := e.st.Append([]store.Batch{{Topic: "cpu", Time: time.Now(), Samples: []store.Sample{{Name: "v", Value: 1}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestEarlyHeadMatchesNetHTTP(t *testing.T) {
 // shutdown while a replay waits ends it with retry:.
 func TestHelloNotHeldByReplayQueue(t *testing.T) {
 	e := newRawEnv(t, testConfig(), plainHandler)
-	var fs []ring.Frame
+	var fs []store.Frame
 	for range 20 {
 		fs = append(fs, e.appendOne(t))
 	}
@@ -562,7 +563,7 @@ func TestReplayCacheKey(t *testing.T) {
 	topicOf := map[uint64]string{}
 	for i := range 40 {
 		topic := []string{"cpu", "mem"}[i%2]
-		fs, err := e.st.Append([]ring.Batch{{Topic: topic, Time: time.Now(), Samples: []ring.Sample{{Name: "v", Value: 1}}}})
+		fs, err := e.st.Append([]store.Batch{{Topic: topic, Time: time.Now(), Samples: []store.Sample{{Name: "v", Value: 1}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -611,7 +612,7 @@ func TestReplayCacheKey(t *testing.T) {
 		from := e.st.Head().Seq
 		for i := range 4 {
 			topic := []string{"cpu", "mem"}[i%2]
-			fs, err := e.st.Append([]ring.Batch{{Topic: topic, Time: time.Now(), Samples: []ring.Sample{{Name: "v", Value: 1}}}})
+			fs, err := e.st.Append([]store.Batch{{Topic: topic, Time: time.Now(), Samples: []store.Sample{{Name: "v", Value: 1}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -641,7 +642,7 @@ func TestReplayCacheKey(t *testing.T) {
 // store read, and each gets every frame exactly once, then live ones.
 func TestReplayCacheConcurrent(t *testing.T) {
 	e := newRawEnv(t, testConfig(), plainHandler)
-	var fs []ring.Frame
+	var fs []store.Frame
 	for range 60 {
 		fs = append(fs, e.appendOne(t))
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // replayCacheSize is how many first chunks the hub keeps. A reconnect storm
@@ -61,11 +61,11 @@ type replayChunk struct {
 	ready chan struct{}
 	ok    bool // false: the reader gave up (client gone, store error, trim); read your own
 
-	b      []byte  // the frame events, back to back (nil when tooFar)
-	n      int     // frames in b
-	next   ring.ID // cursor after the chunk
-	more   bool    // frames after next remain up to head
-	tooFar bool    // the replay exceeds the cap: send reset too_far instead
+	b      []byte   // the frame events, back to back (nil when tooFar)
+	n      int      // frames in b
+	next   store.ID // cursor after the chunk
+	more   bool     // frames after next remain up to head
+	tooFar bool     // the replay exceeds the cap: send reset too_far instead
 }
 
 // replayCache holds the last few first chunks. Streams that resume with the

@@ -11,7 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 type resetMsg struct {
@@ -27,7 +28,7 @@ func TestResetReasons(t *testing.T) {
 	cfg := testConfig()
 	cfg.ReplayMaxFrames = 20
 	cfg.ReplayMaxBytes = 4000
-	e := newEnv(t, cfg, func(o *ring.Options) { o.MaxFrames = 100 })
+	e := newEnv(t, cfg, func(o *bolt.Options) { o.MaxFrames = 100 })
 	fs := e.appendN(t, "cpu", 150, 10) // seqs 1..150, 51..150 retained
 	big := e.appendN(t, "big", 3, 3000)
 	e.appendN(t, "cpu", 1, 10)
@@ -71,7 +72,7 @@ func TestResetReasons(t *testing.T) {
 			if r.Reason != tc.reason || r.Head != h || r.Oldest != e.store.Oldest().String() || ev.LastEventID != h {
 				t.Fatalf("reset %+v id %q; want reason %s head %s", r, ev.LastEventID, tc.reason, h)
 			}
-			if len(r.Requested) > ring.MaxIDLen || !utf8.ValidString(r.Requested) || strings.ContainsAny(r.Requested, "\x00\r\n") {
+			if len(r.Requested) > store.MaxIDLen || !utf8.ValidString(r.Requested) || strings.ContainsAny(r.Requested, "\x00\r\n") {
 				t.Fatalf("requested echoed unsafely: %q", r.Requested)
 			}
 			if got := e.metric(t, "resets", tc.reason); got != before+1 {
@@ -121,7 +122,7 @@ func TestMalformedHeaderRaw(t *testing.T) {
 				t.Fatalf("%q: %v", line, err)
 			}
 			// Count only the echoed value: the epoch's hex digits may hold 9s.
-			if strings.Contains(line, "\x80") || len(r.Requested) > ring.MaxIDLen+3 || strings.Count(r.Requested, "9") > ring.MaxIDLen {
+			if strings.Contains(line, "\x80") || len(r.Requested) > store.MaxIDLen+3 || strings.Count(r.Requested, "9") > store.MaxIDLen {
 				t.Fatalf("raw id echoed: %q", line)
 			}
 		}

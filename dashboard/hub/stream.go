@@ -20,7 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
 )
 
 // Replay reads the ring in chunks of this size, writing each chunk before
@@ -577,26 +577,26 @@ func (s *stream) run(lastID string) string {
 	floor := H // live events with seq <= floor are skipped
 	oldest := h.store.Oldest()
 
-	var reset ring.Reason
-	var from ring.ID
+	var reset store.Reason
+	var from store.ID
 	replay := false
 	if lastID != "" {
-		id, err := ring.ParseID(lastID)
+		id, err := store.ParseID(lastID)
 		switch {
 		case err != nil:
-			reset = ring.Malformed
+			reset = store.Malformed
 		case id.Epoch != h.epoch:
-			reset = ring.UnknownEpoch
+			reset = store.UnknownEpoch
 		case id.Seq > H:
 			// Committed but not yet published to the hub (a poll client saw
 			// it a moment ago): valid; skip live events up to it.
 			if id.Seq <= h.store.Head().Seq {
 				floor = id.Seq
 			} else {
-				reset = ring.Future
+				reset = store.Future
 			}
 		case id.Seq+1 < oldest.Seq:
-			reset = ring.Expired
+			reset = store.Expired
 		case id.Seq < H:
 			replay, from = true, id
 		}
@@ -620,7 +620,7 @@ func (s *stream) run(lastID string) string {
 		ServerTime: now.UnixMilli(),
 		RetryMS:    s.retry.Milliseconds(),
 	})
-	if reset != ring.OK {
+	if reset != store.OK {
 		s.pending = s.appendReset(s.pending, reset, lastID, H)
 	}
 
@@ -637,7 +637,7 @@ func (s *stream) run(lastID string) string {
 	return s.live(cur, floor)
 }
 
-func (s *stream) appendReset(b []byte, reason ring.Reason, requested string, head uint64) []byte {
+func (s *stream) appendReset(b []byte, reason store.Reason, requested string, head uint64) []byte {
 	h := s.h
 	h.m.resetsBy[reason].Inc()
 	// The requested ID is client input: it is sanitised for the event and
@@ -701,7 +701,7 @@ func (s *stream) tooFar(from, H uint64) bool {
 // finish in order instead of all at the end. A stream writing a shared chunk
 // takes a slot too: without it, a storm's thousands of writes of the same
 // chunk go out at once, ahead of the live streams' writes.
-func (s *stream) replay(from ring.ID, H uint64, requested string) string {
+func (s *stream) replay(from store.ID, H uint64, requested string) string {
 	h := s.h
 	held := false // holds a slot of h.replaySem
 	defer func() {
@@ -719,10 +719,10 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 		return reason
 	}
 	h.m.replays.Inc()
-	if reset == ring.OK && c.tooFar {
-		reset = ring.TooFar
+	if reset == store.OK && c.tooFar {
+		reset = store.TooFar
 	}
-	if reset != ring.OK {
+	if reset != store.OK {
 		if err := s.write(s.appendReset(nil, reset, requested, H)); err != nil {
 			return writeErrReason(err)
 		}
@@ -764,9 +764,9 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 		// The transaction covers one bounded chunk and no socket write.
 		buf := (*bp)[:0]
 		n := 0
-		res := h.store.AfterView(cursor, match, ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
+		res := h.store.AfterView(cursor, match, store.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
 			func(seq uint64, _ int64, _, js []byte) {
-				buf = appendEvent(buf, ring.ID{Epoch: h.epoch, Seq: seq}, js)
+				buf = appendEvent(buf, store.ID{Epoch: h.epoch, Seq: seq}, js)
 				n++
 			})
 		*bp = buf
@@ -774,7 +774,7 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 			h.log.Error("stream replay read failed; closing the stream", "err", res.Err)
 			return disconnectError
 		}
-		if res.Reset != ring.OK {
+		if res.Reset != store.OK {
 			if err := s.write(s.appendReset(nil, res.Reset, requested, H)); err != nil {
 				return writeErrReason(err)
 			}
@@ -801,7 +801,7 @@ func (s *stream) replay(from ring.ID, H uint64, requested string) string {
 // shared. reset is a cursor the ring trimmed meanwhile (never shared); reason
 // ends the stream. *held says whether s holds a replay slot (it takes one to
 // read).
-func (s *stream) firstChunk(from ring.ID, H uint64, held *bool) (*replayChunk, ring.Reason, string) {
+func (s *stream) firstChunk(from store.ID, H uint64, held *bool) (*replayChunk, store.Reason, string) {
 	h := s.h
 	key := newReplayKey(from.Seq, H, s.topics)
 	for {
@@ -813,34 +813,34 @@ func (s *stream) firstChunk(from ring.ID, H uint64, held *bool) (*replayChunk, r
 				// Another stream reads it, or waits for a slot to: hello
 				// first, as for any wait.
 				if err := s.flushPending(); err != nil {
-					return nil, ring.OK, writeErrReason(err)
+					return nil, store.OK, writeErrReason(err)
 				}
 				select {
 				case <-c.ready:
 				case <-s.gone:
-					return nil, ring.OK, disconnectClient
+					return nil, store.OK, disconnectClient
 				case <-s.done:
 					s.bye()
-					return nil, ring.OK, s.kickReason
+					return nil, store.OK, s.kickReason
 				}
 			}
 			if c.ok {
-				return c, ring.OK, ""
+				return c, store.OK, ""
 			}
 			continue // its reader gave up: claim it again
 		}
 		if reason := s.acquireReplaySlot(held); reason != "" {
 			h.replays.fail(c)
-			return nil, ring.OK, reason
+			return nil, store.OK, reason
 		}
 		select {
 		case <-s.gone:
 			h.replays.fail(c)
-			return nil, ring.OK, disconnectClient
+			return nil, store.OK, disconnectClient
 		case <-s.done:
 			h.replays.fail(c)
 			s.bye()
-			return nil, ring.OK, s.kickReason
+			return nil, store.OK, s.kickReason
 		default:
 		}
 		runtime.Gosched() // as in replay: live deliveries first
@@ -848,51 +848,51 @@ func (s *stream) firstChunk(from ring.ID, H uint64, held *bool) (*replayChunk, r
 		if err != nil {
 			h.replays.fail(c)
 			h.log.Error("stream replay read failed; closing the stream", "err", err)
-			return nil, ring.OK, disconnectError
+			return nil, store.OK, disconnectError
 		}
-		if reset != ring.OK {
+		if reset != store.OK {
 			h.replays.fail(c)
 			return nil, reset, ""
 		}
 		h.replays.done(c)
-		return c, ring.OK, ""
+		return c, store.OK, ""
 	}
 }
 
-// readFirstChunk fills c from the ring. When the first chunk already reaches
+// readFirstChunk fills c from the store. When the first chunk already reaches
 // H its size decides the cap; only a replay of several chunks needs the
 // counting pass (tooFar), so that a replay is either complete or not started:
 // never a silent partial replay.
-func (s *stream) readFirstChunk(c *replayChunk, from ring.ID, H uint64) (ring.Reason, error) {
+func (s *stream) readFirstChunk(c *replayChunk, from store.ID, H uint64) (store.Reason, error) {
 	h := s.h
 	bp := getBuf()
 	defer putBuf(bp)
 	buf := (*bp)[:0]
 	n, size := 0, 0
-	res := h.store.AfterView(from, s.matcher(), ring.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
+	res := h.store.AfterView(from, s.matcher(), store.Limits{Frames: replayChunkFrames, Bytes: replayChunkBytes, Until: H},
 		func(seq uint64, _ int64, _, js []byte) {
-			buf = appendEvent(buf, ring.ID{Epoch: h.epoch, Seq: seq}, js)
+			buf = appendEvent(buf, store.ID{Epoch: h.epoch, Seq: seq}, js)
 			n++
 			size += len(js)
 		})
 	*bp = buf
 	if res.Err != nil {
-		return ring.OK, res.Err
+		return store.OK, res.Err
 	}
-	if res.Reset != ring.OK {
+	if res.Reset != store.OK {
 		return res.Reset, nil
 	}
 	maxF, maxB := h.cfg.ReplayMaxFrames, h.cfg.ReplayMaxBytes
 	over := (maxF > 0 && n > maxF) || (maxB > 0 && size > maxB)
 	if over || (res.More && s.tooFar(from.Seq, H)) {
 		c.tooFar = true
-		return ring.OK, nil
+		return store.OK, nil
 	}
 	// An exact copy: the pooled buffer goes back, the entry keeps only its
 	// bytes.
 	c.b = slices.Clone(buf)
 	c.n, c.next, c.more = n, res.Next, res.More
-	return ring.OK, nil
+	return store.OK, nil
 }
 
 // acquireReplaySlot takes a slot of h.replaySem unless *held. When none is

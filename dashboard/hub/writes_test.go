@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"livedash/dashboard/ring"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/bolt"
 )
 
 // countingListener counts the Write calls (one per write(2)) and bytes the
@@ -46,7 +47,7 @@ func (c *countingConn) Write(b []byte) (int, error) {
 // the buffer first); the stream is sent unchunked and ends with the
 // connection instead.
 func TestTickIsOneWrite(t *testing.T) {
-	st, err := ring.Open(ring.Options{Path: filepath.Join(t.TempDir(), "ring.db"), NoSync: true, MaxFrames: 1000})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "store.db"), NoSync: true, MaxFrames: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +113,9 @@ func TestTickIsOneWrite(t *testing.T) {
 	pad := strings.Repeat("x", 800)
 	for tick := range 5 {
 		before := cl.writes.Load()
-		batches := make([]ring.Batch, 8)
+		batches := make([]store.Batch, 8)
 		for i := range batches {
-			batches[i] = ring.Batch{Topic: fmt.Sprintf("t%d", i), Time: time.Now(), Samples: []ring.Sample{{Name: "s", Labels: map[string]string{"p": pad}, Value: 1}}}
+			batches[i] = store.Batch{Topic: fmt.Sprintf("t%d", i), Time: time.Now(), Samples: []store.Sample{{Name: "s", Labels: map[string]string{"p": pad}, Value: 1}}}
 		}
 		if _, err := st.Append(batches); err != nil {
 			t.Fatal(err)

@@ -1,8 +1,6 @@
-package ring
+package store
 
 import (
-	"encoding/binary"
-	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -16,15 +14,15 @@ type Sample struct {
 	Value  float64           `json:"value"`
 }
 
-// appendFrameJSON encodes a frame exactly as every transport sends it:
+// AppendFrameJSON encodes a frame exactly as every transport sends it:
 //
 //	{"id":"…","topic":"…","ts":…,"samples":[{"name":"…","labels":{…},"value":…}]}
 //
 // Label keys are sorted so equal frames encode equally. Samples whose value is
 // NaN or ±Inf cannot be JSON numbers; they are left out and counted in skipped.
 // Strings are escaped like encoding/json with HTML escaping, plus U+2028/9, so
-// the bytes are safe to embed anywhere (FAULTS row 16).
-func appendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, samples []Sample) (_ []byte, skipped int) {
+// the bytes are safe to embed anywhere.
+func AppendFrameJSON(b []byte, keys *[]string, id ID, topic string, ts int64, samples []Sample) (_ []byte, skipped int) {
 	b = append(b, `{"id":"`...)
 	b = id.AppendTo(b)
 	b = append(b, `","topic":`...)
@@ -93,7 +91,7 @@ const hex = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string, escaped like encoding/json
 // with HTML escaping plus U+2028/U+2029, so names and labels from outside
-// are inert wherever the bytes end up (FAULTS row 16). Invalid UTF-8 becomes
+// are inert wherever the bytes end up. Invalid UTF-8 becomes
 // U+FFFD. Every JSON string livedash writes by hand goes through here.
 func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
@@ -141,46 +139,4 @@ func AppendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// Stored record layout (value of a frames-bucket key, the key being the
-// big-endian seq):
-//
-//	[0]      format version (1)
-//	[1:9]    ts, Unix ms, big-endian int64
-//	[9]      topic length n (topics are at most 255 bytes)
-//	[10:10+n] topic
-//	[10+n:]  the frame's JSON, as sent on the wire
-//
-// The topic and time sit in front so filters and time seeks never parse JSON.
-const recordVersion = 1
-
-// recordOverhead is the record's size less its topic and JSON.
-const recordOverhead = 10
-
-var errBadRecord = errors.New("ring: bad stored record")
-
-func appendRecord(b []byte, ts int64, topic string, frameJSON []byte) []byte {
-	b = append(b, recordVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(ts))
-	b = append(b, byte(len(topic)))
-	b = append(b, topic...)
-	return append(b, frameJSON...)
-}
-
-// parseRecord splits a stored record without copying; the slices alias v.
-func parseRecord(v []byte) (ts int64, topic []byte, frameJSON []byte, err error) {
-	if len(v) < 10 || v[0] != recordVersion {
-		return 0, nil, nil, errBadRecord
-	}
-	ts = int64(binary.BigEndian.Uint64(v[1:9]))
-	n := int(v[9])
-	if len(v) < 10+n+2 {
-		return 0, nil, nil, errBadRecord
-	}
-	return ts, v[10 : 10+n], v[10+n:], nil
-}
-
-func seqKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }

@@ -1,84 +1,36 @@
-package ring
+package bolt
 
 import (
 	"encoding/binary"
 
-	bolt "go.etcd.io/bbolt"
-)
+	"livedash/dashboard/store"
 
-// Reason says why a cursor cannot be resumed. The strings are the wire values
-// of the `reset` event and the poll API's reset object (DESIGN §3–4).
-type Reason string
-
-// Reasons. OK means the cursor can be resumed.
-const (
-	OK           Reason = ""
-	Malformed    Reason = "malformed"
-	UnknownEpoch Reason = "unknown_epoch"
-	Expired      Reason = "expired"
-	Future       Reason = "future"
-	TooFar       Reason = "too_far" // decided by transports with a replay cap
+	bbolt "go.etcd.io/bbolt"
 )
 
 // Check says whether reading after id would return every retained frame after
 // it. A cursor equal to the head is fine (nothing to read); a cursor just
 // before the oldest retained frame is fine too.
-func (s *Store) Check(id ID) Reason {
+func (s *Store) Check(id store.ID) store.Reason {
 	if id.Epoch != s.epoch {
-		return UnknownEpoch
+		return store.UnknownEpoch
 	}
-	return checkBounds(id.Seq, s.oldest.Load(), s.head.Load())
-}
-
-func checkBounds(after, oldest, head uint64) Reason {
-	switch {
-	case after > head:
-		return Future
-	case after+1 < oldest:
-		return Expired
-	}
-	return OK
-}
-
-// Result is what After returns.
-type Result struct {
-	Frames []Frame // matching frames with seq > the cursor, in order; JSON copied
-	// Next is the cursor to continue from: every frame up to Next was looked
-	// at, so resuming after Next misses nothing and repeats nothing.
-	Next   ID
-	Head   ID     // head as of the read
-	Oldest ID     // oldest retained as of the read
-	More   bool   // a limit stopped the read before the head
-	Reset  Reason // non-empty: the cursor cannot be resumed, Frames is empty
-	Err    error  // storage error; Frames is empty
-}
-
-// Limits bound one read. Zero fields mean no bound of that kind, except Scan,
-// which defaults to 100,000 so that a rare topic filter costs at most that
-// many key visits per call.
-type Limits struct {
-	Frames int // matching frames returned
-	Bytes  int // JSON bytes returned (at least one frame is returned)
-	Scan   int // frames visited, matching or not
-	// Until: read no frame with a seq above it, as if it were the head
-	// (a hub replaying up to the head it registered at). Zero: no bound.
-	// Cursor checks (future, expired) still use the store's real head.
-	Until uint64
+	return store.CheckBounds(id.Seq, s.oldest.Load(), s.head.Load())
 }
 
 // After returns the frames after cursor that match (nil match = all), within
 // lim, reading by B+tree seek: O(log n + visited). It runs in one read
 // transaction that copies what it returns and is closed before returning.
-func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Result {
+func (s *Store) After(cursor store.ID, match func(topic string) bool, lim store.Limits) store.Result {
 	var bmatch func([]byte) bool
 	if match != nil {
 		bmatch = func(topic []byte) bool { return match(string(topic)) }
 	}
 	var arena arena
 	var topics interner
-	var frames []Frame
+	var frames []store.Frame
 	r := s.AfterView(cursor, bmatch, lim, func(seq uint64, ts int64, topic, js []byte) {
-		frames = append(frames, Frame{ID: ID{s.epoch, seq}, Topic: topics.intern(topic), TS: ts, JSON: arena.copy(js)})
+		frames = append(frames, store.Frame{ID: store.ID{Epoch: s.epoch, Seq: seq}, Topic: topics.intern(topic), TS: ts, JSON: arena.copy(js)})
 	})
 	if r.Err == nil {
 		r.Frames = frames
@@ -95,13 +47,13 @@ func (s *Store) After(cursor ID, match func(topic string) bool, lim Limits) Resu
 // saw must be discarded. The cursor is checked against the oldest retained
 // frame inside the same transaction, so a trim between two calls is reported
 // as Expired, never skipped silently.
-func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, fn func(seq uint64, ts int64, topic, json []byte)) Result {
+func (s *Store) AfterView(cursor store.ID, match func(topic []byte) bool, lim store.Limits, fn func(seq uint64, ts int64, topic, json []byte)) store.Result {
 	if lim.Scan <= 0 {
 		lim.Scan = 100000
 	}
-	var r Result
+	var r store.Result
 	if cursor.Epoch != s.epoch {
-		r.Head, r.Oldest, r.Reset = s.Head(), s.Oldest(), UnknownEpoch
+		r.Head, r.Oldest, r.Reset = s.Head(), s.Oldest(), store.UnknownEpoch
 		return r
 	}
 	var bytesOut, frames int
@@ -109,7 +61,7 @@ func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, 
 	// not yet handed to the commit hooks must not be returned (a client
 	// could then resume with an ID that the hub still calls the future).
 	published := s.head.Load()
-	r.Err = s.db.View(func(tx *bolt.Tx) error {
+	r.Err = s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketFrames)
 		c := b.Cursor()
 		hv := tx.Bucket(bucketMeta).Get(keyHead)
@@ -121,12 +73,12 @@ func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, 
 		if k, _ := c.First(); k != nil {
 			oldest = binary.BigEndian.Uint64(k)
 		}
-		r.Head = ID{s.epoch, head}
-		r.Oldest = ID{s.epoch, oldest}
+		r.Head = store.ID{Epoch: s.epoch, Seq: head}
+		r.Oldest = store.ID{Epoch: s.epoch, Seq: oldest}
 		if oldest > head {
 			r.Oldest = r.Head
 		}
-		if r.Reset = checkBounds(cursor.Seq, oldest, head); r.Reset != OK {
+		if r.Reset = store.CheckBounds(cursor.Seq, oldest, head); r.Reset != store.OK {
 			return nil
 		}
 		end := head
@@ -162,7 +114,7 @@ func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, 
 		if !r.More {
 			next = end
 		}
-		r.Next = ID{s.epoch, next}
+		r.Next = store.ID{Epoch: s.epoch, Seq: next}
 		return nil
 	})
 	return r
@@ -175,7 +127,7 @@ func (s *Store) AfterView(cursor ID, match func(topic []byte) bool, lim Limits, 
 // not block (no socket writes); it is meant for building in-memory indexes.
 func (s *Store) ScanView(after uint64, max int, fn func(seq uint64, ts int64, topic, json []byte) bool) (last uint64, err error) {
 	last = after
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketFrames).Cursor()
 		n := 0
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && (max <= 0 || n < max); k, v = c.Next() {
@@ -201,7 +153,7 @@ func (s *Store) ScanView(after uint64, max int, fn func(seq uint64, ts int64, to
 // frame is older.
 func (s *Store) SeekTime(ms int64) uint64 {
 	lo, hi := s.oldest.Load(), s.head.Load()+1
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketFrames)
 		for lo < hi {
 			mid := lo + (hi-lo)/2

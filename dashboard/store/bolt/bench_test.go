@@ -1,16 +1,18 @@
-package ring
+package bolt
 
 import (
 	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"livedash/dashboard/store"
 )
 
 // frame200 is a batch that encodes to about 200 bytes of JSON with two
 // samples, the size the ingest goal is stated for.
-func frame200(i int) Batch {
-	return Batch{Topic: "network", Time: time.UnixMilli(1764255600123 + int64(i)), Samples: []Sample{
+func frame200(i int) store.Batch {
+	return store.Batch{Topic: "network", Time: time.UnixMilli(1764255600123 + int64(i)), Samples: []store.Sample{
 		{Name: "network_receive_bytes_per_second", Labels: map[string]string{"device": "eth0"}, Value: float64(i) * 1.5},
 		{Name: "network_transmit_bytes_per_second", Labels: map[string]string{"device": "eth0"}, Value: float64(i) * 0.5},
 	}}
@@ -19,7 +21,7 @@ func frame200(i int) Batch {
 // One commit (with fsync) per tick of 1,000 frames.
 func BenchmarkAppendTick1000(b *testing.B) {
 	s := openTest(b, Options{MaxFrames: 100000})
-	bs := make([]Batch, 1000)
+	bs := make([]store.Batch, 1000)
 	for i := range bs {
 		bs[i] = frame200(i)
 	}
@@ -40,7 +42,7 @@ func BenchmarkAppendTick1000(b *testing.B) {
 // One commit per frame, for contrast: bound by fsync.
 func BenchmarkAppendPerFrame(b *testing.B) {
 	s := openTest(b, Options{MaxFrames: 100000})
-	bt := []Batch{frame200(1)}
+	bt := []store.Batch{frame200(1)}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Append(bt); err != nil {
@@ -56,7 +58,7 @@ func fillRing(b *testing.B, path string, n int) *Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs := make([]Batch, 1000)
+	bs := make([]store.Batch, 1000)
 	for i := 0; i < n; i += len(bs) {
 		for j := range bs {
 			bs[j] = frame200(i + j)
@@ -75,11 +77,11 @@ func BenchmarkAfter1000(b *testing.B) {
 		b.Run(fmt.Sprintf("ring=%d", n), func(b *testing.B) {
 			s := fillRing(b, filepath.Join(b.TempDir(), "r.db"), n)
 			defer s.Close()
-			cur := ID{s.Epoch(), s.Head().Seq - uint64(n/2)}
+			cur := store.ID{Epoch: s.Epoch(), Seq: s.Head().Seq - uint64(n/2)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				r := s.After(cur, nil, Limits{Frames: 1000})
+				r := s.After(cur, nil, store.Limits{Frames: 1000})
 				if len(r.Frames) != 1000 {
 					b.Fatalf("%d frames", len(r.Frames))
 				}

@@ -1,15 +1,15 @@
-package ring
+package store
 
 import (
 	"errors"
 	"strconv"
 )
 
-// MaxIDLen is the longest string that can be an ID (DESIGN §3).
+// MaxIDLen is the longest string that can be an ID.
 const MaxIDLen = 64
 
 // ErrMalformedID is returned by ParseID for anything that is not an ID.
-var ErrMalformedID = errors.New("ring: malformed id")
+var ErrMalformedID = errors.New("store: malformed id")
 
 // ID names one frame: the store's epoch and the frame's sequence number.
 // Seq is strictly increasing across all topics of one store; Seq 0 is "before

@@ -1,4 +1,4 @@
-package ring
+package bolt
 
 import (
 	"bytes"
@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"livedash/dashboard/store"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 )
 
@@ -48,13 +50,13 @@ func openTest(tb testing.TB, opts Options) *Store {
 
 func checkFile(tb testing.TB, path string) {
 	tb.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
 	if err != nil {
 		tb.Errorf("reopen for check: %v", err)
 		return
 	}
 	defer db.Close()
-	_ = db.View(func(tx *bolt.Tx) error {
+	_ = db.View(func(tx *bbolt.Tx) error {
 		for err := range tx.Check() {
 			tb.Errorf("tx.Check: %v", err)
 		}
@@ -62,17 +64,17 @@ func checkFile(tb testing.TB, path string) {
 	})
 }
 
-func batch(topic string, v float64) Batch {
-	return Batch{Topic: topic, Time: time.UnixMilli(1764255600123), Samples: []Sample{
+func batch(topic string, v float64) store.Batch {
+	return store.Batch{Topic: topic, Time: time.UnixMilli(1764255600123), Samples: []store.Sample{
 		{Name: "x_ratio", Labels: map[string]string{"cpu": "total"}, Value: v},
 	}}
 }
 
-func appendN(tb testing.TB, s *Store, topics []string, n int) []Frame {
+func appendN(tb testing.TB, s *Store, topics []string, n int) []store.Frame {
 	tb.Helper()
-	var out []Frame
+	var out []store.Frame
 	for i := range n {
-		fs, err := s.Append([]Batch{batch(topics[i%len(topics)], float64(i))})
+		fs, err := s.Append([]store.Batch{batch(topics[i%len(topics)], float64(i))})
 		if err != nil {
 			tb.Fatalf("append %d: %v", i, err)
 		}
@@ -81,60 +83,10 @@ func appendN(tb testing.TB, s *Store, topics []string, n int) []Frame {
 	return out
 }
 
-func TestIDRoundTrip(t *testing.T) {
-	for _, id := range []ID{{0, 0}, {1, 1}, {0x9f2c41d07a3be511, 1042}, {math.MaxUint64, math.MaxUint64}} {
-		s := id.String()
-		if len(s) > MaxIDLen {
-			t.Fatalf("%v: %d bytes", id, len(s))
-		}
-		got, err := ParseID(s)
-		if err != nil || got != id {
-			t.Fatalf("ParseID(%q) = %v, %v; want %v", s, got, err, id)
-		}
-	}
-	if got := (ID{0x9f2c41d07a3be511, 1042}).String(); got != "9f2c41d07a3be511-1042" {
-		t.Fatalf("String = %q", got)
-	}
-}
-
-// FAULTS row 1.
-func TestParseIDRejects(t *testing.T) {
-	bad := []string{
-		"", "-1", "abc", "18446744073709551616", "9f2c41d07a3be511-", "9f2c41d07a3be511-18446744073709551616",
-		"9f2c41d07a3be511--1", "9f2c41d07a3be511-+1", "9f2c41d07a3be511- 1", " 9f2c41d07a3be511-1",
-		"9f2c41d07a3be511-1 ", "9f2c41d07a3be51-1", "9f2c41d07a3be5111-1", "9f2c41d07a3be51g-1",
-		"9f2c41d07a3be511-01", "9f2c41d07a3be511-1\x00", "9f2c41d07a3be511-1\r\n", "9f2c41d07a3be511-\xff",
-		"9f2c41d07a3be511-" + strings.Repeat("1", 48), "9f2c41d07a3be511_1", "9f2c41d07a3be511-1.5",
-	}
-	for _, s := range bad {
-		if id, err := ParseID(s); !errors.Is(err, ErrMalformedID) {
-			t.Errorf("ParseID(%q) = %v, %v; want ErrMalformedID", s, id, err)
-		}
-	}
-}
-
-func FuzzParseID(f *testing.F) {
-	for _, s := range []string{"9f2c41d07a3be511-1042", "0000000000000000-0", "ffffffffffffffff-18446744073709551615", "x", "-1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		id, err := ParseID(s)
-		if err != nil {
-			return
-		}
-		if len(s) > MaxIDLen {
-			t.Fatalf("accepted %d bytes", len(s))
-		}
-		if !strings.EqualFold(id.String(), s) {
-			t.Fatalf("round trip %q → %q", s, id.String())
-		}
-	})
-}
-
 func TestFrameJSON(t *testing.T) {
 	s := openTest(t, Options{NoSync: true})
 	evil := "<img src=x onerror=alert(1)>\n\ndata: x\r\u2028\u202e\xff"
-	fs, err := s.Append([]Batch{{Topic: "t", Time: time.UnixMilli(5), Samples: []Sample{
+	fs, err := s.Append([]store.Batch{{Topic: "t", Time: time.UnixMilli(5), Samples: []store.Sample{
 		{Name: evil, Labels: map[string]string{"b": evil, "a": "1"}, Value: 0.121},
 		{Name: "nan", Value: math.NaN()},
 		{Name: "inf", Value: math.Inf(1)},
@@ -149,10 +101,10 @@ func TestFrameJSON(t *testing.T) {
 		t.Fatalf("unescaped bytes in %s", js)
 	}
 	var got struct {
-		ID      string   `json:"id"`
-		Topic   string   `json:"topic"`
-		TS      int64    `json:"ts"`
-		Samples []Sample `json:"samples"`
+		ID      string         `json:"id"`
+		Topic   string         `json:"topic"`
+		TS      int64          `json:"ts"`
+		Samples []store.Sample `json:"samples"`
 	}
 	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatalf("%s: %v", js, err)
@@ -187,8 +139,8 @@ func TestReplayContract(t *testing.T) {
 		t.Fatalf("bounds: len %d oldest %v head %v", s.Len(), s.Oldest(), s.Head())
 	}
 	for k := retained[0].ID.Seq - 1; k <= s.Head().Seq; k++ {
-		r := s.After(ID{s.Epoch(), k}, nil, Limits{})
-		if r.Reset != OK || r.Err != nil {
+		r := s.After(store.ID{Epoch: s.Epoch(), Seq: k}, nil, store.Limits{})
+		if r.Reset != store.OK || r.Err != nil {
 			t.Fatalf("after %d: reset %q err %v", k, r.Reset, r.Err)
 		}
 		want := all[k:]
@@ -205,10 +157,10 @@ func TestReplayContract(t *testing.T) {
 		}
 	}
 	// Paging with a limit visits everything exactly once.
-	var paged []ID
-	cur := ID{s.Epoch(), retained[0].ID.Seq - 1}
+	var paged []store.ID
+	cur := store.ID{Epoch: s.Epoch(), Seq: retained[0].ID.Seq - 1}
 	for {
-		r := s.After(cur, nil, Limits{Frames: 7})
+		r := s.After(cur, nil, store.Limits{Frames: 7})
 		for _, f := range r.Frames {
 			paged = append(paged, f.ID)
 		}
@@ -222,19 +174,19 @@ func TestReplayContract(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		id   ID
-		want Reason
+		id   store.ID
+		want store.Reason
 	}{
-		{"expired", ID{s.Epoch(), retained[0].ID.Seq - 2}, Expired},
-		{"expired zero", ID{s.Epoch(), 0}, Expired},
-		{"future", ID{s.Epoch(), s.Head().Seq + 1}, Future},
-		{"foreign epoch", ID{s.Epoch() ^ 1, 250}, UnknownEpoch},
+		{"expired", store.ID{Epoch: s.Epoch(), Seq: retained[0].ID.Seq - 2}, store.Expired},
+		{"expired zero", store.ID{Epoch: s.Epoch(), Seq: 0}, store.Expired},
+		{"future", store.ID{Epoch: s.Epoch(), Seq: s.Head().Seq + 1}, store.Future},
+		{"foreign epoch", store.ID{Epoch: s.Epoch() ^ 1, Seq: 250}, store.UnknownEpoch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := s.Check(tc.id); got != tc.want {
 				t.Errorf("Check = %q, want %q", got, tc.want)
 			}
-			r := s.After(tc.id, nil, Limits{})
+			r := s.After(tc.id, nil, store.Limits{})
 			if r.Reset != tc.want || len(r.Frames) != 0 {
 				t.Errorf("After: reset %q, %d frames; want %q and none", r.Reset, len(r.Frames), tc.want)
 			}
@@ -246,7 +198,7 @@ func TestAfterFilterAndLimits(t *testing.T) {
 	s := openTest(t, Options{NoSync: true})
 	all := appendN(t, s, []string{"cpu", "memory", "load", "disk"}, 400)
 	onlyLoad := func(t string) bool { return t == "load" }
-	r := s.After(ID{s.Epoch(), 0}, onlyLoad, Limits{})
+	r := s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, onlyLoad, store.Limits{})
 	if len(r.Frames) != 100 || r.Next != s.Head() {
 		t.Fatalf("filter: %d frames next %v", len(r.Frames), r.Next)
 	}
@@ -256,12 +208,12 @@ func TestAfterFilterAndLimits(t *testing.T) {
 		}
 	}
 	// A scan bound stops early but Next says how far it looked.
-	r = s.After(ID{s.Epoch(), 0}, onlyLoad, Limits{Scan: 10})
+	r = s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, onlyLoad, store.Limits{Scan: 10})
 	if !r.More || r.Next.Seq != 10 || len(r.Frames) != 2 {
 		t.Fatalf("scan bound: more %v next %v frames %d", r.More, r.Next, len(r.Frames))
 	}
 	// A byte bound returns at least one frame.
-	r = s.After(ID{s.Epoch(), 0}, nil, Limits{Bytes: 1})
+	r = s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, nil, store.Limits{Bytes: 1})
 	if len(r.Frames) != 1 || !r.More || r.Next != all[0].ID {
 		t.Fatalf("byte bound: %d frames more %v next %v", len(r.Frames), r.More, r.Next)
 	}
@@ -274,7 +226,7 @@ func TestAfterFilterAndLimits(t *testing.T) {
 // a reference to every value until the commit).
 func TestBatchValuesAreDistinct(t *testing.T) {
 	s := openTest(t, Options{NoSync: true})
-	var bs []Batch
+	var bs []store.Batch
 	for i := range 50 {
 		bs = append(bs, batch(fmt.Sprintf("topic%d", i%7), float64(i)))
 	}
@@ -282,7 +234,7 @@ func TestBatchValuesAreDistinct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := s.After(ID{s.Epoch(), 0}, nil, Limits{})
+	r := s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, nil, store.Limits{})
 	if len(r.Frames) != 50 {
 		t.Fatalf("%d frames", len(r.Frames))
 	}
@@ -301,26 +253,26 @@ func TestEmptyStore(t *testing.T) {
 	if s.Head().Seq != 0 || s.Len() != 0 || s.Oldest() != s.Head() {
 		t.Fatalf("empty: head %v oldest %v len %d", s.Head(), s.Oldest(), s.Len())
 	}
-	r := s.After(s.Head(), nil, Limits{})
-	if r.Reset != OK || len(r.Frames) != 0 || r.Next != s.Head() {
+	r := s.After(s.Head(), nil, store.Limits{})
+	if r.Reset != store.OK || len(r.Frames) != 0 || r.Next != s.Head() {
 		t.Fatalf("empty after: %+v", r)
 	}
 }
 
 func TestCommitHookAndChanged(t *testing.T) {
 	s := openTest(t, Options{NoSync: true})
-	var got []ID
-	s.OnCommit(func(fs []Frame) {
+	var got []store.ID
+	s.OnCommit(func(fs []store.Frame) {
 		for _, f := range fs {
 			got = append(got, f.ID)
 			// Committed before the hook runs: a read sees it.
-			if r := s.After(ID{s.Epoch(), f.ID.Seq - 1}, nil, Limits{}); len(r.Frames) == 0 {
+			if r := s.After(store.ID{Epoch: s.Epoch(), Seq: f.ID.Seq - 1}, nil, store.Limits{}); len(r.Frames) == 0 {
 				t.Errorf("frame %v not readable in hook", f.ID)
 			}
 		}
 	})
 	ch := s.Changed()
-	if _, err := s.Append([]Batch{batch("a", 1), batch("b", 2)}); err != nil {
+	if _, err := s.Append([]store.Batch{batch("a", 1), batch("b", 2)}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -339,7 +291,7 @@ func TestRetentionCountAndFileSize(t *testing.T) {
 	s := openTest(t, Options{NoSync: true, MaxFrames: 2000})
 	var sizes []int64
 	for round := range 40 {
-		var bs []Batch
+		var bs []store.Batch
 		for i := range 100 {
 			bs = append(bs, batch("t", float64(round*100+i)))
 		}
@@ -368,12 +320,12 @@ func TestAgeTrimBoundedOnClockJump(t *testing.T) {
 	clock := func() time.Time { return now }
 	s := openTest(t, Options{NoSync: true, MaxAge: time.Hour, MaxAgeTrim: 50, Now: clock})
 	for range 300 {
-		if _, err := s.Append([]Batch{{Topic: "t"}}); err != nil {
+		if _, err := s.Append([]store.Batch{{Topic: "t"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	now = now.Add(-time.Hour) // back an hour
-	if _, err := s.Append([]Batch{{Topic: "t"}}); err != nil {
+	if _, err := s.Append([]store.Batch{{Topic: "t"}}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Len() != 301 || s.Head().Seq != 301 {
@@ -381,7 +333,7 @@ func TestAgeTrimBoundedOnClockJump(t *testing.T) {
 	}
 	now = now.Add(25 * time.Hour) // forward a day
 	for i := 1; i <= 3; i++ {
-		if _, err := s.Append([]Batch{{Topic: "t"}}); err != nil {
+		if _, err := s.Append([]store.Batch{{Topic: "t"}}); err != nil {
 			t.Fatal(err)
 		}
 		if want := 301 + i - 50*i; s.Len() != want {
@@ -425,7 +377,7 @@ func TestSeqContinuesWhenRingEmptied(t *testing.T) {
 	}
 	appendN(t, s, []string{"a"}, 5)
 	now = now.Add(time.Hour)
-	if _, err := s.Append([]Batch{{Topic: "a", Time: now.Add(-2 * time.Hour)}}); err != nil {
+	if _, err := s.Append([]store.Batch{{Topic: "a", Time: now.Add(-2 * time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Len() != 0 || s.Head().Seq != 6 {
@@ -433,7 +385,7 @@ func TestSeqContinuesWhenRingEmptied(t *testing.T) {
 	}
 	_ = s.Close()
 	s = openTest(t, Options{Path: path})
-	if s.Head().Seq != 6 || s.Len() != 0 || s.Check(ID{s.Epoch(), 6}) != OK || s.Check(ID{s.Epoch(), 5}) != Expired {
+	if s.Head().Seq != 6 || s.Len() != 0 || s.Check(store.ID{Epoch: s.Epoch(), Seq: 6}) != store.OK || s.Check(store.ID{Epoch: s.Epoch(), Seq: 5}) != store.Expired {
 		t.Fatalf("reopened empty ring: head %v len %d", s.Head(), s.Len())
 	}
 }
@@ -488,11 +440,11 @@ func TestCorruptFilesAreQuarantined(t *testing.T) {
 			return e + uint64(len(must(t, os.WriteFile(path, b, 0o600))))*0
 		}, true},
 		{"no epoch", func(t *testing.T, path string) uint64 {
-			db, err := bolt.Open(path, 0o600, nil)
+			db, err := bbolt.Open(path, 0o600, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = db.Update(func(tx *bolt.Tx) error {
+			_ = db.Update(func(tx *bbolt.Tx) error {
 				b, _ := tx.CreateBucket(bucketFrames)
 				return b.Put(seqKey(7), appendRecord(nil, 1, "a", []byte(`{"x":1}`)))
 			})
@@ -520,7 +472,7 @@ func TestCorruptFilesAreQuarantined(t *testing.T) {
 			if tc.quarantine && !strings.Contains(logs.String(), "level=ERROR") {
 				t.Fatalf("no ERROR log line:\n%s", logs.String())
 			}
-			if _, err := s.Append([]Batch{batch("a", 1)}); err != nil {
+			if _, err := s.Append([]store.Batch{batch("a", 1)}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -530,7 +482,7 @@ func TestCorruptFilesAreQuarantined(t *testing.T) {
 // liveLeafPage returns the id of a reachable leaf page with many keys.
 func liveLeafPage(t *testing.T, path string) int {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +491,7 @@ func liveLeafPage(t *testing.T, path string) int {
 		t.Fatalf("page size %d", db.Info().PageSize)
 	}
 	found := -1
-	_ = db.View(func(tx *bolt.Tx) error {
+	_ = db.View(func(tx *bbolt.Tx) error {
 		for id := 2; ; id++ {
 			info, err := tx.Page(id)
 			if err != nil || info == nil {
@@ -628,10 +580,10 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed error
-	var stored []Frame
+	var stored []store.Frame
 	big := strings.Repeat("v", 2000)
 	for i := 0; i < 2000 && failed == nil; i++ {
-		fs, err := s.Append([]Batch{{Topic: "t", Samples: []Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}})
+		fs, err := s.Append([]store.Batch{{Topic: "t", Samples: []store.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}})
 		if err != nil {
 			failed = err
 			break
@@ -671,7 +623,7 @@ func TestDiskFull(t *testing.T) {
 		// Trimming frees pages inside the file; shrink retention to make room.
 		s.opts.MaxFrames = 10
 	}
-	if _, err := s.Append([]Batch{batch("t", 1)}); err != nil {
+	if _, err := s.Append([]store.Batch{batch("t", 1)}); err != nil {
 		t.Fatalf("append after space returned: %v", err)
 	}
 	if s.Err() != nil || s.Head().Seq != head.Seq+1 {
@@ -717,7 +669,7 @@ func TestMetricsRegistered(t *testing.T) {
 }
 
 func ExampleID_String() {
-	fmt.Println(ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042})
+	fmt.Println(store.ID{Epoch: 0x9f2c41d07a3be511, Seq: 1042})
 	// Output: 9f2c41d07a3be511-1042
 }
 
@@ -730,7 +682,7 @@ func TestManyCorruptPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 40 {
-		var bs []Batch
+		var bs []store.Batch
 		for i := range 100 {
 			bs = append(bs, batch("a", float64(i)))
 		}
@@ -771,14 +723,14 @@ func TestBadRecords(t *testing.T) {
 	appendN(t, s, []string{"a"}, 10)
 	putRaw := func(s *Store, seq uint64) {
 		t.Helper()
-		if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.db.Update(func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketFrames).Put(seqKey(seq), []byte{2, 0, 0})
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	putRaw(s, 5)
-	r := s.After(ID{s.Epoch(), 0}, nil, Limits{})
+	r := s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, nil, store.Limits{})
 	if r.Err != nil || len(r.Frames) != 9 || r.Next != s.Head() {
 		t.Fatalf("read past a bad record: err %v, %d frames, next %v", r.Err, len(r.Frames), r.Next)
 	}
@@ -801,7 +753,7 @@ func TestRetentionLoweredAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := make([]Batch, 1000)
+	bs := make([]store.Batch, 1000)
 	for i := range bs {
 		bs[i] = batch("a", float64(i))
 	}
@@ -816,8 +768,8 @@ func TestRetentionLoweredAtStart(t *testing.T) {
 	if s.Len() != 100 || s.Head() != head || s.Oldest().Seq != head.Seq-99 {
 		t.Fatalf("len %d head %v oldest %v", s.Len(), s.Head(), s.Oldest())
 	}
-	r := s.After(ID{s.Epoch(), head.Seq - 100}, nil, Limits{})
-	if r.Reset != OK || len(r.Frames) != 100 {
+	r := s.After(store.ID{Epoch: s.Epoch(), Seq: head.Seq - 100}, nil, store.Limits{})
+	if r.Reset != store.OK || len(r.Frames) != 100 {
 		t.Fatalf("after trim: %q %d", r.Reset, len(r.Frames))
 	}
 }
@@ -827,9 +779,9 @@ func TestRetentionLoweredAtStart(t *testing.T) {
 func TestAfterViewMatchesAfter(t *testing.T) {
 	s := openTest(t, Options{NoSync: true, MaxFrames: 200})
 	all := appendN(t, s, []string{"cpu", "memory", "load"}, 300)
-	for _, lim := range []Limits{{}, {Frames: 7}, {Bytes: 1}, {Scan: 10}} {
+	for _, lim := range []store.Limits{{}, {Frames: 7}, {Bytes: 1}, {Scan: 10}} {
 		for k := all[99].ID.Seq; k <= s.Head().Seq; k += 13 {
-			cur := ID{s.Epoch(), k}
+			cur := store.ID{Epoch: s.Epoch(), Seq: k}
 			want := s.After(cur, func(t string) bool { return t != "memory" }, lim)
 			var seqs []uint64
 			got := s.AfterView(cur, func(t []byte) bool { return string(t) != "memory" }, lim, func(seq uint64, _ int64, _, js []byte) {
@@ -851,21 +803,21 @@ func TestAfterViewMatchesAfter(t *testing.T) {
 	}
 	until := all[250].ID.Seq
 	var last uint64
-	r := s.AfterView(all[200].ID, nil, Limits{Until: until}, func(seq uint64, _ int64, _, _ []byte) { last = seq })
+	r := s.AfterView(all[200].ID, nil, store.Limits{Until: until}, func(seq uint64, _ int64, _, _ []byte) { last = seq })
 	if last != until || r.Next.Seq != until || r.More || r.Head != s.Head() {
 		t.Fatalf("until: last %d next %v more %v head %v", last, r.Next, r.More, r.Head)
 	}
-	r = s.AfterView(all[200].ID, nil, Limits{Until: until, Frames: 50}, func(uint64, int64, []byte, []byte) {})
+	r = s.AfterView(all[200].ID, nil, store.Limits{Until: until, Frames: 50}, func(uint64, int64, []byte, []byte) {})
 	if r.Next.Seq != until || r.More {
 		t.Fatalf("until at the frame limit: next %v more %v", r.Next, r.More)
 	}
 	called := false
-	r = s.AfterView(ID{s.Epoch(), all[50].ID.Seq}, nil, Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
-	if r.Reset != Expired || called {
+	r = s.AfterView(store.ID{Epoch: s.Epoch(), Seq: all[50].ID.Seq}, nil, store.Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
+	if r.Reset != store.Expired || called {
 		t.Fatalf("expired cursor: reset %q called %v", r.Reset, called)
 	}
-	r = s.AfterView(ID{s.Epoch(), s.Head().Seq + 1}, nil, Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
-	if r.Reset != Future || called {
+	r = s.AfterView(store.ID{Epoch: s.Epoch(), Seq: s.Head().Seq + 1}, nil, store.Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
+	if r.Reset != store.Future || called {
 		t.Fatalf("future cursor: reset %q called %v", r.Reset, called)
 	}
 }

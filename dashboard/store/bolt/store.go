@@ -3,7 +3,7 @@
 // that resuming after a cursor is a B+tree seek, retention is trimmed in the
 // same transaction as the append, and subscribers are told about frames only
 // after they are committed (DESIGN §3, §6).
-package ring
+package bolt
 
 import (
 	"bytes"
@@ -19,8 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"livedash/dashboard/store"
+
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -31,15 +33,8 @@ var (
 	keyHead      = []byte("head")
 )
 
-// Sentinel errors.
-var (
-	// ErrLocked: another process holds the store file.
-	ErrLocked = errors.New("ring: store is locked by another process")
-	// ErrClosed: the store was closed.
-	ErrClosed = errors.New("ring: store closed")
-	// ErrTopic: a topic is empty or longer than 255 bytes.
-	ErrTopic = errors.New("ring: invalid topic")
-)
+// ErrLocked: another process holds the store file.
+var ErrLocked = errors.New("bolt store: locked by another process")
 
 // Options configure Open. Zero values mean the documented defaults.
 type Options struct {
@@ -58,35 +53,18 @@ type Options struct {
 	Now        func() time.Time      // wall clock for ts and age; default time.Now
 }
 
-// Frame is one committed frame. JSON is the exact wire encoding; Samples is
-// set only on frames handed to commit hooks (nil on frames read back).
-type Frame struct {
-	ID      ID
-	Topic   string
-	TS      int64 // Unix ms
-	JSON    []byte
-	Samples []Sample
-}
-
-// Batch is what a collector produced in one tick: one Batch becomes one Frame.
-type Batch struct {
-	Topic   string
-	Time    time.Time
-	Samples []Sample
-}
-
 // Store is the ring. All methods are safe for concurrent use. Append calls are
 // serialised; reads run in bbolt read transactions that are never held while
 // the caller does I/O (every byte returned is copied).
 type Store struct {
-	db    *bolt.DB
+	db    *bbolt.DB
 	path  string
 	opts  Options
 	log   *slog.Logger
 	epoch uint64
 
 	appendMu sync.Mutex // serialises Append and the commit hooks
-	hooks    []func([]Frame)
+	hooks    []func([]store.Frame)
 	buf      []byte   // JSON scratch, guarded by appendMu
 	keys     []string // label-key scratch, guarded by appendMu
 
@@ -95,7 +73,7 @@ type Store struct {
 	head, oldest atomic.Uint64
 
 	mu      sync.Mutex
-	latest  map[string]Frame
+	latest  map[string]store.Frame
 	changed chan struct{} // closed and replaced after each commit
 	lastErr error
 	closed  bool
@@ -146,7 +124,7 @@ func (s *Store) trimExcess() error {
 	for s.Len() > s.opts.MaxFrames {
 		oldest := s.oldest.Load()
 		n := min(uint64(s.Len()-s.opts.MaxFrames), chunk)
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket(bucketFrames)
 			key := make([]byte, 8)
 			for seq := oldest; seq < oldest+n; seq++ {
@@ -192,7 +170,7 @@ func (s *Store) openLoad() (err error) {
 		return err
 	}
 	s.db = db
-	s.latest = map[string]Frame{}
+	s.latest = map[string]store.Frame{}
 	defer func() {
 		if r := recover(); r != nil {
 			err = corruptError{fmt.Errorf("panic while loading: %v", r)}
@@ -215,7 +193,7 @@ func isCorruption(err error) bool {
 	return errors.As(err, &c)
 }
 
-func (s *Store) openAndCheck() (db *bolt.DB, err error) {
+func (s *Store) openAndCheck() (db *bbolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if db != nil {
@@ -224,11 +202,11 @@ func (s *Store) openAndCheck() (db *bolt.DB, err error) {
 			db, err = nil, corruptError{fmt.Errorf("panic while opening: %v", r)}
 		}
 	}()
-	db, err = bolt.Open(s.path, 0o600, &bolt.Options{
+	db, err = bbolt.Open(s.path, 0o600, &bbolt.Options{
 		Timeout:      s.opts.LockTimeout,
 		NoSync:       s.opts.NoSync,
 		MaxSize:      int(s.opts.MaxSize),
-		FreelistType: bolt.FreelistMapType,
+		FreelistType: bbolt.FreelistMapType,
 	})
 	if err != nil {
 		switch {
@@ -245,7 +223,7 @@ func (s *Store) openAndCheck() (db *bolt.DB, err error) {
 		return nil, corruptError{err}
 	}
 	var problems []error
-	if verr := db.View(func(tx *bolt.Tx) error {
+	if verr := db.View(func(tx *bbolt.Tx) error {
 		// Read the channel to its end: Check's goroutine walks pages until
 		// it has sent everything, and must be done before the file closes.
 		for cerr := range tx.Check() {
@@ -267,7 +245,7 @@ func (s *Store) openAndCheck() (db *bolt.DB, err error) {
 // load reads or creates the epoch and the bounds, and fills the latest-frame
 // cache from the newest frames.
 func (s *Store) load() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -329,7 +307,7 @@ func (s *Store) load() error {
 				return corruptError{fmt.Errorf("frame %d: %w", binary.BigEndian.Uint64(k), err)}
 			}
 			if _, ok := s.latest[string(topic)]; !ok {
-				s.latest[string(topic)] = Frame{ID: ID{s.epoch, binary.BigEndian.Uint64(k)}, Topic: string(topic), TS: ts, JSON: bytes.Clone(js)}
+				s.latest[string(topic)] = store.Frame{ID: store.ID{Epoch: s.epoch, Seq: binary.BigEndian.Uint64(k)}, Topic: string(topic), TS: ts, JSON: bytes.Clone(js)}
 			}
 		}
 		return nil
@@ -378,15 +356,15 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Epoch() uint64 { return s.epoch }
 
 // Head is the ID of the newest committed frame (Seq 0 before the first).
-func (s *Store) Head() ID { return ID{s.epoch, s.head.Load()} }
+func (s *Store) Head() store.ID { return store.ID{Epoch: s.epoch, Seq: s.head.Load()} }
 
 // Oldest is the ID of the oldest retained frame, or Head when the ring is empty.
-func (s *Store) Oldest() ID {
+func (s *Store) Oldest() store.ID {
 	o, h := s.oldest.Load(), s.head.Load()
 	if o > h {
-		return ID{s.epoch, h}
+		return store.ID{Epoch: s.epoch, Seq: h}
 	}
-	return ID{s.epoch, o}
+	return store.ID{Epoch: s.epoch, Seq: o}
 }
 
 // Len is the number of retained frames. Seqs are contiguous from oldest to
@@ -407,7 +385,7 @@ func (s *Store) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return s.lastErr
 }
@@ -416,7 +394,7 @@ func (s *Store) Err() error {
 // committed frames, in commit order. fn runs with the append lock held: it
 // must not block and must not call Append. Register hooks before the first
 // Append.
-func (s *Store) OnCommit(fn func([]Frame)) {
+func (s *Store) OnCommit(fn func([]store.Frame)) {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	s.hooks = append(s.hooks, fn)
@@ -432,7 +410,7 @@ func (s *Store) Changed() <-chan struct{} {
 }
 
 // Latest returns the newest frame of topic.
-func (s *Store) Latest(topic string) (Frame, bool) {
+func (s *Store) Latest(topic string) (store.Frame, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.latest[topic]
@@ -455,24 +433,24 @@ func (s *Store) Topics() []string {
 // commit succeeded — updates the bounds and calls the commit hooks. On error
 // nothing of the call is stored, the bounds are unchanged, and the error is
 // counted; the store stays usable (a full disk recovers when space returns).
-func (s *Store) Append(batches []Batch) ([]Frame, error) {
+func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	if len(batches) == 0 {
 		return nil, nil
 	}
 	for _, b := range batches {
 		if b.Topic == "" || len(b.Topic) > 255 {
-			return nil, fmt.Errorf("append topic %q: %w", b.Topic, ErrTopic)
+			return nil, fmt.Errorf("append topic %q: %w", b.Topic, store.ErrTopic)
 		}
 	}
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	if s.db == nil || s.isClosed() {
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	start := time.Now()
 	head := s.head.Load()
 	oldest := s.oldest.Load()
-	frames := make([]Frame, len(batches))
+	frames := make([]store.Frame, len(batches))
 	var skipped int
 	// Encode every frame into the reusable scratch buffer first, then lay the
 	// records out in one exactly-sized allocation: bbolt keeps a reference to
@@ -490,7 +468,7 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 		}
 		start := len(s.buf)
 		var sk int
-		s.buf, sk = appendFrameJSON(s.buf, &s.keys, ID{s.epoch, head + uint64(i) + 1}, bt.Topic, tss[i], bt.Samples)
+		s.buf, sk = store.AppendFrameJSON(s.buf, &s.keys, store.ID{Epoch: s.epoch, Seq: head + uint64(i) + 1}, bt.Topic, tss[i], bt.Samples)
 		skipped += sk
 		spans[i] = span{start, len(s.buf)}
 		total += recordOverhead + len(bt.Topic) + len(s.buf) - start
@@ -498,7 +476,7 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 	recs := make([]byte, 0, total)
 	var newOldest uint64
 	var size int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketFrames)
 		b.FillPercent = 1
 		key := make([]byte, 8) // Put copies keys, not values
@@ -511,7 +489,7 @@ func (s *Store) Append(batches []Batch) ([]Frame, error) {
 				return err
 			}
 			js := recs[start+recordOverhead+len(bt.Topic) : len(recs) : len(recs)]
-			frames[i] = Frame{ID: ID{s.epoch, seq}, Topic: bt.Topic, TS: tss[i], JSON: js, Samples: bt.Samples}
+			frames[i] = store.Frame{ID: store.ID{Epoch: s.epoch, Seq: seq}, Topic: bt.Topic, TS: tss[i], JSON: js, Samples: bt.Samples}
 		}
 		newHead := head + uint64(len(batches))
 		if err := tx.Bucket(bucketMeta).Put(keyHead, binary.BigEndian.AppendUint64(nil, newHead)); err != nil {
@@ -562,7 +540,7 @@ func (s *Store) isClosed() bool {
 
 // trim deletes from the front: everything over MaxFrames, then up to
 // MaxAgeTrim frames older than MaxAge. It returns the new oldest seq.
-func (s *Store) trim(b *bolt.Bucket, oldest, head uint64) (uint64, error) {
+func (s *Store) trim(b *bbolt.Bucket, oldest, head uint64) (uint64, error) {
 	// Keys to delete are collected first and deleted afterwards: deleting
 	// through a cursor can make its Next skip a key, and re-seeking after
 	// each delete walks the emptied leaves again and again.
@@ -601,4 +579,23 @@ func (s *Store) trim(b *bolt.Bucket, oldest, head uint64) (uint64, error) {
 		oldest = seq + 1
 	}
 	return oldest, nil
+}
+
+// CheckFile runs bbolt's consistency check on a closed store file and
+// returns every fault it finds (nil: consistent). Tests call it on cleanup;
+// it opens the file read-only and does not change it.
+func CheckFile(path string) []error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return []error{err}
+	}
+	defer db.Close()
+	var errs []error
+	_ = db.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	return errs
 }

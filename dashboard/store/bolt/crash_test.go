@@ -1,4 +1,4 @@
-package ring
+package bolt
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"livedash/dashboard/store"
 )
 
 // crashChild appends forever and prints the ID of every frame after its
@@ -25,7 +27,7 @@ func crashChild() {
 	fmt.Fprintf(w, "epoch %016x\n", s.Epoch())
 	_ = w.Flush()
 	for i := 0; ; i++ {
-		bs := make([]Batch, 1+i%5)
+		bs := make([]store.Batch, 1+i%5)
 		for j := range bs {
 			bs[j] = batch("t"+fmt.Sprint(j), float64(i))
 		}
@@ -46,7 +48,7 @@ func crashChild() {
 func TestCrashLoop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	var epoch string
-	var seen []ID
+	var seen []store.ID
 	for round := range 32 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "LIVEDASH_RING_CRASH_CHILD="+path)
@@ -67,7 +69,7 @@ func TestCrashLoop(t *testing.T) {
 			}
 		}()
 		kill := time.After(time.Duration(30+rand.IntN(120)) * time.Millisecond)
-		var roundIDs []ID
+		var roundIDs []store.ID
 	read:
 		for {
 			select {
@@ -83,7 +85,7 @@ func TestCrashLoop(t *testing.T) {
 					}
 					continue
 				}
-				id, err := ParseID(l)
+				id, err := store.ParseID(l)
 				if err != nil {
 					t.Fatalf("round %d: child printed %q", round, l)
 				}
@@ -109,8 +111,8 @@ func TestCrashLoop(t *testing.T) {
 	if got := fmt.Sprintf("%016x", s.Epoch()); got != epoch {
 		t.Fatalf("epoch %s, want %s", got, epoch)
 	}
-	r := s.After(ID{s.Epoch(), 0}, nil, Limits{})
-	have := map[ID]bool{}
+	r := s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, nil, store.Limits{})
+	have := map[store.ID]bool{}
 	for _, f := range r.Frames {
 		have[f.ID] = true
 	}
