@@ -67,7 +67,7 @@ func runServeBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:9100", "listen address (loopback only)")
 	var c baselineConfig
-	fs.Float64Var(&c.rate, "rate", 1, "ticks per second (up to 1000)")
+	fs.Float64Var(&c.rate, "rate", 1, "ticks per second (0.01…1000)")
 	fs.IntVar(&c.batch, "batch", 1, "events per tick (1…1024)")
 	fs.IntVar(&c.size, "size", 200, "approximate bytes per event, id and framing included (up to 1 MiB)")
 	if err := fs.Parse(args); err != nil {
@@ -76,8 +76,8 @@ func runServeBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("serve-baseline: unexpected argument %q", fs.Arg(0))
-	case !(c.rate > 0 && c.rate <= 1000):
-		return fmt.Errorf("serve-baseline: -rate %v, want more than 0, up to 1000", c.rate)
+	case !(c.rate >= 0.01 && c.rate <= 1000): // NaN too
+		return fmt.Errorf("serve-baseline: -rate %v, want 0.01…1000", c.rate)
 	case c.batch < 1 || c.batch > baselineQueue:
 		return fmt.Errorf("serve-baseline: -batch %d, want 1…%d", c.batch, baselineQueue)
 	case c.size < 1 || c.size > 1<<20:

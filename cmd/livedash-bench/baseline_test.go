@@ -193,6 +193,7 @@ func TestServeBaselineFlags(t *testing.T) {
 		{"-addr", "192.0.2.1:0"},
 		{"-rate", "0"},
 		{"-rate", "NaN"},
+		{"-rate", "1e-300"},
 		{"-rate", "2000"},
 		{"-batch", "0"},
 		{"-batch", "1025"},
