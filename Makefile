@@ -35,7 +35,8 @@ test: test-deps
 	$(GO) test -race -shuffle=on -timeout 12m $(PKGS)
 
 # Benchmarks: medians over BENCHCOUNT runs (pipe through benchstat), then a
-# short load run of the SSE path side by side with the reference hub.
+# short load run of the SSE path side by side with the baseline (livedash-bench
+# serve-baseline, built from this repository).
 bench: assets
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
 	bash scripts/collectcost.sh 20

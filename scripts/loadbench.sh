@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# loadbench.sh — the SSE load scenarios of issue 4, livedash side by side with
-# the reference hub (../shared/tools/refhub) under the same load client
-# (cmd/livedash-bench), alternating which server goes first.
+# loadbench.sh — the SSE load scenarios: livedash side by side with the
+# baseline under the same load client (cmd/livedash-bench), alternating which
+# server goes first. The baseline (livedash-bench serve-baseline) is a hub
+# that only broadcasts bytes encoded once per tick: the machine's limit for
+# fan-out, so the ratios livedash/baseline need nothing outside this
+# repository. REFHUB_DIR=<directory of another hub's main package> runs that
+# hub as the baseline instead, as a cross-check (it must take -addr, -mode
+# tuned, -rate, -batch and -size, with -size the bytes of an event's data).
 #
 #   bash scripts/loadbench.sh                     # short version (make bench): a few minutes
 #   CLIENTS=10000 SAT_CLIENTS=10000 STORM=5000 DURATION=15s RUNS=3 bash scripts/loadbench.sh   # full size
 #
 # Scenarios (SCENARIOS="A B S C R L" by default):
-#   A  CLIENTS clients on every topic of the default collectors at 1 s; refhub
-#      -rate 1 -batch B -size S with B and S measured from livedash's stream.
+#   A  CLIENTS clients on every topic of the default collectors at 1 s; the
+#      baseline at -rate 1 -batch B -size S, with B frames per tick and S
+#      bytes per event measured from livedash's stream.
 #   B  B_CLIENTS clients at 100 frames/s: livedash's synthetic collector at
-#      10ms (default collectors off); refhub -rate 100 -batch 1 -size S.
+#      10ms (default collectors off); the baseline at -rate 100 -batch 1 -size S.
 #   S  saturation: SAT_CLIENTS clients at 100 frames/s, same servers as B; the
 #      deliveries/s reached and frames per write (coalescing under overload).
-#   C  reconnect storm (livedash only: refhub ignores Last-Event-ID): STORM
+#   C  reconnect storm (livedash only: the baseline does not replay): STORM
 #      clients reconnect at once, BEHIND frames behind, CONTROL control clients.
 #   L  long polls: LP_CLIENTS (5000) polls parked on /api/v1/frames, released by
 #      one push; p99 from sending the push, over LP_ROUNDS rounds, RUNS runs
@@ -39,7 +45,7 @@ LP_CLIENTS=${LP_CLIENTS:-5000}
 LP_ROUNDS=${LP_ROUNDS:-5}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-REFHUB_DIR=${REFHUB_DIR:-$root/../shared/tools/refhub}
+REFHUB_DIR=${REFHUB_DIR:-}
 
 die() { echo "loadbench: $*" >&2; exit 1; }
 [[ $CLIENTS =~ ^[0-9]+$ && $CLIENTS -ge 1 && $CLIENTS -le 20000 ]] || die "CLIENTS=$CLIENTS: want 1…20000"
@@ -47,7 +53,9 @@ die() { echo "loadbench: $*" >&2; exit 1; }
 [[ $B_CLIENTS =~ ^[0-9]+$ && $B_CLIENTS -ge 1 && $B_CLIENTS -le 20000 ]] || die "B_CLIENTS: want 1…20000"
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 && $RUNS -le 10 ]] || die "RUNS=$RUNS: want 1…10"
 (( STORM + CONTROL <= 20000 )) || die "STORM+CONTROL: at most 20000"
-[[ -d $REFHUB_DIR ]] || die "reference hub not found at $REFHUB_DIR (set REFHUB_DIR)"
+[[ -z $REFHUB_DIR || -d $REFHUB_DIR ]] || die "REFHUB_DIR=$REFHUB_DIR: not a directory"
+# The name the baseline's figures are printed under.
+if [[ -n $REFHUB_DIR ]]; then bl_name=refhub; else bl_name=baseline; fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loadbench.XXXXXX")
 pids=()
@@ -62,7 +70,10 @@ trap 'exit 130' INT TERM
 
 echo "loadbench: building into $tmp"
 (cd "$root" && go build -o "$tmp/livedash" ./cmd/livedash && go build -o "$tmp/bench" ./cmd/livedash-bench)
-(cd "$REFHUB_DIR" && go build -o "$tmp/refhub" .)
+if [[ -n $REFHUB_DIR ]]; then
+	echo "loadbench: cross-check: the baseline is the hub in $REFHUB_DIR"
+	(cd "$REFHUB_DIR" && go build -o "$tmp/refhub" .)
+fi
 
 # free_port prints an unused loopback port below the ephemeral range.
 free_port() {
@@ -104,16 +115,25 @@ EOF
 	wait_http "http://127.0.0.1:$port/api/v1/frames"
 }
 
-# start_refhub ARGS… → sets RH_PID, RH_URL
-start_refhub() {
+# start_baseline RATE BATCH SIZE → sets BL_PID, BL_URL and BL_ARGS (an array):
+# the baseline publishing BATCH events of about SIZE bytes each (the whole
+# event) RATE times a second.
+start_baseline() {
 	local port
 	port=$(free_port)
-	"$tmp/refhub" -addr "127.0.0.1:$port" "$@" >"$tmp/refhub.$port.log" 2>&1 &
-	RH_PID=$!
-	pids+=("$RH_PID")
-	RH_URL=http://127.0.0.1:$port/
+	if [[ -n $REFHUB_DIR ]]; then
+		# Its -size is the data's: an event is "id: N\nevent: frame\ndata: " + data + "\n\n", about 29 bytes more.
+		BL_ARGS=(-mode tuned -rate "$1" -batch "$2" -size $(( $3 > 60 ? $3 - 29 : 32 )))
+		"$tmp/refhub" -addr "127.0.0.1:$port" "${BL_ARGS[@]}" >"$tmp/$bl_name.$port.log" 2>&1 &
+	else
+		BL_ARGS=(-rate "$1" -batch "$2" -size "$3")
+		"$tmp/bench" serve-baseline -addr "127.0.0.1:$port" "${BL_ARGS[@]}" >"$tmp/$bl_name.$port.log" 2>&1 &
+	fi
+	BL_PID=$!
+	pids+=("$BL_PID")
+	BL_URL=http://127.0.0.1:$port/
 	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.1; done
-	die "refhub did not start"
+	die "the $bl_name did not start"
 }
 
 # probe URL SECONDS: frames per tick (frames / distinct ts) and the mean
@@ -156,14 +176,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0)
 
 median() { printf '%s\n' "$@" | grep -v NA | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# side_by_side NAME CLIENTS: RUNS alternating pairs against LD_* and RH_*.
+# side_by_side NAME CLIENTS: RUNS alternating pairs against LD_* and BL_*.
 side_by_side() {
 	local name=$1 n=$2 run order who url pid out
 	local -a r_p99 r_cpu l_p99 l_cpu l_dps h_dps q_p99 q_cpu
 	for run in $(seq "$RUNS"); do
 		if (( run % 2 )); then order="ld ref"; else order="ref ld"; fi
 		for who in $order; do
-			if [[ $who == ld ]]; then url=$LD_URL pid=$LD_PID; else url=$RH_URL pid=$RH_PID; fi
+			if [[ $who == ld ]]; then url=$LD_URL pid=$LD_PID; else url=$BL_URL pid=$BL_PID; fi
 			out=$tmp/$name.$run.$who.txt
 			bench "$out" -url "$url" -pid "$pid" -clients "$n" -duration "$DURATION" -warmup "$WARMUP"
 		done
@@ -174,14 +194,14 @@ side_by_side() {
 		ld=$(field "$lo" 'deliveries/s ([0-9]+)') rd=$(field "$ro" 'deliveries/s ([0-9]+)')
 		lg=$(field "$lo" 'gaps ([0-9]+)')
 		lf=$(field "$lo" ', ([0-9.]+) frames per write')
-		printf '%s run %d (%s first): livedash p99 %sms cpu %sµs/client-s deliveries/s %s gaps %s dups %s frames/write %s | refhub p99 %sms cpu %sµs/client-s deliveries/s %s | ratio p99 %s cpu %s deliveries %s\n' \
-			"$name" "$run" "${order%% *}" "$lp" "$lc" "$ld" "$lg" "$(field "$lo" 'dups ([0-9]+)')" "$lf" "$rp" "$rc" "$rd" \
+		printf '%s run %d (%s first): livedash p99 %sms cpu %sµs/client-s deliveries/s %s gaps %s dups %s frames/write %s | %s p99 %sms cpu %sµs/client-s deliveries/s %s | ratio p99 %s cpu %s deliveries %s\n' \
+			"$name" "$run" "${order%% *}" "$lp" "$lc" "$ld" "$lg" "$(field "$lo" 'dups ([0-9]+)')" "$lf" "$bl_name" "$rp" "$rc" "$rd" \
 			"$(ratio "$lp" "$rp")" "$(ratio "$lc" "$rc")" "$(ratio "$ld" "$rd")"
 		l_p99+=("$lp") r_p99+=("$rp") l_cpu+=("$lc") r_cpu+=("$rc") l_dps+=("$ld") h_dps+=("$rd")
 		q_p99+=("$(ratio "$lp" "$rp")") q_cpu+=("$(ratio "$lc" "$rc")")
 	done
-	printf '%s median of %d: livedash p99 %sms cpu %sµs/client-s deliveries/s %s | refhub p99 %sms cpu %sµs/client-s deliveries/s %s | median ratio p99 %s cpu %s\n' \
-		"$name" "$RUNS" "$(median "${l_p99[@]}")" "$(median "${l_cpu[@]}")" "$(median "${l_dps[@]}")" \
+	printf '%s median of %d: livedash p99 %sms cpu %sµs/client-s deliveries/s %s | %s p99 %sms cpu %sµs/client-s deliveries/s %s | median ratio p99 %s cpu %s\n' \
+		"$name" "$RUNS" "$(median "${l_p99[@]}")" "$(median "${l_cpu[@]}")" "$(median "${l_dps[@]}")" "$bl_name" \
 		"$(median "${r_p99[@]}")" "$(median "${r_cpu[@]}")" "$(median "${h_dps[@]}")" \
 		"$(median "${q_p99[@]}")" "$(median "${q_cpu[@]}")"
 }
@@ -203,22 +223,21 @@ for sc in $SCENARIOS; do
 		start_livedash a ""
 		read -r batch size < <(probe "$LD_URL" 3.5)
 		(( batch > 0 )) || die "A: no frames from the default collectors"
-		# refhub's event is "id: N\nevent: frame\ndata: " + ~size + "\n\n": about size+29 bytes.
-		start_refhub -mode tuned -rate 1 -batch "$batch" -size $(( size > 60 ? size - 29 : 32 ))
-		echo "A: $CLIENTS clients, default collectors at 1s: $batch frames per tick, mean event $size B; refhub -mode tuned -rate 1 -batch $batch -size $(( size > 60 ? size - 29 : 32 ))"
+		start_baseline 1 "$batch" "$size"
+		echo "A: $CLIENTS clients, default collectors at 1s: $batch frames per tick, mean event $size B; $bl_name ${BL_ARGS[*]}"
 		side_by_side A "$CLIENTS"
-		stop "$LD_PID"; stop "$RH_PID"
+		stop "$LD_PID"; stop "$BL_PID"
 		;;
 	B | S)
 		start_livedash "b$sc" "$synthetic_only"
 		read -r batch size < <(probe "$LD_URL" 1.5)
 		(( batch > 0 )) || die "$sc: no frames from the synthetic collector"
-		start_refhub -mode tuned -rate 100 -batch 1 -size $(( size > 60 ? size - 29 : 32 ))
+		start_baseline 100 1 "$size"
 		n=$B_CLIENTS
 		[[ $sc == S ]] && n=$SAT_CLIENTS
-		echo "$sc: $n clients at 100 frames/s (synthetic at 10ms, default collectors off; mean event $size B); refhub -mode tuned -rate 100 -batch 1 -size $(( size > 60 ? size - 29 : 32 ))"
+		echo "$sc: $n clients at 100 frames/s (synthetic at 10ms, default collectors off; mean event $size B); $bl_name ${BL_ARGS[*]}"
 		side_by_side "$sc" "$n"
-		stop "$LD_PID"; stop "$RH_PID"
+		stop "$LD_PID"; stop "$BL_PID"
 		;;
 	C)
 		# 10 frames/s, so that BEHIND frames pass in BEHIND/10 s.

@@ -66,7 +66,7 @@ type client struct {
 	i      int
 	st     *atomic.Pointer[stats]
 	lastID []byte // raw id of the last event with an id (resume cursor)
-	epoch  string // livedash ids: "<epoch>-<seq>"; refhub: plain seq, epoch ""
+	epoch  string // livedash ids: "<epoch>-<seq>"; the baseline: plain seq, epoch ""
 	last   uint64
 	has    bool // last is valid for gap counting
 
@@ -146,7 +146,7 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 // what the kernel holds in few reads instead of one read(2) (and one window
 // update) per 8 KiB. With 8 KiB, the reads of a 5,000-client storm were a
 // fifth of the machine's samples. The cost is memory in the tool: 10,000
-// clients hold 640 MiB, twice that on a chunked server (the reference hub).
+// clients hold 640 MiB, twice that on a chunked server (the baseline).
 const readBufSize = 64 << 10
 
 // newReadBuffer returns a reader of readBufSize with its pages already
@@ -225,7 +225,7 @@ func (c *client) read(br *bufio.Reader) error {
 		case bytes.HasPrefix(line, []byte("data:")):
 			// Only the "ts" field is kept, parsed where the line lies in the
 			// read buffer: no copy of the data. (One data line per event in
-			// livedash and refhub; with several, the last one's ts counts.)
+			// livedash and the baseline; with several, the last one's ts counts.)
 			ts, hasTS = sampleTS(line[5:])
 			hasData = true
 		}
@@ -242,7 +242,7 @@ const (
 var tsKey = []byte(`"ts":`)
 
 // frame records one frame event: gap and duplicate checks from its ID
-// ("<epoch>-<seq>" from livedash, a bare seq from refhub), latency from
+// ("<epoch>-<seq>" from livedash, a bare seq from the baseline), latency from
 // the "ts" of its data (hasTS false: the data had none).
 func (c *client) frame(id []byte, ts uint64, hasTS bool) {
 	st := c.st.Load()

@@ -1,12 +1,13 @@
-// Command livedash-bench is the SSE load tool (issue 4, item 7). It opens N
-// stream clients against a livedash server — or against the reference hub
-// (../shared/tools/refhub) for a side-by-side baseline — and reports
-// sample-to-client latency (from each frame's "ts"), gaps and duplicates
-// (from the IDs), deliveries per second, and the server's CPU and RSS read
-// from /proc/<pid>.
+// Command livedash-bench is the SSE load tool. It opens N stream clients
+// against a livedash server, or against the baseline it serves itself
+// (livedash-bench serve-baseline: a hub that only broadcasts pre-encoded
+// bytes, see baseline.go), and reports sample-to-client latency (from each
+// frame's "ts"), gaps and duplicates (from the IDs), deliveries per second,
+// and the server's CPU and RSS read from /proc/<pid>.
 //
 //	livedash-bench -url http://127.0.0.1:7070/api/v1/stream -pid $(pidof livedash) -clients 1000 -duration 10s
-//	livedash-bench -url http://127.0.0.1:9100/ -pid $(pidof refhub) -clients 1000 -duration 10s
+//	livedash-bench serve-baseline -addr 127.0.0.1:9100 -rate 1 -batch 8 -size 500 &
+//	livedash-bench -url http://127.0.0.1:9100/ -pid $! -clients 1000 -duration 10s
 //	livedash-bench -scenario storm -storm 5000 -behind 100 -control 100 -url … -pid …
 //	livedash-bench -scenario longpoll -clients 5000 -rounds 5 -token T -url http://127.0.0.1:7070/
 //
@@ -68,9 +69,16 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "serve-baseline" {
+		return runServeBaseline(ctx, args[1:], stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("livedash-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: livedash-bench [flags]\n       livedash-bench serve-baseline [-addr a] [-rate r] [-batch n] [-size b]")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
 	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll (probe: the storm's own-process control clients)")
