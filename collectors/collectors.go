@@ -157,18 +157,18 @@ func demo(o Options) bool  { return o.Demo }
 
 // table lists every collector, in the order their jobs are started.
 var table = []entry{
-	{"cpu", onLinux, func(c *config.Collectors) config.Common { return c.CPU.Base() }, newCPU},
+	{"cpu", onLinux, func(c *config.Collectors) config.Common { return c.CPU.Common }, newCPU},
 	{"memory", onLinux, func(c *config.Collectors) config.Common { return c.Memory }, newMemory},
 	{"load", onLinux, func(c *config.Collectors) config.Common { return c.Load }, newLoad},
-	{"disk", onLinux, func(c *config.Collectors) config.Common { return c.Disk.Base() }, newDisk},
-	{"filesystem", onLinux, func(c *config.Collectors) config.Common { return c.Filesystem.Base() }, newFilesystem},
-	{"network", onLinux, func(c *config.Collectors) config.Common { return c.Network.Base() }, newNetwork},
+	{"disk", onLinux, func(c *config.Collectors) config.Common { return c.Disk.Common }, newDisk},
+	{"filesystem", onLinux, func(c *config.Collectors) config.Common { return c.Filesystem.Common }, newFilesystem},
+	{"network", onLinux, func(c *config.Collectors) config.Common { return c.Network.Common }, newNetwork},
 	{"system", onLinux, func(c *config.Collectors) config.Common { return c.System }, newSystem},
 	{"self", always, func(c *config.Collectors) config.Common { return c.Self }, newSelf},
-	{"http", always, func(c *config.Collectors) config.Common { return c.HTTP.Base() }, newHTTPProbe},
-	{"prometheus", always, func(c *config.Collectors) config.Common { return c.Prometheus.Base() }, newScrape},
-	{"exec", always, func(c *config.Collectors) config.Common { return c.Exec.Base() }, newExec},
-	{"synthetic", demo, func(c *config.Collectors) config.Common { return c.Synthetic.Base() }, newSynthetic},
+	{"http", always, func(c *config.Collectors) config.Common { return c.HTTP.Common }, newHTTPProbe},
+	{"prometheus", always, func(c *config.Collectors) config.Common { return c.Prometheus.Common }, newScrape},
+	{"exec", always, func(c *config.Collectors) config.Common { return c.Exec.Common }, newExec},
+	{"synthetic", demo, func(c *config.Collectors) config.Common { return c.Synthetic.Common }, newSynthetic},
 }
 
 // Names returns the names of all built-in collectors, which are also their

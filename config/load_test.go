@@ -163,7 +163,11 @@ func collectorLeafEnvNames(tb testing.TB) []string {
 	var walk func(t reflect.Type, path string)
 	walk = func(t reflect.Type, path string) {
 		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" && opts == "inline" {
+				walk(f.Type, path) // an embedded Common: its keys are the section's
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}
