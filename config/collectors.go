@@ -81,7 +81,7 @@ type HTTPProbe struct {
 type HTTPTarget struct {
 	Name           string   `yaml:"name"`            // label value; default: the URL's host
 	URL            string   `yaml:"url"`             // http or https
-	Method         string   `yaml:"method"`          // GET (default), HEAD or OPTIONS
+	Method         string   `yaml:"method"`          // GET, HEAD or OPTIONS; "" = DefaultHTTPMethod
 	ExpectedStatus int      `yaml:"expected_status"` // 0 = any 2xx
 	Timeout        Duration `yaml:"timeout"`         // 0 = the collector's timeout
 }
@@ -148,6 +148,7 @@ const (
 	DefaultFSTypeExclude           = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|efivarfs|fusectl|fuse\.lxcfs|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs|nfsd|tmpfs)$`
 	DefaultMountPointExclude       = `^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
 	DefaultNetworkDeviceExcl       = `^lo$`
+	DefaultHTTPMethod              = "GET" // of an http target that names none
 	minInterval                    = 100 * time.Millisecond
 	minSyntheticInterval           = 10 * time.Millisecond
 	maxInterval                    = time.Hour
