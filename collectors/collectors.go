@@ -202,6 +202,7 @@ func New(cfg config.Collectors, opts Options) (*Set, error) {
 		return nil, err
 	}
 	s := &Set{log: opts.Logger, m: m, queue: opts.QueueBatches, gather: opts.GatherWindow}
+	def := config.Default().Collectors
 	var errs []error
 	for _, row := range table {
 		base := row.base(&cfg)
@@ -226,7 +227,7 @@ func New(cfg config.Collectors, opts Options) (*Set, error) {
 				j.info.Interval = base.Interval.D()
 			}
 			if j.info.Interval <= 0 {
-				j.info.Interval = time.Second
+				j.info.Interval = row.base(&def).Interval.D()
 			}
 			if j.info.Timeout <= 0 {
 				j.info.Timeout = base.Timeout.D()
