@@ -492,8 +492,10 @@ func TestLoadReadErrors(t *testing.T) {
 	}
 }
 
-// TestThreeMistakes is FAULTS.md row 29: every problem listed with its key
-// path, parse problems and validation problems together.
+// TestThreeMistakes: a file with a misspelt section, a duration without a
+// unit and a value below its minimum yields all three problems, each on its
+// own line with its key path, the parse problems and the validation problem
+// together, so that one run shows a user everything to fix.
 func TestThreeMistakes(t *testing.T) {
 	cfg, loadErr := Load("testdata/three-mistakes.yaml", nil)
 	err := errors.Join(loadErr, cfg.Validate())
