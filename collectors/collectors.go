@@ -181,9 +181,10 @@ func Names() []string {
 	return out
 }
 
-// New builds the enabled collectors of cfg. cfg is expected to be validated
-// (config.Load does that); New still returns an error for what it cannot
-// build, naming the collector.
+// New builds the enabled collectors of cfg. cfg is expected to have passed
+// config's Validate (Load does not call it); New still returns an error for
+// what it cannot build, naming the collector, and a value left zero takes
+// config.Default()'s value for its section.
 func New(cfg config.Collectors, opts Options) (*Set, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
