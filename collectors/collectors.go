@@ -157,18 +157,18 @@ func demo(o Options) bool  { return o.Demo }
 
 // table lists every collector, in the order their jobs are started.
 var table = []entry{
-	{"cpu", onLinux, func(c *config.Collectors) config.Common { return c.CPU.Base() }, newCPU},
+	{"cpu", onLinux, func(c *config.Collectors) config.Common { return c.CPU.Common }, newCPU},
 	{"memory", onLinux, func(c *config.Collectors) config.Common { return c.Memory }, newMemory},
 	{"load", onLinux, func(c *config.Collectors) config.Common { return c.Load }, newLoad},
-	{"disk", onLinux, func(c *config.Collectors) config.Common { return c.Disk.Base() }, newDisk},
-	{"filesystem", onLinux, func(c *config.Collectors) config.Common { return c.Filesystem.Base() }, newFilesystem},
-	{"network", onLinux, func(c *config.Collectors) config.Common { return c.Network.Base() }, newNetwork},
+	{"disk", onLinux, func(c *config.Collectors) config.Common { return c.Disk.Common }, newDisk},
+	{"filesystem", onLinux, func(c *config.Collectors) config.Common { return c.Filesystem.Common }, newFilesystem},
+	{"network", onLinux, func(c *config.Collectors) config.Common { return c.Network.Common }, newNetwork},
 	{"system", onLinux, func(c *config.Collectors) config.Common { return c.System }, newSystem},
 	{"self", always, func(c *config.Collectors) config.Common { return c.Self }, newSelf},
-	{"http", always, func(c *config.Collectors) config.Common { return c.HTTP.Base() }, newHTTPProbe},
-	{"prometheus", always, func(c *config.Collectors) config.Common { return c.Prometheus.Base() }, newScrape},
-	{"exec", always, func(c *config.Collectors) config.Common { return c.Exec.Base() }, newExec},
-	{"synthetic", demo, func(c *config.Collectors) config.Common { return c.Synthetic.Base() }, newSynthetic},
+	{"http", always, func(c *config.Collectors) config.Common { return c.HTTP.Common }, newHTTPProbe},
+	{"prometheus", always, func(c *config.Collectors) config.Common { return c.Prometheus.Common }, newScrape},
+	{"exec", always, func(c *config.Collectors) config.Common { return c.Exec.Common }, newExec},
+	{"synthetic", demo, func(c *config.Collectors) config.Common { return c.Synthetic.Common }, newSynthetic},
 }
 
 // Names returns the names of all built-in collectors, which are also their
@@ -181,9 +181,10 @@ func Names() []string {
 	return out
 }
 
-// New builds the enabled collectors of cfg. cfg is expected to be validated
-// (config.Load does that); New still returns an error for what it cannot
-// build, naming the collector.
+// New builds the enabled collectors of cfg. cfg is expected to have passed
+// config's Validate (Load does not call it); New still returns an error for
+// what it cannot build, naming the collector, and a value left zero takes
+// config.Default()'s value for its section.
 func New(cfg config.Collectors, opts Options) (*Set, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -202,6 +203,7 @@ func New(cfg config.Collectors, opts Options) (*Set, error) {
 		return nil, err
 	}
 	s := &Set{log: opts.Logger, m: m, queue: opts.QueueBatches, gather: opts.GatherWindow}
+	def := config.Default().Collectors
 	var errs []error
 	for _, row := range table {
 		base := row.base(&cfg)
@@ -226,7 +228,7 @@ func New(cfg config.Collectors, opts Options) (*Set, error) {
 				j.info.Interval = base.Interval.D()
 			}
 			if j.info.Interval <= 0 {
-				j.info.Interval = time.Second
+				j.info.Interval = row.base(&def).Interval.D()
 			}
 			if j.info.Timeout <= 0 {
 				j.info.Timeout = base.Timeout.D()

@@ -17,8 +17,8 @@ type diskStat struct {
 	inProgress, ioTicksMillisec uint64
 }
 
-// sectorBytes: /proc/diskstats counts 512-byte sectors whatever the device's
-// own sector size (Documentation/admin-guide/iostats.rst).
+// sectorBytes: the kernel counts /proc/diskstats sectors in units of 512
+// bytes whatever the device's own sector size.
 const sectorBytes = 512
 
 // parseDiskstats parses /proc/diskstats. dst is reused.

@@ -40,12 +40,12 @@ type execCollector struct {
 }
 
 func newExec(c *config.Collectors, e env) ([]*job, error) {
+	maxOut := c.Exec.MaxOutputBytes
+	if maxOut <= 0 {
+		maxOut = config.Default().Collectors.Exec.MaxOutputBytes
+	}
 	var jobs []*job
 	for _, x := range c.Exec.Commands {
-		maxOut := c.Exec.MaxOutputBytes
-		if maxOut <= 0 {
-			maxOut = 1 << 20
-		}
 		jobs = append(jobs, &job{
 			info: Info{Target: x.Name, Interval: x.Interval.D(), Timeout: x.Timeout.D(), Collector: "exec/" + x.Name},
 			c: &execCollector{

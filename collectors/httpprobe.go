@@ -71,7 +71,7 @@ func newHTTPProbe(c *config.Collectors, e env) ([]*job, error) {
 		}
 		method := t.Method
 		if method == "" {
-			method = http.MethodGet
+			method = config.DefaultHTTPMethod
 		}
 		p.targets = append(p.targets, &probeTarget{
 			name: name, url: t.URL, method: method, expect: t.ExpectedStatus, timeout: t.Timeout.D(),

@@ -60,6 +60,14 @@ type scrapeTarget struct {
 }
 
 func newScrape(c *config.Collectors, e env) ([]*job, error) {
+	def := config.Default().Collectors.Prometheus
+	maxSeries, maxBody := c.Prometheus.MaxSeries, c.Prometheus.MaxBodyBytes
+	if maxSeries <= 0 {
+		maxSeries = def.MaxSeries
+	}
+	if maxBody <= 0 {
+		maxBody = def.MaxBodyBytes
+	}
 	var jobs []*job
 	client := &http.Client{
 		Transport: &http.Transport{
@@ -77,7 +85,7 @@ func newScrape(c *config.Collectors, e env) ([]*job, error) {
 		}
 		st := &scrapeTarget{
 			name: name, url: t.URL, client: client,
-			maxSeries: t.MaxSeries, maxBody: c.Prometheus.MaxBodyBytes,
+			maxSeries: t.MaxSeries, maxBody: maxBody,
 			rates: newRates(), log: e.log.With("target", name),
 			up:       e.m.targetUp.WithLabelValues("prometheus", name),
 			errCount: e.m.targetErrors.WithLabelValues("prometheus", name),
@@ -85,13 +93,7 @@ func newScrape(c *config.Collectors, e env) ([]*job, error) {
 			cut:      e.m.scrapeCut.WithLabelValues(name),
 		}
 		if st.maxSeries <= 0 {
-			st.maxSeries = c.Prometheus.MaxSeries
-		}
-		if st.maxSeries <= 0 {
-			st.maxSeries = 10_000
-		}
-		if st.maxBody <= 0 {
-			st.maxBody = 8 << 20
+			st.maxSeries = maxSeries
 		}
 		if t.Match != "" {
 			re, err := regexp.Compile(t.Match)

@@ -46,6 +46,62 @@ func TestNewTable(t *testing.T) {
 	}
 }
 
+// TestNewZeroValuesTakeConfigDefaults: a section that leaves a value zero
+// (an unvalidated config) gets config.Default()'s value for that section,
+// not a number of the collectors package's own.
+func TestNewZeroValuesTakeConfigDefaults(t *testing.T) {
+	def := config.Default().Collectors
+	off := false
+	cfg := config.Collectors{
+		Prometheus: config.Scrape{Targets: []config.ScrapeTarget{{URL: "http://127.0.0.1:9100/metrics"}}},
+		Exec:       config.Exec{Commands: []config.ExecCommand{{Name: "a", Command: "true"}}},
+		HTTP:       config.HTTPProbe{Targets: []config.HTTPTarget{{URL: "http://127.0.0.1:1/"}}},
+	}
+	for _, c := range []*config.Common{&cfg.CPU.Common, &cfg.Memory, &cfg.Load, &cfg.Disk.Common,
+		&cfg.Filesystem.Common, &cfg.Network.Common, &cfg.System} {
+		c.Enabled = &off // host collectors need their regexps; not under test here
+	}
+	s, err := New(cfg, Options{Demo: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{
+		"self":                      def.Self.Interval.D(),
+		"http":                      def.HTTP.Interval.D(),
+		"prometheus/127.0.0.1:9100": def.Prometheus.Interval.D(),
+		"exec/a":                    def.Exec.Interval.D(),
+		"synthetic":                 def.Synthetic.Interval.D(),
+	}
+	for _, j := range s.jobs {
+		in := j.info
+		if iv, ok := want[in.Collector]; !ok || in.Interval != iv {
+			t.Errorf("%s: interval %v, want %v (known: %v)", in.Collector, in.Interval, iv, ok)
+		}
+		delete(want, in.Collector)
+		switch c := j.c.(type) {
+		case *scrapeTarget:
+			if c.maxSeries != def.Prometheus.MaxSeries || c.maxBody != def.Prometheus.MaxBodyBytes {
+				t.Errorf("scrape: max_series %d, max_body_bytes %d", c.maxSeries, c.maxBody)
+			}
+		case *execCollector:
+			if c.maxOutput != def.Exec.MaxOutputBytes {
+				t.Errorf("exec: max_output_bytes %d", c.maxOutput)
+			}
+		case *syntheticCollector:
+			if len(c.labels) != def.Synthetic.Series {
+				t.Errorf("synthetic: %d series", len(c.labels))
+			}
+		case *httpProbe:
+			if m := c.targets[0].method; m != config.DefaultHTTPMethod {
+				t.Errorf("http: method %q", m)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("jobs missing: %v", want)
+	}
+}
+
 // TestDefaultSetProducesFrames runs the default set against this machine
 // for a little over two seconds: every default collector produces a frame.
 func TestDefaultSetProducesFrames(t *testing.T) {

@@ -25,7 +25,7 @@ type syntheticCollector struct {
 func newSynthetic(c *config.Collectors, _ env) ([]*job, error) {
 	n := c.Synthetic.Series
 	if n <= 0 {
-		n = 16
+		n = config.Default().Collectors.Synthetic.Series
 	}
 	pad := strings.Repeat("x", max(c.Synthetic.PayloadBytes, 0))
 	s := &syntheticCollector{labels: make([]map[string]string, n), rng: rand.New(rand.NewPCG(1, 2))}

@@ -10,11 +10,13 @@ import (
 // Collectors configures the collectors. This file is owned by the collectors
 // work; config.go only embeds the type.
 //
-// Every collector section has the keys enabled, interval and timeout, spelled
-// out per section (not embedded) so that the environment mapping sees plain
-// scalar fields. enabled left unset means the collector's own default (host
-// collectors on Linux: on; synthetic: only with --demo). timeout 0 means "the
-// interval". Lists of targets are set in the file only.
+// Every collector section has the keys enabled, interval and timeout: the
+// sections with keys of their own embed Common inline, so those keys sit
+// directly in the section ("collectors.cpu.interval",
+// LIVEDASH_COLLECTORS_CPU_INTERVAL) and are read as c.CPU.Interval or, all
+// three at once, c.CPU.Common. enabled left unset means the collector's own
+// default (host collectors on Linux: on; synthetic: only with --demo).
+// timeout 0 means "the interval". Lists of targets are set in the file only.
 type Collectors struct {
 	CPU        CPU        `yaml:"cpu"`
 	Memory     Common     `yaml:"memory"`
@@ -30,7 +32,8 @@ type Collectors struct {
 	Synthetic  Synthetic  `yaml:"synthetic"`
 }
 
-// Common are the keys every collector has.
+// Common are the keys every collector section has. Sections with further
+// keys embed it with `yaml:",inline"`.
 type Common struct {
 	Enabled  *bool    `yaml:"enabled"`
 	Interval Duration `yaml:"interval"`
@@ -39,17 +42,13 @@ type Common struct {
 
 // CPU configures the cpu collector.
 type CPU struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
-	PerCPU   bool     `yaml:"per_cpu"` // also report every core, not only cpu="total"; default true
+	Common `yaml:",inline"`
+	PerCPU bool `yaml:"per_cpu"` // also report every core, not only cpu="total"; default true
 }
 
 // Disk configures the disk collector.
 type Disk struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	Common `yaml:",inline"`
 	// DeviceExclude is a regular expression of device names to skip; the
 	// default skips partitions, loop and ram devices (node_exporter's default).
 	DeviceExclude string `yaml:"device_exclude"`
@@ -57,9 +56,7 @@ type Disk struct {
 
 // Filesystem configures the filesystem collector.
 type Filesystem struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	Common `yaml:",inline"`
 	// FSTypeExclude and MountPointExclude are regular expressions; the
 	// defaults skip pseudo filesystems (proc, sysfs, cgroup, overlay, ...).
 	FSTypeExclude     string `yaml:"fs_type_exclude"`
@@ -68,9 +65,7 @@ type Filesystem struct {
 
 // Network configures the network collector.
 type Network struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	Common `yaml:",inline"`
 	// DeviceExclude is a regular expression of interfaces to skip; default "^lo$".
 	DeviceExclude string `yaml:"device_exclude"`
 }
@@ -78,17 +73,15 @@ type Network struct {
 // HTTPProbe configures the http probe collector: every target is probed once
 // per interval, all targets concurrently.
 type HTTPProbe struct {
-	Enabled  *bool        `yaml:"enabled"`
-	Interval Duration     `yaml:"interval"`
-	Timeout  Duration     `yaml:"timeout"`
-	Targets  []HTTPTarget `yaml:"targets"`
+	Common  `yaml:",inline"`
+	Targets []HTTPTarget `yaml:"targets"`
 }
 
 // HTTPTarget is one probed URL.
 type HTTPTarget struct {
 	Name           string   `yaml:"name"`            // label value; default: the URL's host
 	URL            string   `yaml:"url"`             // http or https
-	Method         string   `yaml:"method"`          // GET (default), HEAD or OPTIONS
+	Method         string   `yaml:"method"`          // GET, HEAD or OPTIONS; "" = DefaultHTTPMethod
 	ExpectedStatus int      `yaml:"expected_status"` // 0 = any 2xx
 	Timeout        Duration `yaml:"timeout"`         // 0 = the collector's timeout
 }
@@ -96,9 +89,7 @@ type HTTPTarget struct {
 // Scrape configures the prometheus collector: every target is scraped on its
 // own interval.
 type Scrape struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	Common `yaml:",inline"`
 	// MaxSeries caps the series kept per target per scrape; the excess is
 	// dropped and counted. Default 10000.
 	MaxSeries int `yaml:"max_series"`
@@ -125,9 +116,7 @@ type ScrapeTarget struct {
 
 // Exec configures the exec collector: every command runs on its own interval.
 type Exec struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	Common `yaml:",inline"`
 	// MaxOutputBytes caps the bytes of stdout read per run; default 1 MiB.
 	MaxOutputBytes int64         `yaml:"max_output_bytes"`
 	Commands       []ExecCommand `yaml:"commands"`
@@ -144,11 +133,10 @@ type ExecCommand struct {
 }
 
 // Synthetic configures the synthetic signal generator (demos, benchmarks).
+// Its interval may be as short as 10ms.
 type Synthetic struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"` // down to 10ms
-	Timeout  Duration `yaml:"timeout"`
-	Series   int      `yaml:"series"` // number of series; default 16
+	Common `yaml:",inline"`
+	Series int `yaml:"series"` // number of series; default 16
 	// PayloadBytes adds a label of this many bytes to every sample, to make
 	// frames as large as a benchmark needs. Default 0.
 	PayloadBytes int `yaml:"payload_bytes"`
@@ -160,6 +148,7 @@ const (
 	DefaultFSTypeExclude           = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|efivarfs|fusectl|fuse\.lxcfs|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs|nfsd|tmpfs)$`
 	DefaultMountPointExclude       = `^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
 	DefaultNetworkDeviceExcl       = `^lo$`
+	DefaultHTTPMethod              = "GET" // of an http target that names none
 	minInterval                    = 100 * time.Millisecond
 	minSyntheticInterval           = 10 * time.Millisecond
 	maxInterval                    = time.Hour
@@ -171,21 +160,21 @@ const (
 
 // defaultCollectors returns the collector defaults.
 func defaultCollectors() Collectors {
-	sec := Duration(time.Second)
-	c := Common{Interval: sec}
+	c := Common{Interval: Duration(time.Second)}
+	remote := Common{Interval: Duration(5 * time.Second)}
 	return Collectors{
-		CPU:        CPU{Interval: sec, PerCPU: true},
+		CPU:        CPU{Common: c, PerCPU: true},
 		Memory:     c,
 		Load:       c,
-		Disk:       Disk{Interval: sec, DeviceExclude: DefaultDiskDeviceExclude},
-		Filesystem: Filesystem{Interval: sec, FSTypeExclude: DefaultFSTypeExclude, MountPointExclude: DefaultMountPointExclude},
-		Network:    Network{Interval: sec, DeviceExclude: DefaultNetworkDeviceExcl},
+		Disk:       Disk{Common: c, DeviceExclude: DefaultDiskDeviceExclude},
+		Filesystem: Filesystem{Common: c, FSTypeExclude: DefaultFSTypeExclude, MountPointExclude: DefaultMountPointExclude},
+		Network:    Network{Common: c, DeviceExclude: DefaultNetworkDeviceExcl},
 		System:     c,
 		Self:       c,
-		HTTP:       HTTPProbe{Interval: Duration(5 * time.Second)},
-		Prometheus: Scrape{Interval: Duration(5 * time.Second), MaxSeries: 10_000, MaxBodyBytes: 8 << 20},
-		Exec:       Exec{Interval: Duration(5 * time.Second), MaxOutputBytes: 1 << 20},
-		Synthetic:  Synthetic{Interval: sec, Series: 16},
+		HTTP:       HTTPProbe{Common: remote},
+		Prometheus: Scrape{Common: remote, MaxSeries: 10_000, MaxBodyBytes: 8 << 20},
+		Exec:       Exec{Common: remote, MaxOutputBytes: 1 << 20},
+		Synthetic:  Synthetic{Common: c, Series: 16},
 	}
 }
 
@@ -194,23 +183,23 @@ var targetNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 // validate reports every problem of c through add, with key paths under
 // "collectors.".
 func (c *Collectors) validate(add func(path string, value any, reason string)) {
-	common := func(name string, interval, timeout Duration, min time.Duration) {
+	common := func(name string, s Common, min time.Duration) {
 		p := "collectors." + name
-		checkInterval(add, p+".interval", interval, min)
-		checkTimeout(add, p+".timeout", timeout, interval)
+		checkInterval(add, p+".interval", s.Interval, min)
+		checkTimeout(add, p+".timeout", s.Timeout, s.Interval)
 	}
-	common("cpu", c.CPU.Interval, c.CPU.Timeout, minInterval)
-	common("memory", c.Memory.Interval, c.Memory.Timeout, minInterval)
-	common("load", c.Load.Interval, c.Load.Timeout, minInterval)
-	common("disk", c.Disk.Interval, c.Disk.Timeout, minInterval)
-	common("filesystem", c.Filesystem.Interval, c.Filesystem.Timeout, minInterval)
-	common("network", c.Network.Interval, c.Network.Timeout, minInterval)
-	common("system", c.System.Interval, c.System.Timeout, minInterval)
-	common("self", c.Self.Interval, c.Self.Timeout, minInterval)
-	common("http", c.HTTP.Interval, c.HTTP.Timeout, minInterval)
-	common("prometheus", c.Prometheus.Interval, c.Prometheus.Timeout, minInterval)
-	common("exec", c.Exec.Interval, c.Exec.Timeout, minInterval)
-	common("synthetic", c.Synthetic.Interval, c.Synthetic.Timeout, minSyntheticInterval)
+	common("cpu", c.CPU.Common, minInterval)
+	common("memory", c.Memory, minInterval)
+	common("load", c.Load, minInterval)
+	common("disk", c.Disk.Common, minInterval)
+	common("filesystem", c.Filesystem.Common, minInterval)
+	common("network", c.Network.Common, minInterval)
+	common("system", c.System, minInterval)
+	common("self", c.Self, minInterval)
+	common("http", c.HTTP.Common, minInterval)
+	common("prometheus", c.Prometheus.Common, minInterval)
+	common("exec", c.Exec.Common, minInterval)
+	common("synthetic", c.Synthetic.Common, minSyntheticInterval)
 
 	checkRegexp(add, "collectors.disk.device_exclude", c.Disk.DeviceExclude)
 	checkRegexp(add, "collectors.filesystem.fs_type_exclude", c.Filesystem.FSTypeExclude)
@@ -363,30 +352,3 @@ func TargetName(rawURL string) string {
 	}
 	return u.Host
 }
-
-// Base returns the keys every collector has.
-func (c CPU) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Disk) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Filesystem) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Network) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c HTTPProbe) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Scrape) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Exec) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns the keys every collector has.
-func (c Synthetic) Base() Common { return Common{c.Enabled, c.Interval, c.Timeout} }
-
-// Base returns c itself, so every section answers Base().
-func (c Common) Base() Common { return c }

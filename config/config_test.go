@@ -224,6 +224,20 @@ func TestExampleFile(t *testing.T) {
 	}
 }
 
+// TestExampleCollectors: the collectors section of livedash.example.yaml
+// states Default()'s collector values, so the file and the code cannot
+// disagree about a default.
+func TestExampleCollectors(t *testing.T) {
+	cfg, err := Load("livedash.example.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := defaults(func(string) string { return "" })
+	if got, want := marshal(t, cfg.Collectors), marshal(t, def.Collectors); got != want {
+		t.Errorf("example collectors and Default() differ:\nexample:\n%s\nDefault():\n%s", got, want)
+	}
+}
+
 func collectKeyPaths(n *yaml.Node, path string, out map[string]bool) {
 	if n.Kind != yaml.MappingNode {
 		return

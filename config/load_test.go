@@ -155,6 +155,40 @@ func TestLoadEnvCollectors(t *testing.T) {
 	}
 }
 
+// TestLoadCollectorCommonKeys: the keys a section takes from the embedded
+// Common are set from the file and the environment like its own keys, and a
+// misspelt one gets a hint with its full key path.
+func TestLoadCollectorCommonKeys(t *testing.T) {
+	cfg := mustLoad(t, `
+collectors:
+  cpu:
+    enabled: false
+    interval: 2s
+    per_cpu: false
+  prometheus:
+    timeout: 1s
+`, "LIVEDASH_COLLECTORS_DISK_INTERVAL=3s", "LIVEDASH_COLLECTORS_SYNTHETIC_ENABLED=true")
+	c := cfg.Collectors
+	if c.CPU.Enabled == nil || *c.CPU.Enabled || c.CPU.Interval.D() != 2*time.Second || c.CPU.PerCPU {
+		t.Errorf("cpu = %+v", c.CPU)
+	}
+	if c.Prometheus.Timeout.D() != time.Second || c.Prometheus.Interval.D() != 5*time.Second {
+		t.Errorf("prometheus = %+v", c.Prometheus.Common)
+	}
+	if c.Disk.Interval.D() != 3*time.Second || c.Disk.DeviceExclude != DefaultDiskDeviceExclude {
+		t.Errorf("disk = %+v", c.Disk)
+	}
+	if c.Synthetic.Enabled == nil || !*c.Synthetic.Enabled {
+		t.Errorf("synthetic.enabled = %v", c.Synthetic.Enabled)
+	}
+
+	_, err := Load(writeFile(t, "collectors:\n  network:\n    intervall: 1s\n"), nil)
+	want := []Problem{{Path: "collectors.network.intervall", Reason: `unknown key (line 3); did you mean "collectors.network.interval"?`}}
+	if got := problemsOf(t, err); !slices.Equal(got, want) {
+		t.Errorf("problems = %#v\nwant %#v", got, want)
+	}
+}
+
 // collectorLeafEnvNames lists the expected variable of every settable leaf
 // under Collectors, found independently of envKeysFor.
 func collectorLeafEnvNames(tb testing.TB) []string {
@@ -163,7 +197,11 @@ func collectorLeafEnvNames(tb testing.TB) []string {
 	var walk func(t reflect.Type, path string)
 	walk = func(t reflect.Type, path string) {
 		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" && opts == "inline" {
+				walk(f.Type, path) // an embedded Common: its keys are the section's
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}
@@ -454,8 +492,10 @@ func TestLoadReadErrors(t *testing.T) {
 	}
 }
 
-// TestThreeMistakes is FAULTS.md row 29: every problem listed with its key
-// path, parse problems and validation problems together.
+// TestThreeMistakes: a file with a misspelt section, a duration without a
+// unit and a value below its minimum yields all three problems, each on its
+// own line with its key path, the parse problems and the validation problem
+// together, so that one run shows a user everything to fix.
 func TestThreeMistakes(t *testing.T) {
 	cfg, loadErr := Load("testdata/three-mistakes.yaml", nil)
 	err := errors.Join(loadErr, cfg.Validate())

@@ -105,6 +105,8 @@ const (
 	minPushBody    = 1 << 10
 	maxPushBody    = 64 << 20
 	minHeaderBytes = 1024
+	// streamConnsReserve is how many of http.max_conns streams may never take.
+	streamConnsReserve = 100
 )
 
 // Validate checks the whole configuration and returns nil or an *Errors that
@@ -115,9 +117,6 @@ const (
 // stream.max_streams and stream.max_streams_per_ip 0 = no limit;
 // stream.max_lifetime 0 = unlimited; stream.drain_window 0 = close every
 // stream at once; api.max_wait 0 = long polling disabled (wait is clamped to 0).
-// streamConnsReserve is how many of http.max_conns streams may never take.
-const streamConnsReserve = 100
-
 func (c *Config) Validate() error {
 	var ps problems
 	add := ps.add
