@@ -13,7 +13,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
-	"livedash/dashboard/hub"
+	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 )
 
@@ -284,7 +284,7 @@ func TestFrontDoorSlowLargeHeadNotTimedTwice(t *testing.T) {
 // Streams the front door served, ended or turned away over the stream
 // limit, give their listener slots back (http.max_conns).
 func TestFrontDoorStreamsReleaseListenerSlots(t *testing.T) {
-	var hb *hub.Hub
+	var hb *sse.Transport
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.HTTP.MaxConns = 3
 		c.Stream.MaxStreams = 2

@@ -22,6 +22,7 @@ import (
 	"livedash/dashboard/api"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/push"
+	"livedash/dashboard/sse"
 	"livedash/dashboard/store/bolt"
 )
 
@@ -52,7 +53,7 @@ func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 		Store:    st,
 		Registry: reg,
 		Version:  "test",
-		Stream:   hub.New(st, cfg.Stream, hub.Options{}),
+		Stream:   sse.New(hub.New(st, cfg.Stream, hub.Options{}), sse.Options{}),
 		API:      routes,
 		Push:     push.Handler(nopAppender{}, cfg.Push, reg),
 		Assets:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},

@@ -18,6 +18,7 @@ import (
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/hub"
+	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -363,8 +364,8 @@ func bothPaths(t *testing.T, f func(t *testing.T, extra string) *harness) {
 }
 
 // addHub gives the server a hub fed by its store.
-func addHub(c *config.Config, d *dashboard.Deps) *hub.Hub {
-	hb := hub.New(d.Store, c.Stream, hub.Options{})
+func addHub(c *config.Config, d *dashboard.Deps) *sse.Transport {
+	hb := sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 	d.Store.OnCommit(hb.Publish)
 	d.Stream = hb
 	return hb
@@ -376,12 +377,12 @@ func addHub(c *config.Config, d *dashboard.Deps) *hub.Hub {
 func TestShutdownWithStuckStream(t *testing.T) { bothPaths(t, shutdownWithStuckStream) }
 
 func shutdownWithStuckStream(t *testing.T, extra string) *harness {
-	var hb *hub.Hub
+	var hb *sse.Transport
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.DrainWindow = config.Duration(200 * time.Millisecond)
 		c.Stream.WriteTimeout = config.Duration(30 * time.Second) // longer than any bound below
 		c.Stream.QueueSize = 1 << 20                              // never cut as slow
-		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		hb = sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 		d.Store.OnCommit(hb.Publish)
 		d.Stream = hb
 	})
@@ -423,11 +424,11 @@ func shutdownWithStuckStream(t *testing.T, extra string) *harness {
 func TestDisconnectMidReplay(t *testing.T) { bothPaths(t, disconnectMidReplay) }
 
 func disconnectMidReplay(t *testing.T, extra string) *harness {
-	var hb *hub.Hub
+	var hb *sse.Transport
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.ReplayMaxFrames = 100000
 		c.Stream.ReplayMaxBytes = 1 << 30
-		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		hb = sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 		d.Store.OnCommit(hb.Publish)
 		d.Stream = hb
 	})
@@ -482,10 +483,10 @@ func disconnectMidReplay(t *testing.T, extra string) *harness {
 func TestServeDrainsStreamsBeforeReturning(t *testing.T) { bothPaths(t, serveDrainsStreams) }
 
 func serveDrainsStreams(t *testing.T, extra string) *harness {
-	var hb *hub.Hub
+	var hb *sse.Transport
 	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
 		c.Stream.DrainWindow = config.Duration(400 * time.Millisecond)
-		hb = hub.New(d.Store, c.Stream, hub.Options{})
+		hb = sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 		d.Store.OnCommit(hb.Publish)
 		d.Stream = hb
 	})

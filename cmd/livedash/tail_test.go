@@ -19,13 +19,14 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/hub"
+	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
 
 type tailEnv struct {
 	store *bolt.Store
-	hub   *hub.Hub
+	hub   *sse.Transport
 	srv   *httptest.Server
 	fail  atomic.Int32 // answer this many stream requests with 503 first
 }
@@ -39,7 +40,7 @@ func newTailEnv(t *testing.T) *tailEnv {
 	cfg := config.Stream{QueueSize: 1024, WriteTimeout: config.Duration(2 * time.Second),
 		Heartbeat: config.Duration(15 * time.Second), Retry: config.Duration(100 * time.Millisecond),
 		ReplayMaxFrames: 10000, ReplayMaxBytes: 8 << 20, DrainWindow: config.Duration(100 * time.Millisecond)}
-	te := &tailEnv{store: st, hub: hub.New(st, cfg, hub.Options{})}
+	te := &tailEnv{store: st, hub: sse.New(hub.New(st, cfg, hub.Options{}), sse.Options{})}
 	st.OnCommit(te.hub.Publish)
 	e := echo.New()
 	e.GET("/api/v1/stream", func(c echo.Context) error {

@@ -17,6 +17,7 @@ import (
 	"livedash/dashboard/api"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/push"
+	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 )
 
@@ -42,7 +43,7 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	// append, and the API's hook is registered after it.
 	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
 	store.OnCommit(h.Publish)
-	p.deps.Stream = h
+	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream")})
 
 	if flags.dev {
 		p.deps.Assets, p.deps.DevAssets = assets.Dir(flags.devDir), true

@@ -1,53 +1,52 @@
-// Package hub fans committed frames out to Server-Sent Events streams
-// (GET /api/v1/stream, DESIGN §3–4).
+// Package hub fans committed frames out to subscribers, whatever their
+// transport. It knows nothing of HTTP, SSE or WebSocket: a transport (the SSE
+// writer in dashboard/sse, the WebSocket writer) admits a subscriber with
+// Subscribe, runs it with a Sink that turns what it yields into bytes on one
+// connection, and closes it.
 //
 // # Design
 //
-// The store calls Publish after every commit. Publish encodes each frame ONCE
-// as a complete SSE event ("id: …\nevent: frame\ndata: <Frame.JSON>\n\n"),
-// appends the batch as one node to a shared, append-only linked list and
-// closes the previous node's ready channel. One close wakes every stream, however
-// many there are; Publish never waits for a stream and never takes a lock a
-// stream holds while writing.
+// The store calls Publish after every commit. Publish appends the committed
+// frames as one node to a shared, append-only linked list and closes the
+// previous node's ready channel: one close wakes every subscriber, however
+// many there are. Publish never waits for a subscriber and never takes a lock
+// a subscriber holds while writing. A node holds the frames' stored JSON; each
+// transport's event encoding of a node is built once, by the first subscriber
+// that needs it, and shared by all (see Encoding).
 //
-// Every stream runs in its own goroutine: the handler's for HTTP/2, and for
-// HTTP/1.1 a fresh one started after the connection is hijacked, so that an
-// idle stream holds neither net/http's per-connection buffers nor its
-// request (see stream.hijack). Hijacked streams are invisible to
-// http.Server.Shutdown: whoever serves the hub waits for Hub.Shutdown, which
-// returns only when every stream has ended. When woken a stream walks the
-// nodes it has not seen, keeps the events that match its topics and sends all
-// of them in ONE write and one flush (coalescing: a stream that fell behind
-// by k ticks catches up with one syscall, not k). A single node written by an
-// unfiltered stream is written straight from the shared bytes, without a copy.
+// Every subscriber runs in a goroutine of its transport. When woken it walks
+// the nodes it has not seen, keeps the events that match its topics and hands
+// all of them to its Sink in one call, which writes them in one write
+// (coalescing: a subscriber that fell behind by k ticks catches up with one
+// syscall, not k).
 //
-// The list is the per-subscriber bounded queue: a stream more than
+// The list is the per-subscriber bounded queue: a subscriber more than
 // cfg.QueueSize frames behind the head when it wakes is disconnected (counted
-// as "slow") and resumes losslessly from the ring with its last ID; a write
-// that misses the per-write deadline disconnects it too ("write_deadline").
-// Memory held for laggards is shared — the nodes between the slowest stream
-// and the head — and bounded by the write deadline times the publish rate.
+// as "slow") and resumes losslessly from the store with its last ID; a write
+// that misses the transport's write deadline disconnects it too
+// ("write_deadline"). Memory held for laggards is shared — the nodes between
+// the slowest subscriber and the head — and bounded by the write deadline
+// times the publish rate.
 //
-// Replay happens in the stream's own goroutine (never in the hub): the stream
-// takes the current tail node as its position H, replays (lastID, H] from the
-// ring in bounded chunks (no read transaction is held while writing), then
-// continues with the nodes after H. Because H is the last seq of the node it
-// waits on, the replay/live seam has neither gap nor duplicate.
-//
-// Reconnect storms: an HTTP/1.1 stream is hijacked before net/http writes the
-// response head, and the stream writes the head itself, with hello (and
-// reset) and the first replay chunk, in one write. Streams resuming from the
-// same cursor to the same head with the same topics share that first chunk,
-// read and encoded once (replayCache): thousands of clients coming back from
-// the same place cost one bbolt read, not thousands.
+// Replay happens in the subscriber's own goroutine (never in the hub): the
+// subscriber takes the current tail node as its position H, replays
+// (lastID, H] from the store in bounded chunks (no read is held while
+// writing), then continues with the nodes after H. Because H is the last seq
+// of the node it waits on, the replay/live seam has neither gap nor
+// duplicate. Subscribers resuming from the same cursor to the same head with
+// the same topics and encoding share the first chunk, read and encoded once
+// (replayCache): thousands of clients coming back from the same place cost
+// one store read, not thousands.
 package hub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,6 +63,10 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 	Now        func() time.Time      // wall clock for server_time and heartbeats; default time.Now
+	// ReplaySlots bounds the replays that read or write at once (its
+	// capacity); default one slot per core. Tests pass their own to hold
+	// slots.
+	ReplaySlots chan struct{}
 }
 
 // Hub is the fan-out. All methods are safe for concurrent use.
@@ -75,52 +78,40 @@ type Hub struct {
 	m     *metrics
 	epoch uint64
 
-	// tail is the newest node. Publish replaces it; streams load it to learn
-	// the head. Only Publish writes it (serialised by pubMu).
+	// tail is the newest node. Publish replaces it; subscribers load it to
+	// learn the head. Only Publish writes it (serialised by pubMu).
 	tail  atomic.Pointer[node]
 	pubMu sync.Mutex
 
-	replaySem chan struct{} // bounds concurrent replays (see stream.replay)
-	replays   replayCache   // first replay chunks shared by streams resuming alike
+	encMu     sync.Mutex
+	encodings int // registered with NewEncoding
+
+	replaySem chan struct{} // bounds concurrent replays (see Subscriber.replay)
+	replays   replayCache   // first replay chunks shared by subscribers resuming alike
 
 	// beat is closed and replaced every Heartbeat/4 by one timer for all
-	// streams. A timer per stream would be simpler, but a goroutine parked
-	// in a select on a timer's channel adds the timer to the runtime heap
-	// and removes it again on every wake-up: with 10k streams woken per
-	// publish that doubled the p99 latency against the reference hub.
+	// subscribers. A timer per subscriber would be simpler, but a goroutine
+	// parked in a select on a timer's channel adds the timer to the runtime
+	// heap and removes it again on every wake-up, once per publish for each
+	// of 10,000 subscribers.
 	beat      atomic.Pointer[chan struct{}]
 	beatMu    sync.Mutex // guards beatTimer and beatStop
 	beatTimer *time.Timer
 	beatStop  bool
 
 	mu         sync.Mutex
-	subs       map[*stream]struct{}
+	subs       map[*Subscriber]struct{}
 	perIP      map[netip.Addr]int
-	active     int           // handlers inside ServeStream, registered or not
 	closing    bool          // Shutdown was called: admit nobody
-	idle       chan struct{} // closed when closing && active == 0
+	idle       chan struct{} // closed when closing && no subscriber is left
 	idleClosed bool
 }
 
-// node is one Publish call: immutable once linked, except next and ready.
-type node struct {
-	first, last uint64  // seq range of the frames in it (first = last+1 of nothing for the root)
-	all         []byte  // every event of the batch, back to back
-	events      []event // the same bytes, one entry per frame
-	next        atomic.Pointer[node]
-	ready       chan struct{} // closed once next is set
-}
-
-type event struct {
-	seq   uint64
-	topic string
-	b     []byte // sub-slice of node.all
-}
-
-// New returns a hub for store. Register h.Publish with store.OnCommit before
+// New returns a hub for st. Register h.Publish with st.OnCommit before
 // anything is appended: frames committed between New and that registration
-// are not in the hub, and streams waiting across that gap are disconnected
-// (reason "resync") to resume from the store.
+// are not in the hub, and subscribers waiting across that gap are
+// disconnected (reason "resync") to resume from the store. Zero fields of cfg
+// take the configuration's defaults.
 func New(st store.Store, cfg config.Stream, opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -128,17 +119,18 @@ func New(st store.Store, cfg config.Stream, opts Options) *Hub {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	def := config.Default().Stream
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 1024
+		cfg.QueueSize = def.QueueSize
 	}
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = config.Duration(10 * time.Second)
+		cfg.WriteTimeout = def.WriteTimeout
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = config.Duration(15 * time.Second)
+		cfg.Heartbeat = def.Heartbeat
 	}
 	if cfg.Retry <= 0 {
-		cfg.Retry = config.Duration(2 * time.Second)
+		cfg.Retry = def.Retry
 	}
 	h := &Hub{
 		store: st,
@@ -147,15 +139,16 @@ func New(st store.Store, cfg config.Stream, opts Options) *Hub {
 		now:   opts.Now,
 		m:     newMetrics(opts.Registerer),
 		epoch: st.Epoch(),
-		subs:  map[*stream]struct{}{},
+		subs:  map[*Subscriber]struct{}{},
 		perIP: map[netip.Addr]int{},
 		idle:  make(chan struct{}),
-		// Replays are CPU-bound (bbolt read, encoding, loopback write): one
-		// per core, each yielding before its chunk (stream.replay), keeps
-		// live deliveries from queuing behind them. Measured on the 5,000
-		// client storm: control p99 ratio 3.2x -> 2.0x, catch-up p99
-		// 1.27 s -> 0.86 s against 2 per core without the yield.
-		replaySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		// Replays are CPU-bound (store read, encoding, loopback write): one
+		// per core, each yielding before its chunk (Subscriber.replay),
+		// keeps live deliveries from queuing behind a reconnect storm.
+		replaySem: opts.ReplaySlots,
+	}
+	if h.replaySem == nil {
+		h.replaySem = make(chan struct{}, runtime.GOMAXPROCS(0))
 	}
 	beat := make(chan struct{})
 	h.beat.Store(&beat)
@@ -167,29 +160,39 @@ func New(st store.Store, cfg config.Stream, opts Options) *Hub {
 	return h
 }
 
-// Publish hands committed frames to every stream. It is meant to be
+// Config is the hub's stream configuration, defaults filled in.
+func (h *Hub) Config() config.Stream { return h.cfg }
+
+// NewEncoding registers a transport's frame encoding. Call it once per
+// transport, before serving; at most a few transports can be registered.
+func (h *Hub) NewEncoding(fn EncodeFunc) *Encoding {
+	h.encMu.Lock()
+	defer h.encMu.Unlock()
+	if h.encodings >= maxEncodings {
+		panic("hub: too many encodings")
+	}
+	e := &Encoding{i: h.encodings, encode: fn}
+	h.encodings++
+	return e
+}
+
+// Publish hands committed frames to every subscriber. It is meant to be
 // registered with Store.OnCommit: it runs with the store's append lock held,
-// so it only encodes, links one node and closes one channel — it never
-// blocks on a stream. Frames must be in commit order with consecutive seqs.
+// so it only links one node and closes one channel — it never blocks on a
+// subscriber. Frames must be in commit order with consecutive seqs.
 func (h *Hub) Publish(frames []store.Frame) {
 	if len(frames) == 0 {
 		return
 	}
-	size := 0
-	for i := range frames {
-		size += eventSize(&frames[i])
-	}
 	n := &node{
 		first:  frames[0].ID.Seq,
 		last:   frames[len(frames)-1].ID.Seq,
-		all:    make([]byte, 0, size),
-		events: make([]event, len(frames)),
+		frames: make([]store.Frame, len(frames)),
 		ready:  make(chan struct{}),
 	}
-	for i := range frames {
-		start := len(n.all)
-		n.all = appendFrameEvent(n.all, &frames[i])
-		n.events[i] = event{seq: frames[i].ID.Seq, topic: frames[i].Topic, b: n.all[start:len(n.all):len(n.all)]}
+	for i, f := range frames {
+		f.Samples = nil // the node keeps only what transports send
+		n.frames[i] = f
 	}
 	h.pubMu.Lock()
 	old := h.tail.Load()
@@ -200,7 +203,7 @@ func (h *Hub) Publish(frames []store.Frame) {
 	h.m.published.Add(float64(len(frames)))
 }
 
-// tick wakes every stream to check whether it owes a heartbeat.
+// tick wakes every subscriber to check whether it owes a heartbeat.
 func (h *Hub) tick() {
 	next := make(chan struct{})
 	close(*h.beat.Swap(&next))
@@ -211,87 +214,96 @@ func (h *Hub) tick() {
 	}
 }
 
-// Streams is the number of streams currently registered.
+// Streams is the number of subscribers currently registered, over every
+// transport.
 func (h *Hub) Streams() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.subs)
 }
 
-// Reject reasons (livedash_stream_rejected_total{reason}).
+// Reasons a subscriber is turned away (livedash_stream_rejected_total{reason}).
 const (
-	rejectMaxStreams = "max_streams"
-	rejectPerIP      = "max_streams_per_ip"
-	rejectShutdown   = "shutdown"
+	RejectMaxStreams = "max_streams"
+	RejectPerIP      = "max_streams_per_ip"
+	RejectShutdown   = "shutdown"
 )
 
-// enter counts a handler in; leave counts it out. Shutdown waits until every
-// handler has left, registered or not.
-func (h *Hub) enter() {
-	h.mu.Lock()
-	h.active++
-	h.mu.Unlock()
-}
-
-func (h *Hub) leave() {
+// Subscribe admits a subscriber from the client address ip, or says why not
+// (one of the Reject reasons) and counts the rejection. Admission and the
+// per-address count share one lock so that limits hold exactly under a
+// connection storm. The caller runs the subscriber (Run) and must Close it.
+func (h *Hub) Subscribe(ip netip.Addr) (*Subscriber, string) {
+	s := &Subscriber{h: h, ip: ip, done: make(chan struct{}), Retry: jitter(h.cfg.Retry.D(), 1, 1.5)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.active--
-	h.checkIdle()
-}
-
-// checkIdle closes idle once, when closing and no handler is left. Handlers
-// turned away after Shutdown still enter and leave; h.mu is held.
-func (h *Hub) checkIdle() {
-	if h.closing && h.active == 0 && !h.idleClosed {
-		h.idleClosed = true
-		close(h.idle)
-	}
-}
-
-// register admits s or says why not. Admission and the per-IP count share one
-// lock so that limits hold exactly under a connection storm.
-func (h *Hub) register(s *stream) (reason string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	reason := ""
 	switch {
 	case h.closing:
-		return rejectShutdown
+		reason = RejectShutdown
 	case h.cfg.MaxStreams > 0 && len(h.subs) >= h.cfg.MaxStreams:
-		return rejectMaxStreams
-	case h.cfg.MaxStreamsPerIP > 0 && h.perIP[s.ip] >= h.cfg.MaxStreamsPerIP:
-		return rejectPerIP
+		reason = RejectMaxStreams
+	case h.cfg.MaxStreamsPerIP > 0 && h.perIP[ip] >= h.cfg.MaxStreamsPerIP:
+		reason = RejectPerIP
+	}
+	if reason != "" {
+		h.m.rejected.WithLabelValues(reason).Inc()
+		return nil, reason
 	}
 	h.subs[s] = struct{}{}
-	h.perIP[s.ip]++
+	h.perIP[ip]++
 	h.m.connected.Inc()
-	return ""
+	return s, ""
 }
 
-func (h *Hub) unregister(s *stream) {
+// RetryLater is the retry hint for a client turned away for reason: much
+// later and spread out when over a limit, the usual pace when shutting down
+// (a restarted server will be there).
+func (h *Hub) RetryLater(reason string) time.Duration {
+	if reason == RejectShutdown {
+		return jitter(h.cfg.Retry.D(), 1, 1.5)
+	}
+	return jitter(h.cfg.Retry.D(), 10, 20)
+}
+
+func (h *Hub) unregister(s *Subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
 	delete(h.subs, s)
 	if h.perIP[s.ip]--; h.perIP[s.ip] <= 0 {
 		delete(h.perIP, s.ip)
 	}
 	h.m.connected.Dec()
+	h.checkIdle()
 }
 
-// Shutdown admits no new streams and closes the open ones spread evenly, in
-// random order, over cfg.DrainWindow, each with a final retry: hint, so that
-// clients do not all come back in the same instant. It returns when every
-// stream handler has returned, or with ctx's error when ctx ends first (the
-// remaining streams are then told to close at once). Call it from
-// http.Server.RegisterOnShutdown: http.Server.Shutdown alone waits forever for
-// streams to go idle.
+// checkIdle closes idle once, when closing and no subscriber is left. h.mu
+// is held.
+func (h *Hub) checkIdle() {
+	if h.closing && len(h.subs) == 0 && !h.idleClosed {
+		h.idleClosed = true
+		close(h.idle)
+	}
+}
+
+// Shutdown admits no new subscribers and kicks the open ones spread evenly,
+// in random order, over cfg.DrainWindow, so that clients do not all come back
+// in the same instant (each transport says goodbye its own way: a retry:
+// hint, a close code). It returns when every subscriber is closed, or with
+// ctx's error when ctx ends first (the remaining ones are then kicked at
+// once). Call it from http.Server.RegisterOnShutdown or before
+// http.Server.Shutdown: that alone waits forever for streams to go idle, and
+// does not see hijacked connections at all.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.closing {
 		h.closing = true
 		h.checkIdle()
 	}
-	subs := make([]*stream, 0, len(h.subs))
+	subs := make([]*Subscriber, 0, len(h.subs))
 	for s := range h.subs {
 		subs = append(subs, s)
 	}
@@ -310,14 +322,14 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			case <-t.C:
 			case <-ctx.Done():
 				for _, s := range subs[i:] {
-					s.kick(disconnectShutdown)
+					s.kick(DisconnectShutdown)
 				}
 				return ctx.Err()
 			}
 		}
-		s.kick(disconnectShutdown)
+		s.kick(DisconnectShutdown)
 	}
-	// Every stream has been told to close: no more heartbeats.
+	// Every subscriber has been told to close: no more heartbeats.
 	h.beatMu.Lock()
 	h.beatStop = true
 	h.beatTimer.Stop()
@@ -330,27 +342,35 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Recovered logs and counts a panic that a transport recovered in a
+// subscriber's goroutine (livedash_stream_panics_total{transport}); the
+// transport then ends that connection, and every other subscriber goes on.
+// Call it from the deferred recover.
+func (h *Hub) Recovered(transport string, v any) {
+	h.m.panics.WithLabelValues(transport).Inc()
+	h.log.Error("stream panicked; closing it", "transport", transport, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
 // jitter returns d scaled by a random factor in [lo, hi).
 func jitter(d time.Duration, lo, hi float64) time.Duration {
 	return time.Duration(float64(d) * (lo + rand.Float64()*(hi-lo)))
 }
 
-// clientIP is the TCP peer address of the request. X-Forwarded-For is
-// deliberately ignored: it is client-controlled, and the per-IP limit must not
-// be evadable by sending a header. Behind a reverse proxy every client shares
-// the proxy's address; set stream.max_streams_per_ip to 0 there.
-func clientIP(remoteAddr string) netip.Addr {
+// ClientIP is the address of a peer given as "host:port" (or a bare
+// address), IPv4-mapped addresses unmapped. Anything else (a unix socket)
+// is the zero Addr: one shared bucket.
+func ClientIP(remoteAddr string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
 		return ap.Addr().Unmap()
 	}
 	if a, err := netip.ParseAddr(remoteAddr); err == nil {
 		return a.Unmap()
 	}
-	return netip.Addr{} // unix socket or unknown: one shared bucket
+	return netip.Addr{}
 }
 
-// idString formats a seq of this hub's epoch as a wire ID.
-func (h *Hub) idString(seq uint64) string { return store.ID{Epoch: h.epoch, Seq: seq}.String() }
+// IDString formats a seq of this hub's epoch as a wire ID.
+func (h *Hub) IDString(seq uint64) string { return store.ID{Epoch: h.epoch, Seq: seq}.String() }
 
 func epochString(e uint64) string {
 	s := strconv.FormatUint(e, 16)

@@ -6,17 +6,6 @@ import (
 	"livedash/dashboard/store"
 )
 
-// Disconnect reasons (livedash_stream_disconnects_total{reason}).
-const (
-	disconnectSlow          = "slow"           // more than queue_size frames behind when woken
-	disconnectWriteDeadline = "write_deadline" // a write did not complete within write_timeout
-	disconnectLifetime      = "lifetime"       // max_lifetime reached
-	disconnectShutdown      = "shutdown"       // closed by Shutdown
-	disconnectClient        = "client"         // the client went away (EOF, reset)
-	disconnectResync        = "resync"         // the hub missed frames (see New); resume from the ring
-	disconnectError         = "store_error"    // replay read failed
-)
-
 type metrics struct {
 	connected     prometheus.Gauge
 	rejected      *prometheus.CounterVec
@@ -28,6 +17,7 @@ type metrics struct {
 	resets        *prometheus.CounterVec
 	disconnects   *prometheus.CounterVec
 	queueDepth    prometheus.Histogram
+	panics        *prometheus.CounterVec
 	disconnectsBy map[string]prometheus.Counter
 	resetsBy      map[store.Reason]prometheus.Counter
 }
@@ -39,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "livedash_stream_connected",
-			Help: "SSE streams currently open.",
+			Help: "Streams currently open, over every transport.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livedash_stream_rejected_total",
@@ -55,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livedash_stream_bytes_sent_total",
-			Help: "Bytes written to streams (SSE encoding, before HTTP chunking).",
+			Help: "Bytes of events written to streams (the transport's encoding, without HTTP framing).",
 		}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livedash_stream_replays_total",
@@ -78,22 +68,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Frames sent per live write (one write per wake-up): how far a stream was behind when it woke.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 7), // 1 … 4096
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livedash_stream_panics_total",
+			Help: "Panics recovered in a stream's goroutine, by transport; the stream ended, the server went on.",
+		}, []string{"transport"}),
 		disconnectsBy: map[string]prometheus.Counter{},
 		resetsBy:      map[store.Reason]prometheus.Counter{},
 	}
-	for _, r := range []string{rejectMaxStreams, rejectPerIP, rejectShutdown} {
+	for _, r := range []string{RejectMaxStreams, RejectPerIP, RejectShutdown} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []store.Reason{store.Malformed, store.UnknownEpoch, store.Expired, store.Future, store.TooFar} {
 		m.resetsBy[r] = m.resets.WithLabelValues(string(r))
 	}
-	for _, r := range []string{disconnectSlow, disconnectWriteDeadline, disconnectLifetime, disconnectShutdown,
-		disconnectClient, disconnectResync, disconnectError} {
+	for _, r := range []string{DisconnectSlow, DisconnectWriteDeadline, DisconnectLifetime, DisconnectShutdown,
+		DisconnectClient, DisconnectResync, DisconnectError, DisconnectPanic} {
 		m.disconnectsBy[r] = m.disconnects.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connected, m.rejected, m.published, m.framesSent, m.bytesSent, m.replays,
-			m.replayed, m.resets, m.disconnects, m.queueDepth)
+			m.replayed, m.resets, m.disconnects, m.queueDepth, m.panics)
 	}
 	return m
 }

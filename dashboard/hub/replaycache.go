@@ -20,6 +20,7 @@ const replayCacheSize = 4
 // function of it, because an epoch's frames never change once committed.
 // The epoch is the hub's own (run resets any other), so it is not part of it.
 type replayKey struct {
+	enc        int    // the Encoding's index
 	from, head uint64 // replay (from, head]
 	all        bool   // no topic filter
 	topics     string // topicKey of the filter when !all
@@ -45,17 +46,17 @@ func topicKey(topics map[string]struct{}) string {
 	return string(b)
 }
 
-func newReplayKey(from, head uint64, topics map[string]struct{}) replayKey {
+func newReplayKey(enc int, from, head uint64, topics map[string]struct{}) replayKey {
 	if topics == nil {
-		return replayKey{from: from, head: head, all: true}
+		return replayKey{enc: enc, from: from, head: head, all: true}
 	}
-	return replayKey{from: from, head: head, topics: topicKey(topics)}
+	return replayKey{enc: enc, from: from, head: head, topics: topicKey(topics)}
 }
 
 // replayChunk is the first chunk of one replay, encoded once and written by
-// every stream that resumes with the same key. The fields are set by the one
-// stream that reads it, before ready is closed, and never change after: the
-// other streams read them only once ready is closed.
+// every subscriber that resumes with the same key. The fields are set by the one
+// subscriber that reads it, before ready is closed, and never change after: the
+// other subscribers read them only once ready is closed.
 type replayChunk struct {
 	key   replayKey
 	ready chan struct{}
@@ -68,11 +69,11 @@ type replayChunk struct {
 	tooFar bool     // the replay exceeds the cap: send reset too_far instead
 }
 
-// replayCache holds the last few first chunks. Streams that resume with the
+// replayCache holds the last few first chunks. Subscribers that resume with the
 // same key share one read and one encoding: the first claims the entry and
 // reads it (under a replay slot), the others wait for it to be ready. Memory
 // is bounded by replayCacheSize chunks; an entry evicted while being read
-// stays valid for the streams that hold it.
+// stays valid for the subscribers that hold it.
 type replayCache struct {
 	mu      sync.Mutex
 	entries [replayCacheSize]*replayChunk
@@ -80,7 +81,7 @@ type replayCache struct {
 }
 
 // claim returns the entry for k. build is true when the caller created it and
-// must fill it and call done, or call fail; otherwise another stream did or
+// must fill it and call done, or call fail; otherwise another subscriber did or
 // does, and the caller waits for ready.
 func (c *replayCache) claim(k replayKey) (e *replayChunk, build bool) {
 	c.mu.Lock()

@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -68,7 +69,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
 			st := benchStore(b)
 			cfg := testConfig()
-			h := New(st, cfg, Options{})
+			h := New(hub.New(st, cfg, hub.Options{}), Options{})
 			ctx, cancel := context.WithCancel(context.Background())
 			var writes, bytes, target atomic.Int64
 			done := make(chan struct{}, 1)
@@ -106,45 +107,11 @@ func BenchmarkPublishFanout(b *testing.B) {
 	}
 }
 
-// BenchmarkReplay1000: one op = replaying 1,000 frames of 500 B from bbolt
-// to one stream (chunked reads, one write per chunk). The replay cache is
-// emptied before every op, so that the first chunk is read too.
-func BenchmarkReplay1000(b *testing.B) {
-	st := benchStore(b)
-	pad := strings.Repeat("x", 400)
-	for range 10 {
-		bs := make([]store.Batch, 100)
-		for i := range bs {
-			bs[i] = store.Batch{Topic: "synthetic", Samples: []store.Sample{{Name: "s", Labels: map[string]string{"p": pad}, Value: 1}}}
-		}
-		if _, err := st.Append(bs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	h := New(st, testConfig(), Options{})
-	var writes, bytes, target atomic.Int64
-	target.Store(-1)
-	w := &countingRW{hdr: http.Header{}, writes: &writes, bytes: &bytes, target: &target}
-	s := &stream{h: h, w: w, rc: http.NewResponseController(w), flush: w.FlushError, done: make(chan struct{})}
-	from := store.ID{Epoch: st.Epoch(), Seq: 0}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		h.replays.clear()
-		if reason := s.replay(from, 1000, ""); reason != "" {
-			b.Fatal(reason)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/frame")
-	b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
-}
-
 func BenchmarkEncodeFrame(b *testing.B) {
 	f := syntheticFrames(1, 1, 1, 500)[0]
 	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for range b.N {
-		buf = appendFrameEvent(buf[:0], &f)
+		buf = appendEvent(buf[:0], f.ID, f.JSON)
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
+	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -232,7 +233,7 @@ func TestOrderingProperty(t *testing.T) {
 		}
 	}
 	t.Logf("%d frames appended; %d sessions, %d frames received, %d resets; disconnects slow=%v",
-		len(rec)-1, nSessions, nFrames, nResets, e.metric(t, "disconnects", disconnectSlow))
+		len(rec)-1, nSessions, nFrames, nResets, e.metric(t, "disconnects", hub.DisconnectSlow))
 	if nFrames == 0 || nResets == 0 {
 		t.Fatal("the test exercised nothing")
 	}

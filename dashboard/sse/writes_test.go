@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -52,7 +53,7 @@ func TestTickIsOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h := New(st, testConfig(), Options{})
+	h := New(hub.New(st, testConfig(), hub.Options{}), Options{})
 	st.OnCommit(h.Publish)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -154,17 +155,14 @@ func (w *deadlineRW) SetWriteDeadline(d time.Time) error {
 // TestWriteDeadlineRenewal: the write deadline is renewed only when less than
 // half of write_timeout is left, so every write has at least half of it.
 func TestWriteDeadlineRenewal(t *testing.T) {
-	cfg := testConfig()
-	cfg.WriteTimeout = 2_000_000_000 // 2 s
-	h := &Hub{cfg: cfg, m: newMetrics(nil)}
 	var writes, bytes, target atomic.Int64
 	target.Store(-1)
 	w := &deadlineRW{countingRW: countingRW{hdr: http.Header{}, writes: &writes, bytes: &bytes, target: &target}}
-	s := &stream{h: h, w: w, rc: http.NewResponseController(w), flush: w.FlushError}
+	s := &stream{timeout: 2 * time.Second, w: w, rc: http.NewResponseController(w), flush: w.FlushError}
 
 	start := time.Now()
 	for range 10 {
-		if err := s.write([]byte("data: x\n\n")); err != nil {
+		if _, err := s.writeRaw([]byte("data: x\n\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,7 +172,7 @@ func TestWriteDeadlineRenewal(t *testing.T) {
 	// Just under half of the timeout left: the next write renews it.
 	s.deadline = time.Now().Add(time.Second - time.Millisecond)
 	before := time.Now()
-	if err := s.write([]byte("data: x\n\n")); err != nil {
+	if _, err := s.writeRaw([]byte("data: x\n\n")); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.deadlines) != 2 || w.deadlines[1].Before(before.Add(2*time.Second)) {
@@ -182,7 +180,7 @@ func TestWriteDeadlineRenewal(t *testing.T) {
 	}
 	// Just over half left: kept.
 	s.deadline = time.Now().Add(time.Second + 100*time.Millisecond)
-	if err := s.write([]byte("data: x\n\n")); err != nil {
+	if _, err := s.writeRaw([]byte("data: x\n\n")); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.deadlines) != 2 {

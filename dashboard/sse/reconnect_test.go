@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"bufio"
@@ -18,9 +18,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -59,22 +60,30 @@ func (b *syncBuffer) String() string {
 type rawEnv struct {
 	st     *bolt.Store
 	cs     *countingStore
-	hub    *Hub
+	hub    *Transport
 	cl     *countingListener
+	reg    *prometheus.Registry
 	addr   string
 	errLog *syncBuffer // the server's ErrorLog and Echo's logger
 }
 
 // newRawEnv serves handler(hub). The hub is shut down, the server closed and
 // the store checked at the end of the test.
-func newRawEnv(t *testing.T, cfg config.Stream, handler func(h *Hub, logs *syncBuffer) http.Handler) *rawEnv {
+// A replaySlots channel, if given, is the hub's replay semaphore (the test
+// holds slots to make replays wait).
+func newRawEnv(t *testing.T, cfg config.Stream, handler func(h *Transport, logs *syncBuffer) http.Handler, replaySlots ...chan struct{}) *rawEnv {
 	t.Helper()
 	st, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "store.db"), NoSync: true, MaxFrames: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs := &countingStore{Store: st}
-	h := New(cs, cfg, Options{})
+	reg := prometheus.NewRegistry()
+	ho := hub.Options{Registerer: reg}
+	if len(replaySlots) > 0 {
+		ho.ReplaySlots = replaySlots[0]
+	}
+	h := New(hub.New(cs, cfg, ho), Options{})
 	st.OnCommit(h.Publish)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,14 +108,14 @@ func newRawEnv(t *testing.T, cfg config.Stream, handler func(h *Hub, logs *syncB
 		}
 		checkBolt(t, path)
 	})
-	return &rawEnv{st: st, cs: cs, hub: h, cl: cl, addr: ln.Addr().String(), errLog: logs}
+	return &rawEnv{st: st, cs: cs, hub: h, cl: cl, reg: reg, addr: ln.Addr().String(), errLog: logs}
 }
 
-func plainHandler(h *Hub, _ *syncBuffer) http.Handler { return h }
+func plainHandler(h *Transport, _ *syncBuffer) http.Handler { return h }
 
 // echoHandler is the production shape: Echo, middleware setting headers
 // before the handler, CORS, and a Before hook.
-func echoHandler(h *Hub, logs *syncBuffer) http.Handler {
+func echoHandler(h *Transport, logs *syncBuffer) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.Logger.SetOutput(logs)
@@ -237,16 +246,17 @@ func seqRange(from, to uint64) []uint64 {
 	return s
 }
 
-// TestReconnectIsOneWrite: a reconnect with a replay gets its response head,
-// hello and replayed frames in ONE write on the socket (it took three: the
-// head flushed by Hijack, hello, the chunk), over plain net/http and under
-// Echo; a second client resuming alike gets the same bytes from the replay
-// cache without a store read; a stream without a cursor, a reset and an
-// over-limit retry: are one write too.
-func TestReconnectIsOneWrite(t *testing.T) {
+// TestReconnectWrites: a reconnect with a replay costs two writes on the
+// socket — the response head, which net/http flushes when the connection is
+// taken over, then hello and the replayed frames together — over plain
+// net/http and under Echo; a second client resuming alike gets the same bytes
+// from the replay cache without a store read; a stream without a cursor and
+// a reset cost two writes too, and an over-limit retry: one (net/http writes
+// head and body together when the handler returns).
+func TestReconnectWrites(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		handler func(*Hub, *syncBuffer) http.Handler
+		handler func(*Transport, *syncBuffer) http.Handler
 	}{{"net/http", plainHandler}, {"echo", echoHandler}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
@@ -301,7 +311,7 @@ func TestReconnectIsOneWrite(t *testing.T) {
 			if got := c1.frames(100); !slices.Equal(got, seqRange(201, 300)) {
 				t.Fatalf("replayed %v", got)
 			}
-			writesOf("resume", before, 1)
+			writesOf("resume", before, 2)
 			if n := e.cs.reads.Load() - reads; n != 1 {
 				t.Fatalf("%d store reads for the first resume", n)
 			}
@@ -315,7 +325,7 @@ func TestReconnectIsOneWrite(t *testing.T) {
 			if got := c2.frames(100); !slices.Equal(got, seqRange(201, 300)) {
 				t.Fatalf("replayed from the cache %v", got)
 			}
-			writesOf("resume from the cache", before, 1)
+			writesOf("resume from the cache", before, 2)
 			if n := e.cs.reads.Load() - reads; n != 0 {
 				t.Fatalf("%d store reads for a resume the cache holds", n)
 			}
@@ -329,19 +339,21 @@ func TestReconnectIsOneWrite(t *testing.T) {
 			}
 			head = f.ID.Seq
 
-			// No cursor: head and hello (with id: head). The head is not
-			// counted as stream bytes.
+			// No cursor: head and hello (with id: head). Only the hello
+			// is counted as stream bytes.
 			before = e.cl.writes.Load()
-			sent := testutil.ToFloat64(e.hub.m.bytesSent)
+			sent := metricValue(t, e.reg, "bytes_sent")
 			c3 := open("")
 			ev := c3.event()
 			if ev.typ != "hello" || ev.id != idStr(e.st.Epoch(), head) {
 				t.Fatalf("hello %+v", ev)
 			}
-			writesOf("live start", before, 1)
-			if got := testutil.ToFloat64(e.hub.m.bytesSent) - sent; got != float64(ev.size) {
-				t.Fatalf("bytes_sent grew by %v for a %d-byte hello", got, ev.size)
-			}
+			writesOf("live start", before, 2)
+			// The counter grows right after the write returns, which
+			// can be after the client read the bytes: wait for it.
+			waitFor(t, 5*time.Second, "bytes_sent to count the hello", func() bool {
+				return metricValue(t, e.reg, "bytes_sent")-sent == float64(ev.size)
+			})
 
 			// Too far behind the cap: head, hello and reset.
 			before = e.cl.writes.Load()
@@ -352,7 +364,7 @@ func TestReconnectIsOneWrite(t *testing.T) {
 			if ev := c4.event(); ev.typ != "reset" || !strings.Contains(ev.data, `"reason":"too_far"`) {
 				t.Fatalf("reset %+v", ev)
 			}
-			writesOf("too_far", before, 1)
+			writesOf("too_far", before, 2)
 
 			// Over the per-IP limit (4 open): head and retry:, then EOF.
 			before = e.cl.writes.Load()
@@ -384,120 +396,17 @@ func (e *rawEnv) appendOne(t *testing.T) store.Frame {
 	return fs[0]
 }
 
-// noHijack hides everything but flushing from the stream, which then goes
-// through net/http's own response writing: the reference for the head.
-type noHijack struct{ w http.ResponseWriter }
-
-func (n noHijack) Header() http.Header         { return n.w.Header() }
-func (n noHijack) Write(b []byte) (int, error) { return n.w.Write(b) }
-func (n noHijack) WriteHeader(code int)        { n.w.WriteHeader(code) }
-func (n noHijack) FlushError() error           { return http.NewResponseController(n.w).Flush() }
-
-// TestEarlyHeadMatchesNetHTTP: the head a stream writes itself after an
-// early hijack is byte for byte the head net/http writes for the same
-// response (Date's value aside), for HTTP/1.1 and HTTP/1.0, with headers set
-// by middleware, CORS, a Before hook, a value net/http sanitises, a nil
-// (suppressed) header and a handler-set Date; Echo sees the response as
-// committed with 200; nothing is logged.
-func TestEarlyHeadMatchesNetHTTP(t *testing.T) {
-	type seen struct {
-		status    int
-		committed bool
-	}
-	after := make(chan seen, 16)
-	e := newRawEnv(t, testConfig(), func(h *Hub, logs *syncBuffer) http.Handler {
-		inner := echoHandler(h, logs).(*echo.Echo)
-		inner.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
-			return func(c echo.Context) error {
-				hdr := c.Response().Header()
-				hdr["X-Odd"] = []string{" spaced\r\nvalue "}
-				hdr["X-Suppressed"] = nil
-				if c.QueryParam("date") == "fixed" {
-					hdr["Date"] = []string{"Mon, 02 Jan 2006 15:04:05 GMT"}
-				}
-				if c.QueryParam("ref") == "1" {
-					c.Response().Writer = noHijack{c.Response().Writer}
-				}
-				err := next(c)
-				after <- seen{c.Response().Status, c.Response().Committed}
-				return err
-			}
-		})
-		return inner
-	})
-	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
-		for _, date := range []string{"auto", "fixed"} {
-			t.Run(proto+"/"+date, func(t *testing.T) {
-				heads := map[string][]string{}
-				for _, ref := range []string{"0", "1"} {
-					before := e.cl.writes.Load()
-					rc := rawGet(t, e.addr, proto, "/api/v1/stream?date="+date+"&ref="+ref, "Origin: https://ops.example.com")
-					if ev := rc.event(); ev.typ != "hello" {
-						t.Fatalf("ref=%s: first event %+v", ref, ev)
-					}
-					if got := e.cl.writes.Load() - before; ref == "0" && got != 1 {
-						t.Fatalf("early hijack: %d writes for head and hello", got)
-					}
-					heads[ref] = rc.head
-					// A stream that is not hijacked returns from its
-					// handler only when the client goes.
-					rc.conn.Close()
-					select {
-					case s := <-after:
-						if s.status != http.StatusOK || !s.committed {
-							t.Fatalf("ref=%s: Echo saw %+v", ref, s)
-						}
-					case <-time.After(5 * time.Second):
-						t.Fatalf("ref=%s: handler did not return", ref)
-					}
-				}
-				early, ref := heads["0"], heads["1"]
-				for i, l := range early {
-					if v, ok := strings.CutPrefix(l, "Date: "); ok && date == "auto" {
-						d, err := http.ParseTime(v)
-						if err != nil || time.Since(d).Abs() > time.Minute {
-							t.Fatalf("early Date %q (%v)", v, err)
-						}
-						early[i] = "Date: *"
-					}
-				}
-				for i, l := range ref {
-					if strings.HasPrefix(l, "Date: ") && date == "auto" {
-						ref[i] = "Date: *"
-					}
-				}
-				if !slices.Equal(early, ref) {
-					t.Fatalf("heads differ:\nearly hijack:\n%s\nnet/http:\n%s", strings.Join(early, "\n"), strings.Join(ref, "\n"))
-				}
-				for _, want := range []string{"X-Before-Hook: ran", "Access-Control-Allow-Origin: https://ops.example.com", "X-Content-Type-Options: nosniff"} {
-					if !slices.Contains(early, want) {
-						t.Fatalf("head lacks %q:\n%s", want, strings.Join(early, "\n"))
-					}
-				}
-				if strings.Count(strings.Join(early, "\n"), "Date: ") != 1 {
-					t.Fatalf("Date lines:\n%s", strings.Join(early, "\n"))
-				}
-				t.Logf("head:\n%s", strings.Join(early, "\n"))
-			})
-		}
-	}
-	waitFor(t, 5*time.Second, "streams closed", func() bool { return e.hub.Streams() == 0 })
-	if l := e.errLog.String(); l != "" {
-		t.Fatalf("server or Echo logged:\n%s", l)
-	}
-}
-
 // TestHelloNotHeldByReplayQueue: a replay waiting for a slot sends head and
 // hello first, so the first bytes of a stream are never queued; the frames
 // follow once a slot frees (read once for two streams resuming alike), and a
 // shutdown while a replay waits ends it with retry:.
 func TestHelloNotHeldByReplayQueue(t *testing.T) {
-	e := newRawEnv(t, testConfig(), plainHandler)
+	sem := make(chan struct{}, 2)
+	e := newRawEnv(t, testConfig(), plainHandler, sem)
 	var fs []store.Frame
 	for range 20 {
 		fs = append(fs, e.appendOne(t))
 	}
-	sem := e.hub.replaySem
 	for range cap(sem) {
 		sem <- struct{}{}
 	}
@@ -696,76 +605,5 @@ func TestReplayCacheConcurrent(t *testing.T) {
 		if got := c.frames(1); got[0] != f.ID.Seq {
 			t.Fatalf("live %v", got)
 		}
-	}
-}
-
-// TestTopicKey: the canonical topic key is the same for the same set in any
-// order and differs for any two different sets, including ones a plain
-// concatenation would confuse; no filter is not the empty filter.
-func TestTopicKey(t *testing.T) {
-	set := func(ts ...string) map[string]struct{} {
-		m := map[string]struct{}{}
-		for _, t := range ts {
-			m[t] = struct{}{}
-		}
-		return m
-	}
-	sets := []map[string]struct{}{
-		nil, set(), set(""), set("ab"), set("a", "b"), set("a", "b", ""), set("a\x01b"), set("a", "\x01b"),
-		set("cpu"), set("cpu", "mem"), set("mem"), set(strings.Repeat("x", 200)), set(strings.Repeat("x", 199), "x"),
-	}
-	keys := map[replayKey]int{}
-	for i, s := range sets {
-		k := newReplayKey(1, 2, s)
-		if j, dup := keys[k]; dup {
-			t.Fatalf("sets %q and %q share a key", sets[j], s)
-		}
-		keys[k] = i
-	}
-	if newReplayKey(1, 2, set("mem", "cpu", "disk")) != newReplayKey(1, 2, set("disk", "cpu", "mem")) {
-		t.Fatal("the same set gave two keys")
-	}
-	if newReplayKey(1, 2, nil) == newReplayKey(2, 2, nil) || newReplayKey(1, 2, nil) == newReplayKey(1, 3, nil) {
-		t.Fatal("cursor or head not in the key")
-	}
-}
-
-// TestReplayCacheBounded: the cache keeps at most replayCacheSize entries;
-// an entry evicted while being read still completes for its holders, and a
-// failed one is claimed afresh.
-func TestReplayCacheBounded(t *testing.T) {
-	var c replayCache
-	first, build := c.claim(replayKey{from: 0, all: true})
-	if !build {
-		t.Fatal("empty cache: not a build")
-	}
-	for i := range 3 * replayCacheSize {
-		if _, build := c.claim(replayKey{from: uint64(i + 1), all: true}); !build {
-			t.Fatalf("new key %d: not a build", i+1)
-		}
-	}
-	n := 0
-	for _, e := range c.entries {
-		if e != nil {
-			n++
-		}
-	}
-	if n != replayCacheSize {
-		t.Fatalf("%d entries", n)
-	}
-	first.b = []byte("x")
-	c.done(first) // evicted, still usable by whoever holds it
-	<-first.ready
-	if !first.ok {
-		t.Fatal("evicted entry not ok")
-	}
-	k := replayKey{from: 3 * replayCacheSize, all: true}
-	e, build := c.claim(k)
-	if build {
-		t.Fatal("recent key not cached")
-	}
-	c.fail(e)
-	if _, build := c.claim(k); !build {
-		t.Fatal("failed entry served again")
 	}
 }

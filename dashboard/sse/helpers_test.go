@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"bufio"
@@ -16,10 +16,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	sse "github.com/tmaxmax/go-sse"
 
 	"livedash/config"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -42,7 +42,7 @@ func testConfig() config.Stream {
 // 127.0.0.1:0 serving the stream route.
 type env struct {
 	store *bolt.Store
-	hub   *Hub
+	hub   *Transport
 	reg   *prometheus.Registry
 	srv   *httptest.Server
 	url   string // stream URL
@@ -61,7 +61,7 @@ func newEnv(tb testing.TB, cfg config.Stream, opts ...envOpt) *env {
 		tb.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	h := New(st, cfg, Options{Registerer: reg})
+	h := New(hub.New(st, cfg, hub.Options{Registerer: reg}), Options{})
 	st.OnCommit(h.Publish)
 	e := echo.New()
 	e.HideBanner = true
@@ -109,30 +109,53 @@ func (e *env) appendN(tb testing.TB, topic string, n, size int) []store.Frame {
 	return fs
 }
 
-// counter reads a counter or gauge (with label values, if any).
+// metric reads a counter or gauge of the hub's metrics by short name (the
+// part after livedash_stream_), with label values in the order of the
+// metric's labels, from the env's registry.
 func (e *env) metric(tb testing.TB, name string, labels ...string) float64 {
 	tb.Helper()
-	m := e.hub.m
-	var c prometheus.Collector
-	switch name {
-	case "connected":
-		c = m.connected
-	case "rejected":
-		c = m.rejected.WithLabelValues(labels...)
-	case "resets":
-		c = m.resets.WithLabelValues(labels...)
-	case "disconnects":
-		c = m.disconnects.WithLabelValues(labels...)
-	case "frames_sent":
-		c = m.framesSent
-	case "replays":
-		c = m.replays
-	case "replayed":
-		c = m.replayed
-	default:
-		tb.Fatalf("unknown metric %s", name)
+	return metricValue(tb, e.reg, name, labels...)
+}
+
+func metricValue(tb testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
+	tb.Helper()
+	full := "livedash_stream_" + name
+	if name == "resets" || name == "rejected" || name == "disconnects" || name == "replays" {
+		full += "_total"
 	}
-	return testutil.ToFloat64(c)
+	switch name {
+	case "frames_sent", "bytes_sent", "replayed_frames", "published_frames", "panics":
+		full += "_total"
+	case "replayed":
+		full = "livedash_stream_replayed_frames_total"
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != full {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+		return 0
+	}
+	tb.Fatalf("metric %s not registered", full)
+	return 0
 }
 
 // client is a test SSE client reading one response with go-sse's parser.

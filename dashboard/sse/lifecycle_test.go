@@ -1,4 +1,4 @@
-package hub
+package sse
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"livedash/config"
+	"livedash/dashboard/hub"
 )
 
 // rawStream opens a stream with its own transport (from the given local
@@ -100,7 +101,7 @@ func TestOverLimit(t *testing.T) {
 	if r := retryOf(t, got); r < 20*time.Second || r > 40*time.Second {
 		t.Fatalf("over-limit retry %v, want 20s–40s", r)
 	}
-	if n := e.metric(t, "rejected", rejectPerIP); n != 1 {
+	if n := e.metric(t, "rejected", hub.RejectPerIP); n != 1 {
 		t.Fatalf("rejected{per_ip} = %v", n)
 	}
 	// Another source address is admitted, up to the global limit.
@@ -108,7 +109,7 @@ func TestOverLimit(t *testing.T) {
 	<-l
 	lines, _ = rawStream(t, e.url, "127.0.0.3")
 	retryOf(t, untilEOF(t, lines, 3*time.Second))
-	if n := e.metric(t, "rejected", rejectMaxStreams); n != 1 {
+	if n := e.metric(t, "rejected", hub.RejectMaxStreams); n != 1 {
 		t.Fatalf("rejected{max_streams} = %v", n)
 	}
 	if e.hub.Streams() != 3 {
@@ -157,7 +158,7 @@ func TestMaxLifetime(t *testing.T) {
 		t.Fatalf("ended after %v, want ≥ 270ms", d)
 	}
 	retryOf(t, got)
-	waitFor(t, time.Second, "lifetime disconnect counted", func() bool { return e.metric(t, "disconnects", disconnectLifetime) == 1 })
+	waitFor(t, time.Second, "lifetime disconnect counted", func() bool { return e.metric(t, "disconnects", hub.DisconnectLifetime) == 1 })
 }
 
 // TestShutdownThousandStreams: FAULTS row 26. 1,000 open streams are closed
@@ -238,7 +239,7 @@ func TestShutdownThousandStreams(t *testing.T) {
 	if ends[n/10] > 400*time.Millisecond || ends[9*n/10] < 600*time.Millisecond {
 		t.Fatalf("closes not spread over the window: p10 %v p90 %v", ends[n/10], ends[9*n/10])
 	}
-	if got := e.metric(t, "disconnects", disconnectShutdown); got != n {
+	if got := e.metric(t, "disconnects", hub.DisconnectShutdown); got != n {
 		t.Fatalf("disconnects{shutdown} = %v", got)
 	}
 	// New streams after shutdown are turned away with a retry: hint.
@@ -311,7 +312,7 @@ func TestConnectDisconnectCycles(t *testing.T) {
 	if heap1 > heap0+4<<20 {
 		t.Fatalf("heap in use %d → %d bytes", heap0, heap1)
 	}
-	if got := e.metric(t, "disconnects", disconnectClient); got < 1000 {
+	if got := e.metric(t, "disconnects", hub.DisconnectClient); got < 1000 {
 		t.Fatalf("disconnects{client} = %v", got)
 	}
 	t.Logf("goroutines %d → %d, heap in use %d KiB → %d KiB", g0, g1, heap0>>10, heap1>>10)
@@ -373,14 +374,14 @@ func TestNeverReadingClient(t *testing.T) {
 	for i := range ticks {
 		e.appendN(t, "big", 4, 64<<10)
 		appendValue(t, e, "small", float64(time.Now().UnixMilli()))
-		if cutAt == 0 && e.metric(t, "disconnects", disconnectWriteDeadline) == 1 {
+		if cutAt == 0 && e.metric(t, "disconnects", hub.DisconnectWriteDeadline) == 1 {
 			cutAt = time.Since(start)
 		}
 		_ = i
 		time.Sleep(20 * time.Millisecond)
 	}
 	wg.Wait()
-	waitFor(t, 5*time.Second, "stuck client cut", func() bool { return e.metric(t, "disconnects", disconnectWriteDeadline) == 1 })
+	waitFor(t, 5*time.Second, "stuck client cut", func() bool { return e.metric(t, "disconnects", hub.DisconnectWriteDeadline) == 1 })
 	if cutAt == 0 {
 		cutAt = time.Since(start)
 	}
@@ -455,9 +456,7 @@ func TestServerShutdownWaitsForHijackedStreams(t *testing.T) {
 	if d := returned.Sub(start); d > cfg.DrainWindow.D()+time.Second {
 		t.Fatalf("shutdown took %v", d)
 	}
-	e.hub.mu.Lock()
-	defer e.hub.mu.Unlock()
-	if e.hub.active != 0 {
-		t.Fatalf("after shutdown: %d streams active", e.hub.active)
+	if n := e.hub.Streams(); n != 0 {
+		t.Fatalf("after shutdown: %d streams registered", n)
 	}
 }
