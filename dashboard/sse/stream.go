@@ -2,8 +2,8 @@ package sse
 
 import (
 	"net"
-	"sync/atomic"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"livedash/dashboard/hub"
