@@ -17,7 +17,8 @@ import (
 	"livedash/dashboard/apierr"
 )
 
-// assetServer serves the page from an fs.FS and nothing else (FAULTS row 17):
+// assetServer serves the page from an fs.FS and nothing else, so that no
+// path (../, encoded dots or slashes) reaches outside the embedded assets:
 // only names that fs.ValidPath accepts, no escaped separators or dots, no
 // directory listings, and never a redirect.
 type assetServer struct {

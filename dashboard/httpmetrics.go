@@ -11,8 +11,7 @@ import (
 )
 
 // httpMetrics counts requests by route template, never by raw path, and by a
-// closed set of methods, so random paths and methods cannot grow /metrics
-// (FAULTS row 18).
+// closed set of methods, so random paths and methods cannot grow /metrics.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec

@@ -2,7 +2,7 @@ package main
 
 // Browser end-to-end tests: the real binary (run) and the real page in
 // headless Chromium (Debian's chromium package, driven by chromedp). They are
-// the proof of issue 6's "Must show" list; a missing browser fails them.
+// the proof that the page works end to end; a missing browser fails them.
 //
 // Screenshots go to $ARTIFACTS_DIR (or a temp dir) and are logged. (Not a
 // LIVEDASH_ variable: the config loader rejects unknown LIVEDASH_* names.)

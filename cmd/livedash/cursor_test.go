@@ -89,7 +89,7 @@ func streamFrames(tb testing.TB, base, cursor string, n int) []string {
 	return nil
 }
 
-// Issue 5's cursor equivalence: a client alternating between /frames long
+// Cursor equivalence: a client alternating between /frames long
 // polls and stream reconnects with the last ID ends with exactly the ring's
 // sequence of frames — no gap, no duplicate — while frames are appended fast.
 func TestCursorEquivalenceAcrossTransports(t *testing.T) {

@@ -170,7 +170,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hook(ln.Addr().String())
 	}
 
-	// Shutdown order (FAULTS 26): the server turns readiness off and drains
+	// Shutdown order: the server turns readiness off and drains
 	// its streams while the collectors keep committing; then the collectors
 	// stop and make their last commit; then the store closes (deferred).
 	var wg sync.WaitGroup

@@ -55,7 +55,7 @@ func (c *resumingClient) run(ctx context.Context, base func() string, first stri
 	}
 }
 
-// Issue 4: stop the server mid-stream, start it again on the same store (and
+// Restart: stop the server mid-stream, start it again on the same store (and
 // address): every client resumes with no gap and no duplicate, and no reset.
 func TestStreamsResumeAcrossRestart(t *testing.T) {
 	dir := t.TempDir()

@@ -85,7 +85,7 @@ func retryOf(tb testing.TB, lines []string) time.Duration {
 	return 0
 }
 
-// TestOverLimit: FAULTS row 10. Over a limit, 200 + a long jittered retry:
+// TestOverLimit: over a limit, 200 + a long jittered retry:
 // and a clean end of the body; counted by reason; other IPs unaffected.
 func TestOverLimit(t *testing.T) {
 	cfg := testConfig()
@@ -161,7 +161,7 @@ func TestMaxLifetime(t *testing.T) {
 	waitFor(t, time.Second, "lifetime disconnect counted", func() bool { return e.metric(t, "disconnects", hub.DisconnectLifetime) == 1 })
 }
 
-// TestShutdownThousandStreams: FAULTS row 26. 1,000 open streams are closed
+// TestShutdownThousandStreams: 1,000 open streams are closed
 // spread over the drain window, each with a final retry:, and Shutdown
 // returns within drain window + 1 s.
 func TestShutdownThousandStreams(t *testing.T) {
@@ -318,7 +318,7 @@ func TestConnectDisconnectCycles(t *testing.T) {
 	t.Logf("goroutines %d → %d, heap in use %d KiB → %d KiB", g0, g1, heap0>>10, heap1>>10)
 }
 
-// TestNeverReadingClient: FAULTS row 11. A raw TCP client that sends the
+// TestNeverReadingClient: a raw TCP client that sends the
 // request and never reads is cut at the write deadline while 100 healthy
 // clients keep receiving every frame promptly; its goroutines end.
 func TestNeverReadingClient(t *testing.T) {

@@ -22,7 +22,8 @@ type resetMsg struct {
 	Head      string `json:"head"`
 }
 
-// TestResetReasons covers FAULTS rows 1–5: every reason is said in-band,
+// TestResetReasons covers every impossible cursor (malformed, another
+// epoch, expired, future, too far): every reason is said in-band,
 // then the stream continues live from the stated head without a gap.
 func TestResetReasons(t *testing.T) {
 	cfg := testConfig()

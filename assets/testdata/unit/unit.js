@@ -20,7 +20,7 @@ async function until(fn, ms, what) {
   throw new Error('timed out waiting for ' + what);
 }
 
-// ---- parseId (FAULTS row 1 inputs are not IDs) ----
+// ---- parseId (over-long, control characters, signs, overflow: not IDs) ----
 test('parseId', () => {
   eq(parseId(id(42)), { epoch: E, seq: 42 });
   eq(parseId(id(0)), { epoch: E, seq: 0 });

@@ -119,7 +119,7 @@ export function backoffDelay(attempt, retryMs, capMs, rnd = Math.random) {
 export const defaults = {
   retryMs: 2000,        // until the server says otherwise
   capMs: 30000,         // backoff ceiling
-  heartbeatMs: 15000,   // server idle heartbeat (DESIGN §4); the watchdog is 2x
+  heartbeatMs: 15000,   // the server's idle heartbeat (stream.heartbeat); the watchdog is 2x
   helloTimeoutMs: 5000, // response or `hello` not seen by then: a buffering proxy
   failuresToPoll: 3,    // reachable-but-broken stream attempts before polling
   probeMs: 30000,       // while polling, try the stream again after this (doubles, cap 10 min)
