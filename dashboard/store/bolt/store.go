@@ -112,6 +112,9 @@ func Open(opts Options) (*Store, error) {
 		_ = s.db.Close()
 		return nil, fmt.Errorf("trim store %s to %d frames: %w", s.path, opts.MaxFrames, err)
 	}
+	s.mu.Lock()
+	s.forgetTrimmed()
+	s.mu.Unlock()
 	s.m = newMetrics(opts.Registerer, s)
 	return s, nil
 }
@@ -438,7 +441,7 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 		return nil, nil
 	}
 	for _, b := range batches {
-		if b.Topic == "" || len(b.Topic) > 255 {
+		if b.Topic == "" || len(b.Topic) > store.MaxTopicLen {
 			return nil, fmt.Errorf("append topic %q: %w", b.Topic, store.ErrTopic)
 		}
 	}
@@ -517,7 +520,11 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	s.size.Store(size)
 	s.mu.Lock()
 	for _, f := range frames {
+		f.Samples = nil // Latest is a read: frames read back carry no samples
 		s.latest[f.Topic] = f
+	}
+	if newOldest > oldest {
+		s.forgetTrimmed()
 	}
 	s.mu.Unlock()
 	for _, h := range s.hooks {
@@ -530,6 +537,19 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	return frames, nil
+}
+
+// forgetTrimmed drops from the latest cache the topics whose newest frame
+// retention has trimmed: Latest answers with retained frames only, as it
+// does after a restart, when the cache is loaded from the ring. Called with
+// mu held.
+func (s *Store) forgetTrimmed() {
+	oldest := s.oldest.Load()
+	for topic, f := range s.latest {
+		if f.ID.Seq < oldest {
+			delete(s.latest, topic)
+		}
+	}
 }
 
 func (s *Store) isClosed() bool {
