@@ -67,61 +67,72 @@ func testExpiredNeverPartial(t *testing.T, open Opener) {
 	checkRead(t, "after oldest-1", s.After(id(s, 1), nil, store.Limits{}), id(s, 1), all, 2, 11, nil)
 }
 
-// Contract (the cursor is checked in the same read as the frames): while
-// another goroutine appends and retention trims, every read after a cursor
-// is either Expired with no frames, or OK with the frames right after the
-// cursor, contiguous up to Next: a trim between two calls is reported,
-// never skipped.
+// Contract (the cursor is checked in the same read as the frames; a cursor
+// equal to the head is fine): while another goroutine appends and retention
+// trims — a little per append, or everything before each append when one
+// call brings more than MaxFrames — every read after a cursor is either
+// Expired with no frames, in agreement with the bounds it reports, or OK
+// with the frames right after the cursor, contiguous up to Next: a trim
+// between two calls is reported, never skipped.
 func testExpiredUnderConcurrentTrim(t *testing.T, open Opener) {
-	s := open(t, Config{MaxFrames: 20})
-	fill(t, s, three, 20)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(done)
-		for i := range 300 {
-			bs := []store.Batch{batch("a", uint64(i)), batch("b", uint64(i))}
-			if _, err := s.Append(bs); err != nil {
-				t.Errorf("append: %v", err)
-				return
-			}
-		}
-	})
-	cur := id(s, 0)
-	expired, read := 0, 0
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false // one more read after the last append
-		default:
-		}
-		r := s.After(cur, nil, store.Limits{Frames: 5})
-		switch {
-		case r.Err != nil:
-			t.Fatalf("after %v: %v", cur, r.Err)
-		case r.Reset == store.Expired:
-			if len(r.Frames) != 0 || r.Oldest.Seq <= cur.Seq+1 {
-				t.Fatalf("expired after %v with %d frames, oldest %v", cur, len(r.Frames), r.Oldest)
-			}
-			expired++
-			cur = id(s, r.Oldest.Seq-1)
-		case r.Reset != store.OK:
-			t.Fatalf("after %v: reset %q", cur, r.Reset)
-		default:
-			for i, f := range r.Frames {
-				if f.ID.Seq != cur.Seq+uint64(i)+1 {
-					t.Fatalf("after %v: frames %v, not the ones right after the cursor", cur, seqs(r.Frames))
+	for _, size := range []int{2, 25} {
+		t.Run(fmt.Sprintf("batches of %d", size), func(t *testing.T) {
+			s := open(t, Config{MaxFrames: 20})
+			fill(t, s, three, 20)
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			defer wg.Wait() // also when a check below fails: the store outlives the appends
+			wg.Go(func() {
+				defer close(done)
+				bs := make([]store.Batch, size)
+				for i := range 300 / size * 2 {
+					for j := range bs {
+						bs[j] = batch(three[j%3], uint64(i*size+j))
+					}
+					if _, err := s.Append(bs); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+				}
+			})
+			cur := id(s, 0)
+			expired, read := 0, 0
+			for running := true; running; {
+				select {
+				case <-done:
+					running = false // one more read after the last append
+				default:
+				}
+				r := s.After(cur, nil, store.Limits{Frames: 5})
+				switch {
+				case r.Err != nil:
+					t.Fatalf("after %v: %v", cur, r.Err)
+				case r.Reset == store.Expired:
+					// The cursor is below oldest-1, or below the head of a
+					// ring that holds no frame (Oldest is Head then).
+					if len(r.Frames) != 0 || (r.Oldest.Seq <= cur.Seq+1 && (r.Oldest != r.Head || cur.Seq >= r.Head.Seq)) {
+						t.Fatalf("expired after %v with %d frames, oldest %v head %v", cur, len(r.Frames), r.Oldest, r.Head)
+					}
+					expired++
+					cur = id(s, r.Oldest.Seq-1)
+				case r.Reset != store.OK:
+					t.Fatalf("after %v: reset %q (head %v)", cur, r.Reset, r.Head)
+				default:
+					for i, f := range r.Frames {
+						if f.ID.Seq != cur.Seq+uint64(i)+1 {
+							t.Fatalf("after %v: frames %v, not the ones right after the cursor", cur, seqs(r.Frames))
+						}
+					}
+					if r.Next.Seq != cur.Seq+uint64(len(r.Frames)) {
+						t.Fatalf("after %v: %d frames, next %v", cur, len(r.Frames), r.Next)
+					}
+					read += len(r.Frames)
+					cur = r.Next
 				}
 			}
-			if r.Next.Seq != cur.Seq+uint64(len(r.Frames)) {
-				t.Fatalf("after %v: %d frames, next %v", cur, len(r.Frames), r.Next)
-			}
-			read += len(r.Frames)
-			cur = r.Next
-		}
+			t.Logf("%d frames read, %d expired cursors", read, expired)
+		})
 	}
-	wg.Wait()
-	t.Logf("%d frames read, %d expired cursors", read, expired)
 }
 
 // Contract (retention by age): frames older than MaxAge by the store's clock
