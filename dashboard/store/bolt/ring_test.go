@@ -126,8 +126,9 @@ func TestRetentionCountAndFileSize(t *testing.T) {
 	}
 }
 
-// FAULTS row 25: a wall clock that jumps forward a day must not wipe the ring
-// in one transaction; one that jumps back changes nothing about order.
+// A wall clock that jumps forward a day must not wipe the ring in one
+// transaction (at most MaxAgeTrim frames go per append, so no append stalls
+// the ingest for long); one that jumps back changes nothing about order.
 func TestAgeTrimBoundedOnClockJump(t *testing.T) {
 	now := time.Unix(1764255600, 0)
 	clock := func() time.Time { return now }
@@ -203,7 +204,10 @@ func TestSeqContinuesWhenRingEmptied(t *testing.T) {
 	}
 }
 
-// FAULTS row 21.
+// A file that cannot be read as a store (garbage, damaged pages or meta
+// pages, frames without an epoch) is not fatal: it is moved aside, logged at
+// ERROR, and a new epoch starts, so clients holding old cursors are reset
+// instead of served frames nobody can vouch for.
 func TestCorruptFilesAreQuarantined(t *testing.T) {
 	good := func(t *testing.T, path string) uint64 {
 		s, err := Open(Options{Path: path})
@@ -329,7 +333,8 @@ func must(t *testing.T, err error) []byte {
 	return nil
 }
 
-// FAULTS row 22.
+// A store file held by another process fails Open quickly with ErrLocked,
+// naming the file and the holder, instead of hanging.
 func TestLockedStoreFailsFast(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
 	s := openTest(t, Options{Path: path})
@@ -347,7 +352,8 @@ func TestLockedStoreFailsFast(t *testing.T) {
 	_ = s
 }
 
-// FAULTS row 23.
+// A store in a directory that cannot be written fails Open with the path and
+// the reason, and is not mistaken for a corrupt file (nothing moved aside).
 func TestUnwritableStore(t *testing.T) {
 	dir := t.TempDir()
 	ro := filepath.Join(dir, "ro")
@@ -370,8 +376,8 @@ func TestUnwritableStore(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
-// FAULTS row 20: a full filesystem makes appends fail with a counted error,
-// corrupts nothing, and appends work again once space returns.
+// A full filesystem makes appends fail with a counted error, corrupts
+// nothing, and appends work again once space returns.
 func TestDiskFull(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(dir, 0o755); err != nil {

@@ -1,8 +1,9 @@
-// Package ring is livedash's source of truth: a bounded, durable ring of
-// frames in one bbolt file. Frames are keyed by big-endian sequence number so
-// that resuming after a cursor is a B+tree seek, retention is trimmed in the
-// same transaction as the append, and subscribers are told about frames only
-// after they are committed (DESIGN §3, §6).
+// Package bolt is the bbolt implementation of store.Store: a bounded,
+// durable ring of frames in one bbolt file. Frames are keyed by big-endian
+// sequence number so that resuming after a cursor is a B+tree seek (never a
+// scan from the start), retention is trimmed in the same transaction as the
+// append, and subscribers are told about frames only after they are
+// committed, so nothing a client saw can be lost by a crash.
 package bolt
 
 import (
@@ -412,7 +413,10 @@ func (s *Store) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Latest returns the newest frame of topic.
+// Latest returns the newest retained frame of topic, without Samples, from
+// a cache that Append keeps. Open fills it from at most the newest 20,000
+// frames and 1,024 topics, so that start-up stays bounded: after a restart a
+// topic quiet for longer than that has no latest frame until it reports.
 func (s *Store) Latest(topic string) (store.Frame, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
