@@ -157,7 +157,7 @@ func testAppendAfterClose(t *testing.T, open Opener) {
 		t.Fatalf("close: %v", err)
 	}
 	fs, err := s.Append([]store.Batch{batch("a", 3)})
-	if !errors.Is(err, store.ErrClosed) || fs != nil {
+	if !errors.Is(err, store.ErrClosed) || len(fs) != 0 {
 		t.Fatalf("append after close: %d frames, %v; want ErrClosed", len(fs), err)
 	}
 	mu.Lock()

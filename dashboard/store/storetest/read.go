@@ -32,6 +32,24 @@ func testReadAfterEveryCursor(t *testing.T, open Opener) {
 	}
 }
 
+// Contract (After: frames copied out of the store): the JSON After returns
+// belongs to the caller; writing over it changes nothing stored.
+func testAfterCopies(t *testing.T, open Opener) {
+	s := open(t, Config{})
+	all := fill(t, s, three, 10)
+	r := s.After(id(s, 0), nil, store.Limits{})
+	checkRead(t, "first read", r, id(s, 0), all, 1, 10, nil)
+	for _, f := range r.Frames {
+		for i := range f.JSON {
+			f.JSON[i] = 'x'
+		}
+	}
+	checkRead(t, "read after scribbling over the first", s.After(id(s, 0), nil, store.Limits{}), id(s, 0), all, 1, 10, nil)
+	if l, ok := s.Latest("cpu"); !ok || frameDiff(l, all[9]) != "" {
+		t.Fatalf("Latest(cpu) after scribbling over a read: %v %s", ok, frameDiff(l, all[9]))
+	}
+}
+
 // Contract (Result.Next, Limits.Frames): paging with Limits{Frames: 7} from
 // oldest-1, each page resuming after the last page's Next, visits every
 // retained frame exactly once, at most 7 a page, and stops at the head.
@@ -205,7 +223,7 @@ func testLimitUntil(t *testing.T, open Opener) {
 		if r.More != tc.more || r.Head != head || r.Oldest != oldest {
 			t.Fatalf("%s: more %v head %v oldest %v; want more %v head %v oldest %v", what, r.More, r.Head, r.Oldest, tc.more, head, oldest)
 		}
-		v, _ := view(s, cur, nil, lim)
+		v, _ := view(t, s, cur, nil, lim)
 		if d := resultDiff(v, r); d != "" {
 			t.Fatalf("%s: AfterView %s", what, d)
 		}
@@ -226,7 +244,7 @@ func testLimitUntil(t *testing.T, open Opener) {
 		if r.Reset != tc.want || len(r.Frames) != 0 || r.Head != head {
 			t.Fatalf("%s: reset %q, %d frames, head %v; want %q", what, r.Reset, len(r.Frames), r.Head, tc.want)
 		}
-		if v, called := view(s, id(s, tc.cur), nil, store.Limits{Until: tc.until}); v.Reset != tc.want || called {
+		if v, called := view(t, s, id(s, tc.cur), nil, store.Limits{Until: tc.until}); v.Reset != tc.want || called {
 			t.Fatalf("%s: AfterView reset %q, fn called %v", what, v.Reset, called)
 		}
 	}
@@ -251,7 +269,7 @@ func testTopicFilter(t *testing.T, open Opener) {
 				t.Fatalf("frame %v of topic %q does not match", f.ID, f.Topic)
 			}
 		}
-		v, _ := view(s, id(s, 0), match, store.Limits{})
+		v, _ := view(t, s, id(s, 0), match, store.Limits{})
 		sameFrames(t, "AfterView filtered", v.Frames, r.Frames)
 	}
 }
@@ -275,7 +293,7 @@ func testAfterViewEqualsAfter(t *testing.T, open Opener) {
 			for _, cur := range cursors {
 				what := fmt.Sprintf("after %v %+v filtered %v", cur, lim, match != nil)
 				want := s.After(cur, match, lim)
-				got, called := view(s, cur, match, lim)
+				got, called := view(t, s, cur, match, lim)
 				if got.Err != nil || want.Err != nil {
 					t.Fatalf("%s: errors %v, %v", what, got.Err, want.Err)
 				}
@@ -336,7 +354,7 @@ func testCursorEdges(t *testing.T, open Opener) {
 				if r.Head != head || r.Oldest != oldest {
 					t.Fatalf("%+v: head %v oldest %v, want %v %v", lim, r.Head, r.Oldest, head, oldest)
 				}
-				v, called := view(s, tc.cur, nil, lim)
+				v, called := view(t, s, tc.cur, nil, lim)
 				if d := resultDiff(v, r); d != "" {
 					t.Fatalf("%+v: AfterView %s", lim, d)
 				}

@@ -60,7 +60,7 @@ func testExpiredNeverPartial(t *testing.T, open Opener) {
 		if r.Oldest != id(s, 2) || r.Head != id(s, 11) {
 			t.Fatalf("%+v: expired result says oldest %v head %v", lim, r.Oldest, r.Head)
 		}
-		if v, called := view(s, cur, nil, lim); v.Reset != store.Expired || called {
+		if v, called := view(t, s, cur, nil, lim); v.Reset != store.Expired || called {
 			t.Fatalf("%+v: AfterView reset %q, fn called %v", lim, v.Reset, called)
 		}
 	}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"MaxTopicLen", testMaxTopicLen},
 		// Reads after a cursor
 		{"ReadAfterEveryCursor", testReadAfterEveryCursor},
+		{"AfterCopies", testAfterCopies},
 		{"PagingFrames", testPagingFrames},
 		{"LimitBytes", testLimitBytes},
 		{"LimitScan", testLimitScan},
@@ -234,8 +235,11 @@ func checkRead(t *testing.T, what string, r store.Result, cur store.ID, all []st
 }
 
 // view runs AfterView and returns its Result with Frames set to copies of
-// what fn saw (Samples nil, as for frames read back).
-func view(s store.Store, cur store.ID, match func(string) bool, lim store.Limits) (store.Result, bool) {
+// what fn saw (Samples nil, as for frames read back), and whether fn was
+// called. AfterView's own Result must hold no frames: it is After's with
+// Frames nil.
+func view(t *testing.T, s store.Store, cur store.ID, match func(string) bool, lim store.Limits) (store.Result, bool) {
+	t.Helper()
 	var bmatch func([]byte) bool
 	if match != nil {
 		bmatch = func(topic []byte) bool { return match(string(topic)) }
@@ -246,9 +250,8 @@ func view(s store.Store, cur store.ID, match func(string) bool, lim store.Limits
 		called = true
 		fs = append(fs, store.Frame{ID: id(s, seq), Topic: string(topic), TS: ts, JSON: bytes.Clone(js)})
 	})
-	if r.Frames != nil {
-		// The contract: AfterView's Result is After's with Frames nil.
-		fs = append([]store.Frame{{Topic: "<AfterView returned Frames>"}}, fs...)
+	if len(r.Frames) != 0 {
+		t.Fatalf("AfterView after %v returned %d Frames in its Result", cur, len(r.Frames))
 	}
 	r.Frames = fs
 	return r, called
@@ -275,6 +278,8 @@ func newClock(t time.Time) *clock {
 
 func (c *clock) Now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) Add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+// batch is a batch with a zero Time: the store stamps it with its clock.
 func (c *clock) batch(topic string) store.Batch {
 	return store.Batch{Topic: topic, Samples: []store.Sample{{Name: "x", Value: float64(c.ms.Load() % 1000)}}}
 }
