@@ -51,7 +51,8 @@ type Store interface {
 	Head() ID
 	// Oldest is the ID of the oldest retained frame, or Head when the store
 	// holds none: an ID that exists (the head is always a valid cursor),
-	// never one past the head, which as a cursor would be Future.
+	// never one past the head, which as a cursor would be Future. Len tells
+	// an empty store from one that holds just its head.
 	Oldest() ID
 	// Len is the number of retained frames; Size the store's size in bytes.
 	Len() int
