@@ -27,14 +27,19 @@ import (
 //     before Changed's channel is closed. A failed Append stores nothing of
 //     its batches and leaves Head and Oldest unchanged.
 //   - Retention: the ring keeps at most its configured number of frames and
-//     drops frames older than its maximum age, oldest first, trimmed in the
-//     same step as the append. Oldest only grows.
+//     drops frames older than its maximum age by the store's clock, oldest
+//     first, trimmed in the same step as the append; it drops nothing else.
+//     An implementation may bound how many frames one append drops for age,
+//     so that a clock jumping forward drains the ring over several appends
+//     instead of in one long step. Oldest only grows. A ring emptied by
+//     retention keeps its head: the next frame still gets head+1.
 //   - Reads after a cursor (After, AfterView) return matching frames with a
 //     seq above the cursor, in seq order, by seek (never a scan from the
 //     start). At the edges: a cursor of another epoch is UnknownEpoch; above
 //     the head is Future; below oldest-1 is Expired (some frame after it is
 //     gone); a cursor equal to the head, or to oldest-1, is fine. A Reset
-//     result holds no frames. The cursor is checked in the same read as the
+//     result holds no frames, and its Head and Oldest say where the cursor
+//     can resume instead. The cursor is checked in the same read as the
 //     frames, so a trim between two calls is reported, never skipped.
 //     Result.Next is where to continue: every frame up to it was looked at.
 //   - Nothing read keeps the store busy: views passed to callbacks are valid
@@ -44,13 +49,17 @@ type Store interface {
 	Epoch() uint64
 	// Head is the ID of the newest committed frame (Seq 0 if none ever was).
 	Head() ID
-	// Oldest is the ID of the oldest retained frame (Head+1 when empty).
+	// Oldest is the ID of the oldest retained frame, or Head when the store
+	// holds none: an ID that exists (the head is always a valid cursor),
+	// never one past the head, which as a cursor would be Future. Len tells
+	// an empty store from one that holds just its head.
 	Oldest() ID
 	// Len is the number of retained frames; Size the store's size in bytes.
 	Len() int
 	Size() int64
-	// Err is the error of the last Append, nil when it succeeded (readiness),
-	// ErrClosed once closed.
+	// Err is the error of the last Append that reached storage, nil when it
+	// succeeded (readiness), ErrClosed once closed. An Append rejected with
+	// ErrTopic does not change it: a bad topic says nothing about the store.
 	Err() error
 
 	// Append commits batches as consecutive frames, one frame per batch,
@@ -83,8 +92,9 @@ type Store interface {
 	// (Head+1 when every frame is older). ts follows seq except around
 	// wall-clock jumps, where the answer is approximate.
 	SeekTime(ms int64) uint64
-	// Latest returns the newest retained frame of topic; Topics the topics
-	// that have one.
+	// Latest returns the newest retained frame of topic, as read back (no
+	// Samples); Topics the topics that have one. A topic whose frames
+	// retention dropped has none.
 	Latest(topic string) (Frame, bool)
 	Topics() []string
 
@@ -154,7 +164,7 @@ type Result struct {
 	// at, so resuming after Next misses nothing and repeats nothing.
 	Next   ID
 	Head   ID     // head as of the read
-	Oldest ID     // oldest retained as of the read
+	Oldest ID     // oldest retained as of the read (Head when none is)
 	More   bool   // a limit stopped the read before the head
 	Reset  Reason // non-empty: the cursor cannot be resumed, Frames is empty
 	Err    error  // storage error; Frames is empty

@@ -10,7 +10,8 @@ import (
 )
 
 // frame200 is a batch that encodes to about 200 bytes of JSON with two
-// samples, the size the ingest goal is stated for.
+// samples: a typical collector frame, the size ingest throughput is judged
+// at.
 func frame200(i int) store.Batch {
 	return store.Batch{Topic: "network", Time: time.UnixMilli(1764255600123 + int64(i)), Samples: []store.Sample{
 		{Name: "network_receive_bytes_per_second", Labels: map[string]string{"device": "eth0"}, Value: float64(i) * 1.5},

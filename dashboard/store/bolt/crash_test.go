@@ -43,8 +43,9 @@ func crashChild() {
 	}
 }
 
-// FAULTS row 24: kill -9 while appending, 30+ times; every ID a reader saw is
-// there after restart, the file checks clean, the epoch stays, seq continues.
+// A process killed (SIGKILL) while appending, 30+ times: every ID a reader
+// saw is there after restart, the file checks clean, the epoch stays, seq
+// continues. A commit that returned is durable whatever happens next.
 func TestCrashLoop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	var epoch string

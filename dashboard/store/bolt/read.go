@@ -15,7 +15,11 @@ func (s *Store) Check(id store.ID) store.Reason {
 	if id.Epoch != s.epoch {
 		return store.UnknownEpoch
 	}
-	return store.CheckBounds(id.Seq, s.oldest.Load(), s.head.Load())
+	// An append stores its new oldest before its new head, so an append that
+	// trims past its old head can be seen half done; as of the head loaded
+	// here the ring is then empty, and the head still a valid cursor.
+	head := s.head.Load()
+	return store.CheckBounds(id.Seq, min(s.oldest.Load(), head+1), head)
 }
 
 // After returns the frames after cursor that match (nil match = all), within
@@ -57,10 +61,6 @@ func (s *Store) AfterView(cursor store.ID, match func(topic []byte) bool, lim st
 		return r
 	}
 	var bytesOut, frames int
-	// Read no further than what has been published: a frame committed but
-	// not yet handed to the commit hooks must not be returned (a client
-	// could then resume with an ID that the hub still calls the future).
-	published := s.head.Load()
 	r.Err = s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketFrames)
 		c := b.Cursor()
@@ -68,10 +68,18 @@ func (s *Store) AfterView(cursor store.ID, match func(topic []byte) bool, lim st
 		if len(hv) != 8 {
 			return errBadRecord
 		}
-		head := min(binary.BigEndian.Uint64(hv), published)
+		// Read no further than what has been published: a frame committed
+		// but not yet counted in Head must not be returned (a client could
+		// then resume with an ID that the hub still calls the future). The
+		// published head is loaded inside the transaction, so it lags the
+		// transaction's head by at most the one commit being published.
+		head := min(binary.BigEndian.Uint64(hv), s.head.Load())
 		oldest := head + 1
 		if k, _ := c.First(); k != nil {
-			oldest = binary.BigEndian.Uint64(k)
+			// That commit may have trimmed past the published head: then,
+			// as of that head, nothing is retained and the head is still a
+			// valid cursor.
+			oldest = min(binary.BigEndian.Uint64(k), head+1)
 		}
 		r.Head = store.ID{Epoch: s.epoch, Seq: head}
 		r.Oldest = store.ID{Epoch: s.epoch, Seq: oldest}

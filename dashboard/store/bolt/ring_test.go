@@ -2,10 +2,8 @@ package bolt
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // openTest opens a store in a temporary directory and checks the file's
-// consistency with bbolt's Tx.Check when the test ends.
+// consistency (CheckFile) when the test ends.
 func openTest(tb testing.TB, opts Options) *Store {
 	tb.Helper()
 	if opts.Path == "" {
@@ -50,18 +48,9 @@ func openTest(tb testing.TB, opts Options) *Store {
 
 func checkFile(tb testing.TB, path string) {
 	tb.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		tb.Errorf("reopen for check: %v", err)
-		return
+	for _, err := range CheckFile(path) {
+		tb.Errorf("check %s: %v", path, err)
 	}
-	defer db.Close()
-	_ = db.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			tb.Errorf("tx.Check: %v", err)
-		}
-		return nil
-	})
 }
 
 func batch(topic string, v float64) store.Batch {
@@ -81,145 +70,6 @@ func appendN(tb testing.TB, s *Store, topics []string, n int) []store.Frame {
 		out = append(out, fs...)
 	}
 	return out
-}
-
-func TestFrameJSON(t *testing.T) {
-	s := openTest(t, Options{NoSync: true})
-	evil := "<img src=x onerror=alert(1)>\n\ndata: x\r\u2028\u202e\xff"
-	fs, err := s.Append([]store.Batch{{Topic: "t", Time: time.UnixMilli(5), Samples: []store.Sample{
-		{Name: evil, Labels: map[string]string{"b": evil, "a": "1"}, Value: 0.121},
-		{Name: "nan", Value: math.NaN()},
-		{Name: "inf", Value: math.Inf(1)},
-		{Name: "big", Value: 1e21},
-		{Name: "small", Value: 1e-9},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	js := fs[0].JSON
-	if bytes.ContainsAny(js, "\n\r<>") || bytes.Contains(js, []byte("\u2028")) {
-		t.Fatalf("unescaped bytes in %s", js)
-	}
-	var got struct {
-		ID      string         `json:"id"`
-		Topic   string         `json:"topic"`
-		TS      int64          `json:"ts"`
-		Samples []store.Sample `json:"samples"`
-	}
-	if err := json.Unmarshal(js, &got); err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
-	if got.ID != fs[0].ID.String() || got.Topic != "t" || got.TS != 5 || len(got.Samples) != 3 {
-		t.Fatalf("decoded %+v from %s", got, js)
-	}
-	wantName := strings.ToValidUTF8(evil, "\ufffd")
-	if got.Samples[0].Name != wantName || got.Samples[0].Labels["b"] != wantName || got.Samples[0].Value != 0.121 {
-		t.Fatalf("sample 0 = %+v", got.Samples[0])
-	}
-	// Same bytes as encoding/json for the numbers.
-	for i, want := range []string{`"value":0.121`, `"value":1e+21`, `"value":1e-9`} {
-		if !bytes.Contains(js, []byte(want)) {
-			t.Errorf("%d: %s lacks %s", i, js, want)
-		}
-	}
-	if !bytes.Contains(js, []byte(`"labels":{"a":"1","b":`)) {
-		t.Errorf("labels not sorted: %s", js)
-	}
-}
-
-// The replay contract of DESIGN §3: resuming from every k returns exactly the
-// frames after k, in order; from the head nothing; from a cursor that cannot be
-// honoured a reason and never frames.
-func TestReplayContract(t *testing.T) {
-	const n = 300
-	s := openTest(t, Options{NoSync: true, MaxFrames: 200})
-	all := appendN(t, s, []string{"cpu", "memory", "load"}, n)
-	retained := all[n-200:]
-	if s.Len() != 200 || s.Oldest() != retained[0].ID || s.Head() != all[n-1].ID {
-		t.Fatalf("bounds: len %d oldest %v head %v", s.Len(), s.Oldest(), s.Head())
-	}
-	for k := retained[0].ID.Seq - 1; k <= s.Head().Seq; k++ {
-		r := s.After(store.ID{Epoch: s.Epoch(), Seq: k}, nil, store.Limits{})
-		if r.Reset != store.OK || r.Err != nil {
-			t.Fatalf("after %d: reset %q err %v", k, r.Reset, r.Err)
-		}
-		want := all[k:]
-		if len(r.Frames) != len(want) {
-			t.Fatalf("after %d: %d frames, want %d", k, len(r.Frames), len(want))
-		}
-		for i := range want {
-			if r.Frames[i].ID != want[i].ID || !bytes.Equal(r.Frames[i].JSON, want[i].JSON) {
-				t.Fatalf("after %d: frame %d is %v, want %v", k, i, r.Frames[i].ID, want[i].ID)
-			}
-		}
-		if r.Next != s.Head() || r.More {
-			t.Fatalf("after %d: next %v more %v", k, r.Next, r.More)
-		}
-	}
-	// Paging with a limit visits everything exactly once.
-	var paged []store.ID
-	cur := store.ID{Epoch: s.Epoch(), Seq: retained[0].ID.Seq - 1}
-	for {
-		r := s.After(cur, nil, store.Limits{Frames: 7})
-		for _, f := range r.Frames {
-			paged = append(paged, f.ID)
-		}
-		cur = r.Next
-		if !r.More {
-			break
-		}
-	}
-	if len(paged) != 200 || paged[0] != retained[0].ID || paged[199] != s.Head() {
-		t.Fatalf("paged %d frames", len(paged))
-	}
-	for _, tc := range []struct {
-		name string
-		id   store.ID
-		want store.Reason
-	}{
-		{"expired", store.ID{Epoch: s.Epoch(), Seq: retained[0].ID.Seq - 2}, store.Expired},
-		{"expired zero", store.ID{Epoch: s.Epoch(), Seq: 0}, store.Expired},
-		{"future", store.ID{Epoch: s.Epoch(), Seq: s.Head().Seq + 1}, store.Future},
-		{"foreign epoch", store.ID{Epoch: s.Epoch() ^ 1, Seq: 250}, store.UnknownEpoch},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := s.Check(tc.id); got != tc.want {
-				t.Errorf("Check = %q, want %q", got, tc.want)
-			}
-			r := s.After(tc.id, nil, store.Limits{})
-			if r.Reset != tc.want || len(r.Frames) != 0 {
-				t.Errorf("After: reset %q, %d frames; want %q and none", r.Reset, len(r.Frames), tc.want)
-			}
-		})
-	}
-}
-
-func TestAfterFilterAndLimits(t *testing.T) {
-	s := openTest(t, Options{NoSync: true})
-	all := appendN(t, s, []string{"cpu", "memory", "load", "disk"}, 400)
-	onlyLoad := func(t string) bool { return t == "load" }
-	r := s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, onlyLoad, store.Limits{})
-	if len(r.Frames) != 100 || r.Next != s.Head() {
-		t.Fatalf("filter: %d frames next %v", len(r.Frames), r.Next)
-	}
-	for _, f := range r.Frames {
-		if f.Topic != "load" {
-			t.Fatalf("topic %q", f.Topic)
-		}
-	}
-	// A scan bound stops early but Next says how far it looked.
-	r = s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, onlyLoad, store.Limits{Scan: 10})
-	if !r.More || r.Next.Seq != 10 || len(r.Frames) != 2 {
-		t.Fatalf("scan bound: more %v next %v frames %d", r.More, r.Next, len(r.Frames))
-	}
-	// A byte bound returns at least one frame.
-	r = s.After(store.ID{Epoch: s.Epoch(), Seq: 0}, nil, store.Limits{Bytes: 1})
-	if len(r.Frames) != 1 || !r.More || r.Next != all[0].ID {
-		t.Fatalf("byte bound: %d frames more %v next %v", len(r.Frames), r.More, r.Next)
-	}
-	if f, ok := s.Latest("disk"); !ok || f.ID != all[399].ID {
-		t.Fatalf("latest disk = %v %v", f.ID, ok)
-	}
 }
 
 // Several frames in one Append are stored with their own bytes (bbolt keeps
@@ -248,45 +98,8 @@ func TestBatchValuesAreDistinct(t *testing.T) {
 	}
 }
 
-func TestEmptyStore(t *testing.T) {
-	s := openTest(t, Options{NoSync: true})
-	if s.Head().Seq != 0 || s.Len() != 0 || s.Oldest() != s.Head() {
-		t.Fatalf("empty: head %v oldest %v len %d", s.Head(), s.Oldest(), s.Len())
-	}
-	r := s.After(s.Head(), nil, store.Limits{})
-	if r.Reset != store.OK || len(r.Frames) != 0 || r.Next != s.Head() {
-		t.Fatalf("empty after: %+v", r)
-	}
-}
-
-func TestCommitHookAndChanged(t *testing.T) {
-	s := openTest(t, Options{NoSync: true})
-	var got []store.ID
-	s.OnCommit(func(fs []store.Frame) {
-		for _, f := range fs {
-			got = append(got, f.ID)
-			// Committed before the hook runs: a read sees it.
-			if r := s.After(store.ID{Epoch: s.Epoch(), Seq: f.ID.Seq - 1}, nil, store.Limits{}); len(r.Frames) == 0 {
-				t.Errorf("frame %v not readable in hook", f.ID)
-			}
-		}
-	})
-	ch := s.Changed()
-	if _, err := s.Append([]store.Batch{batch("a", 1), batch("b", 2)}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ch:
-	default:
-		t.Fatal("Changed not closed by commit")
-	}
-	if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 2 {
-		t.Fatalf("hook saw %v", got)
-	}
-}
-
-// After every commit frames ≤ cap, and the file stops growing under a steady
-// load because trimmed pages are reused.
+// The file stops growing under a steady load once the ring is full, because
+// the pages of trimmed frames are reused (the suite checks the count).
 func TestRetentionCountAndFileSize(t *testing.T) {
 	s := openTest(t, Options{NoSync: true, MaxFrames: 2000})
 	var sizes []int64
@@ -313,8 +126,9 @@ func TestRetentionCountAndFileSize(t *testing.T) {
 	}
 }
 
-// FAULTS row 25: a wall clock that jumps forward a day must not wipe the ring
-// in one transaction; one that jumps back changes nothing about order.
+// A wall clock that jumps forward a day must not wipe the ring in one
+// transaction (at most MaxAgeTrim frames go per append, so no append stalls
+// the ingest for long); one that jumps back changes nothing about order.
 func TestAgeTrimBoundedOnClockJump(t *testing.T) {
 	now := time.Unix(1764255600, 0)
 	clock := func() time.Time { return now }
@@ -390,7 +204,10 @@ func TestSeqContinuesWhenRingEmptied(t *testing.T) {
 	}
 }
 
-// FAULTS row 21.
+// A file that cannot be read as a store (garbage, damaged pages or meta
+// pages, frames without an epoch) is not fatal: it is moved aside, logged at
+// ERROR, and a new epoch starts, so clients holding old cursors are reset
+// instead of served frames nobody can vouch for.
 func TestCorruptFilesAreQuarantined(t *testing.T) {
 	good := func(t *testing.T, path string) uint64 {
 		s, err := Open(Options{Path: path})
@@ -516,7 +333,8 @@ func must(t *testing.T, err error) []byte {
 	return nil
 }
 
-// FAULTS row 22.
+// A store file held by another process fails Open quickly with ErrLocked,
+// naming the file and the holder, instead of hanging.
 func TestLockedStoreFailsFast(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
 	s := openTest(t, Options{Path: path})
@@ -534,7 +352,8 @@ func TestLockedStoreFailsFast(t *testing.T) {
 	_ = s
 }
 
-// FAULTS row 23.
+// A store in a directory that cannot be written fails Open with the path and
+// the reason, and is not mistaken for a corrupt file (nothing moved aside).
 func TestUnwritableStore(t *testing.T) {
 	dir := t.TempDir()
 	ro := filepath.Join(dir, "ro")
@@ -557,8 +376,8 @@ func TestUnwritableStore(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
-// FAULTS row 20: a full filesystem makes appends fail with a counted error,
-// corrupts nothing, and appends work again once space returns.
+// A full filesystem makes appends fail with a counted error, corrupts
+// nothing, and appends work again once space returns.
 func TestDiskFull(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -774,50 +593,21 @@ func TestRetentionLoweredAtStart(t *testing.T) {
 	}
 }
 
-// AfterView sees what After returns, without copies, and Until bounds the
-// read like a lower head while cursor checks keep using the real one.
-func TestAfterViewMatchesAfter(t *testing.T) {
+// Check, bbolt's own cursor check, agrees with the Reset of a read after the
+// same cursor (the suite checks the reads).
+func TestCheck(t *testing.T) {
 	s := openTest(t, Options{NoSync: true, MaxFrames: 200})
-	all := appendN(t, s, []string{"cpu", "memory", "load"}, 300)
-	for _, lim := range []store.Limits{{}, {Frames: 7}, {Bytes: 1}, {Scan: 10}} {
-		for k := all[99].ID.Seq; k <= s.Head().Seq; k += 13 {
-			cur := store.ID{Epoch: s.Epoch(), Seq: k}
-			want := s.After(cur, func(t string) bool { return t != "memory" }, lim)
-			var seqs []uint64
-			got := s.AfterView(cur, func(t []byte) bool { return string(t) != "memory" }, lim, func(seq uint64, _ int64, _, js []byte) {
-				if !bytes.Equal(js, all[seq-1].JSON) {
-					t.Fatalf("seq %d: json differs", seq)
-				}
-				seqs = append(seqs, seq)
-			})
-			if got.Next != want.Next || got.More != want.More || got.Head != want.Head || got.Oldest != want.Oldest ||
-				got.Reset != want.Reset || got.Err != nil || len(seqs) != len(want.Frames) {
-				t.Fatalf("after %d %+v: view %+v (%d frames), want %+v (%d)", k, lim, got, len(seqs), want, len(want.Frames))
-			}
-			for i := range seqs {
-				if seqs[i] != want.Frames[i].ID.Seq {
-					t.Fatalf("after %d: frame %d is %d, want %v", k, i, seqs[i], want.Frames[i].ID)
-				}
-			}
+	appendN(t, s, []string{"cpu", "memory", "load"}, 300)
+	for _, tc := range []struct {
+		seq  uint64
+		want store.Reason
+	}{{0, store.Expired}, {99, store.Expired}, {100, store.OK}, {250, store.OK}, {300, store.OK}, {301, store.Future}} {
+		cur := store.ID{Epoch: s.Epoch(), Seq: tc.seq}
+		if got := s.Check(cur); got != tc.want || s.After(cur, nil, store.Limits{Frames: 1}).Reset != got {
+			t.Errorf("Check(%v) = %q, want %q and the same as After's reset", cur, got, tc.want)
 		}
 	}
-	until := all[250].ID.Seq
-	var last uint64
-	r := s.AfterView(all[200].ID, nil, store.Limits{Until: until}, func(seq uint64, _ int64, _, _ []byte) { last = seq })
-	if last != until || r.Next.Seq != until || r.More || r.Head != s.Head() {
-		t.Fatalf("until: last %d next %v more %v head %v", last, r.Next, r.More, r.Head)
-	}
-	r = s.AfterView(all[200].ID, nil, store.Limits{Until: until, Frames: 50}, func(uint64, int64, []byte, []byte) {})
-	if r.Next.Seq != until || r.More {
-		t.Fatalf("until at the frame limit: next %v more %v", r.Next, r.More)
-	}
-	called := false
-	r = s.AfterView(store.ID{Epoch: s.Epoch(), Seq: all[50].ID.Seq}, nil, store.Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
-	if r.Reset != store.Expired || called {
-		t.Fatalf("expired cursor: reset %q called %v", r.Reset, called)
-	}
-	r = s.AfterView(store.ID{Epoch: s.Epoch(), Seq: s.Head().Seq + 1}, nil, store.Limits{Until: until}, func(uint64, int64, []byte, []byte) { called = true })
-	if r.Reset != store.Future || called {
-		t.Fatalf("future cursor: reset %q called %v", r.Reset, called)
+	if got := s.Check(store.ID{Epoch: s.Epoch() ^ 1, Seq: 250}); got != store.UnknownEpoch {
+		t.Errorf("Check of a foreign epoch = %q", got)
 	}
 }

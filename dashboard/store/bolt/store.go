@@ -1,8 +1,9 @@
-// Package ring is livedash's source of truth: a bounded, durable ring of
-// frames in one bbolt file. Frames are keyed by big-endian sequence number so
-// that resuming after a cursor is a B+tree seek, retention is trimmed in the
-// same transaction as the append, and subscribers are told about frames only
-// after they are committed (DESIGN §3, §6).
+// Package bolt is the bbolt implementation of store.Store: a bounded,
+// durable ring of frames in one bbolt file. Frames are keyed by big-endian
+// sequence number so that resuming after a cursor is a B+tree seek (never a
+// scan from the start), retention is trimmed in the same transaction as the
+// append, and subscribers are told about frames only after they are
+// committed, so nothing a client saw can be lost by a crash.
 package bolt
 
 import (
@@ -112,6 +113,9 @@ func Open(opts Options) (*Store, error) {
 		_ = s.db.Close()
 		return nil, fmt.Errorf("trim store %s to %d frames: %w", s.path, opts.MaxFrames, err)
 	}
+	s.mu.Lock()
+	s.forgetTrimmed()
+	s.mu.Unlock()
 	s.m = newMetrics(opts.Registerer, s)
 	return s, nil
 }
@@ -409,7 +413,10 @@ func (s *Store) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Latest returns the newest frame of topic.
+// Latest returns the newest retained frame of topic, without Samples, from
+// a cache that Append keeps. Open fills it from at most the newest 20,000
+// frames and 1,024 topics, so that start-up stays bounded: after a restart a
+// topic quiet for longer than that has no latest frame until it reports.
 func (s *Store) Latest(topic string) (store.Frame, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -438,7 +445,7 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 		return nil, nil
 	}
 	for _, b := range batches {
-		if b.Topic == "" || len(b.Topic) > 255 {
+		if b.Topic == "" || len(b.Topic) > store.MaxTopicLen {
 			return nil, fmt.Errorf("append topic %q: %w", b.Topic, store.ErrTopic)
 		}
 	}
@@ -517,7 +524,11 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	s.size.Store(size)
 	s.mu.Lock()
 	for _, f := range frames {
+		f.Samples = nil // Latest is a read: frames read back carry no samples
 		s.latest[f.Topic] = f
+	}
+	if newOldest > oldest {
+		s.forgetTrimmed()
 	}
 	s.mu.Unlock()
 	for _, h := range s.hooks {
@@ -530,6 +541,19 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	return frames, nil
+}
+
+// forgetTrimmed drops from the latest cache the topics whose newest frame
+// retention has trimmed: Latest answers with retained frames only, as it
+// does after a restart, when the cache is loaded from the ring. Called with
+// mu held.
+func (s *Store) forgetTrimmed() {
+	oldest := s.oldest.Load()
+	for topic, f := range s.latest {
+		if f.ID.Seq < oldest {
+			delete(s.latest, topic)
+		}
+	}
 }
 
 func (s *Store) isClosed() bool {
