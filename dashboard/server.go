@@ -1,6 +1,6 @@
 // Package dashboard serves livedash over HTTP: the route table, the error
 // handler, server-wide limits, health and status endpoints, /metrics and the
-// embedded page. The ring store (dashboard/ring), the SSE hub (dashboard/hub),
+// embedded page. The store (dashboard/store), the SSE hub (dashboard/hub),
 // the JSON API (dashboard/api) and push ingest (dashboard/push) are wired in by
 // cmd/livedash through Deps.
 package dashboard
@@ -26,14 +26,9 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/route"
 	"livedash/dashboard/store"
 )
-
-// Route is one endpoint contributed by a part of the server (the JSON API).
-type Route struct {
-	Method, Path, Name string
-	Handler            echo.HandlerFunc
-}
 
 // Streamer is the SSE hub as the server uses it.
 type Streamer interface {
@@ -61,7 +56,7 @@ type Deps struct {
 	Logger     *slog.Logger
 	Version    string
 	Stream     Streamer
-	API        []Route
+	API        []route.Route
 	Push       echo.HandlerFunc         // POST /api/v1/push/:topic
 	Assets     fs.FS                    // the page, rooted at index.html
 	DevAssets  bool                     // Assets change on disk: do not cache them
@@ -89,7 +84,7 @@ type Server struct {
 	front   atomic.Pointer[frontDoor] // nil until Serve, or when streams go through net/http
 }
 
-// maxQueryBytes bounds the raw query string (FAULTS row 7): longer → 414.
+// maxQueryBytes bounds the raw query string: longer → 414.
 const maxQueryBytes = 8 << 10
 
 // New builds the server and its route table.
@@ -102,8 +97,9 @@ func New(cfg config.Config, deps Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(slogWriter{s.log})
-	// Slowloris and idle keep-alive bounds (FAULTS 8, 9). No WriteTimeout:
-	// it would cut every stream; streams set per-write deadlines instead.
+	// Bounds for clients that send a head slowly (slowloris) and for idle
+	// keep-alive connections. No WriteTimeout: it would cut every stream;
+	// streams set per-write deadlines instead.
 	e.Server.ReadHeaderTimeout = cfg.HTTP.ReadHeaderTimeout.D()
 	e.Server.ReadTimeout = cfg.HTTP.ReadTimeout.D()
 	e.Server.IdleTimeout = cfg.HTTP.IdleTimeout.D()

@@ -85,9 +85,7 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Intervals:  func() map[string]time.Duration { return intervals },
 	})
 	store.OnCommit(a.OnCommit)
-	for _, r := range a.Routes() {
-		p.deps.API = append(p.deps.API, dashboard.Route{Method: r.Method, Path: r.Path, Name: r.Name, Handler: r.Handler})
-	}
+	p.deps.API = a.Routes()
 	p.deps.OnShutdown = append(p.deps.OnShutdown, a.Close)
 	p.deps.ConnTakers = append(p.deps.ConnTakers, func(h dashboard.ConnHooks) {
 		a.SetConnHooks(api.ConnHooks{
