@@ -1,8 +1,15 @@
-// Package dashboard serves livedash over HTTP: the route table, the error
-// handler, server-wide limits, health and status endpoints, /metrics and the
-// embedded page. The store (dashboard/store), the SSE hub (dashboard/hub),
-// the JSON API (dashboard/api) and push ingest (dashboard/push) are wired in by
-// cmd/livedash through Deps.
+// Package dashboard serves livedash over HTTP: the route table, the
+// middleware chain, the error handler, server-wide limits, health and status
+// endpoints, /metrics and the embedded page. The store (dashboard/store), the
+// SSE hub (dashboard/hub), the JSON API (dashboard/api) and push ingest
+// (dashboard/push) are wired in by cmd/livedash through Deps.
+//
+// Every request takes one path: net/http parses it (HTTP/1.1, or HTTP/2
+// with TLS) and Echo routes it through one middleware chain — request
+// metrics, panic recovery, security headers, CORS, the query limit — to its
+// handler. No part reads requests from a
+// connection itself, so whatever the chain enforces holds for every route:
+// the page, the stream, long polls, push and /metrics alike.
 package dashboard
 
 import (
@@ -64,11 +71,6 @@ type Deps struct {
 	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
 	// releasing parked long polls so they do not hold shutdown up).
 	OnShutdown []func()
-	// ConnTakers are given the hooks for taking connections over from the
-	// HTTP server when serving starts (the API's long-poll loop). They are
-	// not called when CORS is configured: a taken-over connection's answers
-	// skip the middleware, and CORS headers depend on each request.
-	ConnTakers []func(ConnHooks)
 }
 
 // Server is livedash's HTTP server.
@@ -81,7 +83,6 @@ type Server struct {
 	ready   atomic.Bool
 	http    *httpMetrics
 	assets  *assetServer
-	front   atomic.Pointer[frontDoor] // nil until Serve, or when streams go through net/http
 }
 
 // maxQueryBytes bounds the raw query string: longer → 414.
@@ -109,7 +110,8 @@ func New(cfg config.Config, deps Deps) *Server {
 	s.e = e
 	s.http = newHTTPMetrics(deps.Registry)
 
-	e.Pre(s.limitQuery)
+	// One chain for every route (Echo runs Use middleware for unknown
+	// paths and methods too).
 	e.Use(s.http.middleware, middleware.Recover(), securityHeaders)
 	if len(cfg.HTTP.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -118,6 +120,7 @@ func New(cfg config.Config, deps Deps) *Server {
 			AllowHeaders: []string{"Last-Event-ID", "Authorization", "Content-Type", "If-None-Match"},
 		}))
 	}
+	e.Use(s.limitQuery)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -147,7 +150,10 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 
 // Serve serves on ln until ctx is done, then shuts down: readiness goes off,
 // the hub closes streams spread over its drain window (each with a retry:
-// hint), and in-flight requests finish within the drain window plus a margin.
+// hint), the OnShutdown functions run (releasing parked long polls), and
+// in-flight requests finish within the drain window plus a margin; what is
+// left then is cut. It returns nil after a shutdown, else the error that
+// stopped serving.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.HTTP.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, s.cfg.HTTP.MaxConns)
@@ -156,70 +162,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for _, fn := range s.deps.OnShutdown {
 		s.e.Server.RegisterOnShutdown(fn)
 	}
-	// Connections handed back by a part that took them over are served
-	// like accepted ones; Shutdown closes this listener with the other.
-	hb := newHandbackListener(ln.Addr())
-	hbErr := make(chan error, 1)
-	go func() { hbErr <- s.e.Server.Serve(hb) }()
-	defer func() { _ = hb.Close(); <-hbErr }()
-	if len(s.cfg.HTTP.CORSOrigins) == 0 {
-		hooks := ConnHooks{
-			Handback: hb.put,
-			Requests: func(route, method string, code int) prometheus.Counter {
-				return s.http.requests.WithLabelValues(route, method, statusText(code))
-			},
-			Headers:           apiHeaders(),
-			MaxQueryBytes:     maxQueryBytes,
-			MaxHeaderBytes:    s.e.Server.MaxHeaderBytes,
-			IdleTimeout:       s.e.Server.IdleTimeout,
-			ReadHeaderTimeout: s.e.Server.ReadHeaderTimeout,
-		}
-		for _, take := range s.deps.ConnTakers {
-			take(hooks)
-		}
-	}
-	// Streams skip net/http when the hub can take a connection whose head
-	// the server read (see frontDoor). Not with CORS configured: its
-	// headers depend on each request, and only the middleware sets them.
-	var fd *frontDoor
-	if cs, ok := s.deps.Stream.(connStreamer); ok && len(s.cfg.HTTP.CORSOrigins) == 0 {
-		fd = &frontDoor{
-			ln: ln, hb: hb, log: s.log,
-			stream:        cs.ConnServer(apiHeaders(), s.http.requests.WithLabelValues(streamPath, http.MethodGet, statusText(http.StatusOK))),
-			maxHeader:     s.e.Server.MaxHeaderBytes,
-			maxQuery:      maxQueryBytes,
-			headerTimeout: s.e.Server.ReadHeaderTimeout,
-			sniffing:      map[net.Conn]struct{}{},
-		}
-		if fd.maxHeader <= 0 {
-			fd.maxHeader = http.DefaultMaxHeaderBytes
-		}
-		if fd.headerTimeout <= 0 {
-			fd.headerTimeout = s.e.Server.ReadTimeout
-		}
-		s.front.Store(fd)
-	}
 	errc := make(chan error, 1)
-	if fd != nil {
-		go func() { errc <- fd.serve() }()
-	} else {
-		go func() { errc <- s.e.Server.Serve(ln) }()
-	}
+	go func() { errc <- s.e.Server.Serve(ln) }()
 	select {
 	case err := <-errc:
-		if fd != nil {
-			fd.close()
-		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	if fd != nil {
-		fd.close()
-	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "drain_window", s.cfg.Stream.DrainWindow.D().String())
-	// Streams are drained by the hub itself: hijacked HTTP/1.1 streams are
-	// invisible to http.Server.Shutdown, so wait for the hub's Shutdown too.
+	// The hub ends its streams itself, spread over the drain window and each
+	// with a retry: hint. A stream never ends on its own, so without this
+	// http.Server.Shutdown would wait for every stream until its deadline
+	// and then cut them all at once, without a hint.
 	streamsDone := make(chan struct{})
 	go func() {
 		defer close(streamsDone)
@@ -243,16 +198,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("connections still open after the drain window; closing them", "err", err)
 		_ = s.e.Server.Close()
 	}
-	if fd != nil {
-		fd.wait() // the streams it served ended with the hub's Shutdown
-	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serr)
 	}
 	return nil
 }
 
-// limitQuery answers 414 for an over-long query string before routing.
+// limitQuery answers 414 for an over-long query string, on every route.
 func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if len(c.Request().URL.RawQuery) > maxQueryBytes {
@@ -282,12 +234,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// apiHeaders are the headers securityHeaders sets on /api/ answers, for the
-// parts that answer on connections they serve themselves.
-func apiHeaders() http.Header {
-	return http.Header{"X-Content-Type-Options": nosniff, "Content-Security-Policy": apiCSP}
 }
 
 var (

@@ -81,8 +81,6 @@ type API struct {
 	// polls asking the same thing of the same window share its body.
 	lastPoll atomic.Pointer[pollAnswer]
 
-	loop      atomic.Pointer[connLoop] // set by SetConnHooks: long polls on the API's own connections
-	done      chan struct{}            // closed by Close
 	closeOnce sync.Once
 
 	m *metrics
@@ -134,7 +132,7 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 		opts.LoadMaxFrames = 100_000
 	}
 	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
-		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), done: make(chan struct{})}
+		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}
 	h := st.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = store.ID{Epoch: h.Epoch}
@@ -154,21 +152,15 @@ func (a *API) Routes() []route.Route {
 }
 
 // Close releases parked long polls at once (each answers with no frames and
-// its cursor). Call it when the server starts shutting down so
-// http.Server.Shutdown does not wait for max_wait. The connections the API
-// serves itself (pollconn.go) close after their answer, or when idle at
-// once; a second later any still open (a client not reading its answer)
-// are cut. Safe to call twice.
+// its cursor), and every later long poll answers without waiting. Call it
+// when the server starts shutting down, so that http.Server.Shutdown does
+// not wait for max_wait. Safe to call twice.
 func (a *API) Close() {
 	a.closeOnce.Do(func() {
 		a.recentMu.Lock()
 		a.closed = true
 		close(a.wake) // never replaced: later polls see it closed and answer at once
 		a.recentMu.Unlock()
-		close(a.done)
-		if l := a.loop.Load(); l != nil {
-			time.AfterFunc(time.Second, l.closeConns)
-		}
 	})
 }
 
