@@ -5,9 +5,9 @@
 // (dashboard/push) are wired in by cmd/livedash through Deps.
 //
 // Every request takes one path: net/http parses it (HTTP/1.1, or HTTP/2
-// with TLS) and Echo routes it through one middleware chain — request
-// metrics, panic recovery, security headers, CORS, the query limit — to its
-// handler. No part reads requests from a
+// with TLS or, when enabled, h2c) and Echo routes it through one middleware
+// chain — request metrics, panic recovery, security headers, CORS, limits,
+// then Deps.Middleware — to its handler. No part reads requests from a
 // connection itself, so whatever the chain enforces holds for every route:
 // the page, the stream, long polls, push and /metrics alike.
 package dashboard
@@ -55,8 +55,9 @@ type CollectorStatus struct {
 	LastOK    time.Time `json:"last_ok,omitzero"`
 }
 
-// Deps are the parts the server routes to. Store and Registry are required;
-// the rest may be nil while a part is not configured.
+// Deps are the parts the server routes to, and the server's options that
+// are not configuration. Store and Registry are required; the rest may be
+// nil while a part is not configured.
 type Deps struct {
 	Store      store.Store
 	Registry   *prometheus.Registry
@@ -71,6 +72,19 @@ type Deps struct {
 	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
 	// releasing parked long polls so they do not hold shutdown up).
 	OnShutdown []func()
+	// Middleware is appended to the server's chain after the built-in
+	// middleware (request metrics, panic recovery, security headers, CORS,
+	// the query limit), in order, and wraps every route: the page, health,
+	// /metrics, the stream, long polls, push, and the 404 and 405 answers
+	// of unknown paths and methods. It is where request-wide policy such as
+	// authentication goes. A middleware that answers without calling next
+	// (a 401) is counted and decorated like any answer; its errors are
+	// rendered by the server's error handler. CORS answers preflight
+	// requests itself, before this middleware.
+	Middleware []echo.MiddlewareFunc
+	// UnencryptedHTTP2 serves HTTP/2 without TLS (h2c, prior knowledge
+	// only) beside HTTP/1.1 on the same listener.
+	UnencryptedHTTP2 bool
 }
 
 // Server is livedash's HTTP server.
@@ -106,6 +120,13 @@ func New(cfg config.Config, deps Deps) *Server {
 	e.Server.IdleTimeout = cfg.HTTP.IdleTimeout.D()
 	e.Server.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes // net/http answers 431 above it
 	e.Server.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	if deps.UnencryptedHTTP2 {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetHTTP2(true) // over TLS, as when Protocols is nil
+		p.SetUnencryptedHTTP2(true)
+		e.Server.Protocols = &p
+	}
 	e.HTTPErrorHandler = s.handleError
 	s.e = e
 	s.http = newHTTPMetrics(deps.Registry)
@@ -121,6 +142,7 @@ func New(cfg config.Config, deps Deps) *Server {
 		}))
 	}
 	e.Use(s.limitQuery)
+	e.Use(deps.Middleware...)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
