@@ -2,11 +2,14 @@ package dashboard_test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"livedash/dashboard"
 	"livedash/dashboard/api"
 	"livedash/dashboard/push"
+	"livedash/dashboard/route"
 	"livedash/dashboard/store"
 )
 
@@ -248,4 +252,138 @@ func chainCoversEveryRoute(t *testing.T, proto string, reject bool) {
 			t.Errorf("%s not counted", prefix)
 		}
 	}
+}
+
+// A panic in a long-poll handler while it answers, after it parked: the
+// request fails with a 500 and the JSON error body, the panic is counted
+// in livedash_http_panics_total under the route template, and the server
+// goes on — a concurrent SSE stream keeps receiving frames. A panic after
+// the response was committed cuts that response short instead.
+func TestPanicInParkedLongPoll(t *testing.T) {
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		wireAll(t, c, d)
+		// Requests with X-Panic panic when their answer is written: a
+		// response hook runs inside WriteHeader, here the handler's,
+		// once it wakes from its wait.
+		d.Middleware = append(d.Middleware, func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if c.Request().Header.Get("X-Panic") == "1" {
+					var once sync.Once
+					c.Response().Before(func() {
+						once.Do(func() { panic("injected: writing the answer of a long poll") })
+					})
+				}
+				return next(c)
+			}
+		})
+		// A handler that panics after committing its response.
+		d.API = append(d.API, route.Route{Method: "GET", Path: "/test/committed-panic", Name: "committed-panic",
+			Handler: func(c echo.Context) error {
+				c.Response().WriteHeader(http.StatusOK)
+				_, _ = c.Response().Write([]byte("partial"))
+				c.Response().Flush()
+				panic("injected: after the response was committed")
+			}})
+	})
+
+	// A live stream beside the failing poll.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sreq, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/v1/stream?topics=s", nil)
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	ids := make(chan string, 16)
+	go func() {
+		defer close(ids)
+		br := bufio.NewReader(sresp.Body)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if id, ok := strings.CutPrefix(l, "id: "); ok {
+				ids <- strings.TrimSpace(id)
+			}
+		}
+	}()
+	// expectID waits for the stream to send want (the hello event's own
+	// ID comes first).
+	expectID := func(want store.ID) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case id := <-ids:
+				if id == want.String() {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("stream did not send %s", want)
+			}
+		}
+	}
+	expectID(appendFrame(t, h, "s", 1))
+
+	// The long poll parks, is woken by a commit, and panics answering.
+	done := make(chan *http.Response, 1)
+	var body []byte
+	go func() {
+		req, _ := http.NewRequest("GET", h.url+"/api/v1/frames?topics=lp&wait=20s", nil)
+		req.Header.Set("X-Panic", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- nil
+			return
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- resp
+	}()
+	waitMetric(t, h, "livedash_api_long_polls ", 1)
+	appendFrame(t, h, "lp", 7)
+	var resp *http.Response
+	select {
+	case resp = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panicking long poll was not answered")
+	}
+	if resp == nil {
+		t.Fatal("the panicking long poll's connection failed; want a 500")
+	}
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != 500 || e.Error.Code != "internal_error" {
+		t.Fatalf("panicking long poll: %s %q", resp.Status, body)
+	}
+	if resp.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("500 without the security headers: %v", resp.Header)
+	}
+	waitMetric(t, h, `livedash_http_panics_total{route="/api/v1/frames"} `, 1)
+	if v := metricValue(t, h, `livedash_http_requests_total{code="500",method="GET",route="/api/v1/frames"} `); v != 1 {
+		t.Errorf("500 counted %v times", v)
+	}
+	waitMetric(t, h, "livedash_api_long_polls ", 0)
+
+	// The stream is unaffected, and so is the server.
+	expectID(appendFrame(t, h, "s", 2))
+	if r, _ := get(t, h.url+"/healthz"); r.StatusCode != 200 {
+		t.Fatalf("healthz after the panic: %d", r.StatusCode)
+	}
+
+	// Committed, then panicked: the response is cut short, not completed.
+	cresp, err := http.Get(h.url + "/test/committed-panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	if err == nil {
+		t.Fatalf("a response whose handler panicked after committing ended cleanly: %s %q", cresp.Status, b)
+	}
+	waitMetric(t, h, `livedash_http_panics_total{route="/test/committed-panic"} `, 1)
+	expectID(appendFrame(t, h, "s", 3))
 }

@@ -132,8 +132,10 @@ func New(cfg config.Config, deps Deps) *Server {
 	s.http = newHTTPMetrics(deps.Registry)
 
 	// One chain for every route (Echo runs Use middleware for unknown
-	// paths and methods too).
-	e.Use(s.http.middleware, middleware.Recover(), securityHeaders)
+	// paths and methods too). Request metrics come first, so that they
+	// count every answer, the 500 of a recovered panic included; recovery
+	// comes next, so that it catches a panic anywhere after it.
+	e.Use(s.http.middleware, s.recoverPanics, securityHeaders)
 	if len(cfg.HTTP.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: cfg.HTTP.CORSOrigins,
