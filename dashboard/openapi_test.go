@@ -45,16 +45,12 @@ func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 	if err := a.Load(); err != nil {
 		t.Fatal(err)
 	}
-	var routes []dashboard.Route
-	for _, r := range a.Routes() {
-		routes = append(routes, dashboard.Route{Method: r.Method, Path: r.Path, Name: r.Name, Handler: r.Handler})
-	}
 	srv := dashboard.New(cfg, dashboard.Deps{
 		Store:    st,
 		Registry: reg,
 		Version:  "test",
 		Stream:   sse.New(hub.New(st, cfg.Stream, hub.Options{}), sse.Options{}),
-		API:      routes,
+		API:      a.Routes(),
 		Push:     push.Handler(nopAppender{}, cfg.Push, reg),
 		Assets:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
 	})

@@ -1,8 +1,15 @@
-// Package dashboard serves livedash over HTTP: the route table, the error
-// handler, server-wide limits, health and status endpoints, /metrics and the
-// embedded page. The ring store (dashboard/ring), the SSE hub (dashboard/hub),
-// the JSON API (dashboard/api) and push ingest (dashboard/push) are wired in by
-// cmd/livedash through Deps.
+// Package dashboard serves livedash over HTTP: the route table, the
+// middleware chain, the error handler, server-wide limits, health and status
+// endpoints, /metrics and the embedded page. The store (dashboard/store), the
+// SSE hub (dashboard/hub), the JSON API (dashboard/api) and push ingest
+// (dashboard/push) are wired in by cmd/livedash through Deps.
+//
+// Every request takes one path: net/http parses it (HTTP/1.1, or HTTP/2
+// with TLS or, when enabled, h2c) and Echo routes it through one middleware
+// chain — request metrics, panic recovery, security headers, CORS, limits,
+// then Deps.Middleware — to its handler. No part reads requests from a
+// connection itself, so whatever the chain enforces holds for every route:
+// the page, the stream, long polls, push and /metrics alike.
 package dashboard
 
 import (
@@ -26,14 +33,9 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/route"
 	"livedash/dashboard/store"
 )
-
-// Route is one endpoint contributed by a part of the server (the JSON API).
-type Route struct {
-	Method, Path, Name string
-	Handler            echo.HandlerFunc
-}
 
 // Streamer is the SSE hub as the server uses it.
 type Streamer interface {
@@ -53,15 +55,16 @@ type CollectorStatus struct {
 	LastOK    time.Time `json:"last_ok,omitzero"`
 }
 
-// Deps are the parts the server routes to. Store and Registry are required;
-// the rest may be nil while a part is not configured.
+// Deps are the parts the server routes to, and the server's options that
+// are not configuration. Store and Registry are required; the rest may be
+// nil while a part is not configured.
 type Deps struct {
 	Store      store.Store
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
 	Version    string
 	Stream     Streamer
-	API        []Route
+	API        []route.Route
 	Push       echo.HandlerFunc         // POST /api/v1/push/:topic
 	Assets     fs.FS                    // the page, rooted at index.html
 	DevAssets  bool                     // Assets change on disk: do not cache them
@@ -69,11 +72,19 @@ type Deps struct {
 	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
 	// releasing parked long polls so they do not hold shutdown up).
 	OnShutdown []func()
-	// ConnTakers are given the hooks for taking connections over from the
-	// HTTP server when serving starts (the API's long-poll loop). They are
-	// not called when CORS is configured: a taken-over connection's answers
-	// skip the middleware, and CORS headers depend on each request.
-	ConnTakers []func(ConnHooks)
+	// Middleware is appended to the server's chain after the built-in
+	// middleware (request metrics, panic recovery, security headers, CORS,
+	// the query limit), in order, and wraps every route: the page, health,
+	// /metrics, the stream, long polls, push, and the 404 and 405 answers
+	// of unknown paths and methods. It is where request-wide policy such as
+	// authentication goes. A middleware that answers without calling next
+	// (a 401) is counted and decorated like any answer; its errors are
+	// rendered by the server's error handler. CORS answers preflight
+	// requests itself, before this middleware.
+	Middleware []echo.MiddlewareFunc
+	// UnencryptedHTTP2 serves HTTP/2 without TLS (h2c, prior knowledge
+	// only) beside HTTP/1.1 on the same listener.
+	UnencryptedHTTP2 bool
 }
 
 // Server is livedash's HTTP server.
@@ -86,10 +97,9 @@ type Server struct {
 	ready   atomic.Bool
 	http    *httpMetrics
 	assets  *assetServer
-	front   atomic.Pointer[frontDoor] // nil until Serve, or when streams go through net/http
 }
 
-// maxQueryBytes bounds the raw query string (FAULTS row 7): longer → 414.
+// maxQueryBytes bounds the raw query string: longer → 414.
 const maxQueryBytes = 8 << 10
 
 // New builds the server and its route table.
@@ -102,19 +112,30 @@ func New(cfg config.Config, deps Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(slogWriter{s.log})
-	// Slowloris and idle keep-alive bounds (FAULTS 8, 9). No WriteTimeout:
-	// it would cut every stream; streams set per-write deadlines instead.
+	// Bounds for clients that send a head slowly (slowloris) and for idle
+	// keep-alive connections. No WriteTimeout: it would cut every stream;
+	// streams set per-write deadlines instead.
 	e.Server.ReadHeaderTimeout = cfg.HTTP.ReadHeaderTimeout.D()
 	e.Server.ReadTimeout = cfg.HTTP.ReadTimeout.D()
 	e.Server.IdleTimeout = cfg.HTTP.IdleTimeout.D()
 	e.Server.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes // net/http answers 431 above it
 	e.Server.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	if deps.UnencryptedHTTP2 {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetHTTP2(true) // over TLS, as when Protocols is nil
+		p.SetUnencryptedHTTP2(true)
+		e.Server.Protocols = &p
+	}
 	e.HTTPErrorHandler = s.handleError
 	s.e = e
 	s.http = newHTTPMetrics(deps.Registry)
 
-	e.Pre(s.limitQuery)
-	e.Use(s.http.middleware, middleware.Recover(), securityHeaders)
+	// One chain for every route (Echo runs Use middleware for unknown
+	// paths and methods too). Request metrics come first, so that they
+	// count every answer, the 500 of a recovered panic included; recovery
+	// comes next, so that it catches a panic anywhere after it.
+	e.Use(s.http.middleware, s.recoverPanics, securityHeaders)
 	if len(cfg.HTTP.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: cfg.HTTP.CORSOrigins,
@@ -122,6 +143,8 @@ func New(cfg config.Config, deps Deps) *Server {
 			AllowHeaders: []string{"Last-Event-ID", "Authorization", "Content-Type", "If-None-Match"},
 		}))
 	}
+	e.Use(s.limitQuery)
+	e.Use(deps.Middleware...)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -151,7 +174,10 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 
 // Serve serves on ln until ctx is done, then shuts down: readiness goes off,
 // the hub closes streams spread over its drain window (each with a retry:
-// hint), and in-flight requests finish within the drain window plus a margin.
+// hint), the OnShutdown functions run (releasing parked long polls), and
+// in-flight requests finish within the drain window plus a margin; what is
+// left then is cut. It returns nil after a shutdown, else the error that
+// stopped serving.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.HTTP.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, s.cfg.HTTP.MaxConns)
@@ -160,70 +186,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for _, fn := range s.deps.OnShutdown {
 		s.e.Server.RegisterOnShutdown(fn)
 	}
-	// Connections handed back by a part that took them over are served
-	// like accepted ones; Shutdown closes this listener with the other.
-	hb := newHandbackListener(ln.Addr())
-	hbErr := make(chan error, 1)
-	go func() { hbErr <- s.e.Server.Serve(hb) }()
-	defer func() { _ = hb.Close(); <-hbErr }()
-	if len(s.cfg.HTTP.CORSOrigins) == 0 {
-		hooks := ConnHooks{
-			Handback: hb.put,
-			Requests: func(route, method string, code int) prometheus.Counter {
-				return s.http.requests.WithLabelValues(route, method, statusText(code))
-			},
-			Headers:           apiHeaders(),
-			MaxQueryBytes:     maxQueryBytes,
-			MaxHeaderBytes:    s.e.Server.MaxHeaderBytes,
-			IdleTimeout:       s.e.Server.IdleTimeout,
-			ReadHeaderTimeout: s.e.Server.ReadHeaderTimeout,
-		}
-		for _, take := range s.deps.ConnTakers {
-			take(hooks)
-		}
-	}
-	// Streams skip net/http when the hub can take a connection whose head
-	// the server read (see frontDoor). Not with CORS configured: its
-	// headers depend on each request, and only the middleware sets them.
-	var fd *frontDoor
-	if cs, ok := s.deps.Stream.(connStreamer); ok && len(s.cfg.HTTP.CORSOrigins) == 0 {
-		fd = &frontDoor{
-			ln: ln, hb: hb, log: s.log,
-			stream:        cs.ConnServer(apiHeaders(), s.http.requests.WithLabelValues(streamPath, http.MethodGet, statusText(http.StatusOK))),
-			maxHeader:     s.e.Server.MaxHeaderBytes,
-			maxQuery:      maxQueryBytes,
-			headerTimeout: s.e.Server.ReadHeaderTimeout,
-			sniffing:      map[net.Conn]struct{}{},
-		}
-		if fd.maxHeader <= 0 {
-			fd.maxHeader = http.DefaultMaxHeaderBytes
-		}
-		if fd.headerTimeout <= 0 {
-			fd.headerTimeout = s.e.Server.ReadTimeout
-		}
-		s.front.Store(fd)
-	}
 	errc := make(chan error, 1)
-	if fd != nil {
-		go func() { errc <- fd.serve() }()
-	} else {
-		go func() { errc <- s.e.Server.Serve(ln) }()
-	}
+	go func() { errc <- s.e.Server.Serve(ln) }()
 	select {
 	case err := <-errc:
-		if fd != nil {
-			fd.close()
-		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	if fd != nil {
-		fd.close()
-	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "drain_window", s.cfg.Stream.DrainWindow.D().String())
-	// Streams are drained by the hub itself: hijacked HTTP/1.1 streams are
-	// invisible to http.Server.Shutdown, so wait for the hub's Shutdown too.
+	// The hub ends its streams itself, spread over the drain window and each
+	// with a retry: hint. A stream never ends on its own, so without this
+	// http.Server.Shutdown would wait for every stream until its deadline
+	// and then cut them all at once, without a hint.
 	streamsDone := make(chan struct{})
 	go func() {
 		defer close(streamsDone)
@@ -247,16 +222,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("connections still open after the drain window; closing them", "err", err)
 		_ = s.e.Server.Close()
 	}
-	if fd != nil {
-		fd.wait() // the streams it served ended with the hub's Shutdown
-	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serr)
 	}
 	return nil
 }
 
-// limitQuery answers 414 for an over-long query string before routing.
+// limitQuery answers 414 for an over-long query string, on every route.
 func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if len(c.Request().URL.RawQuery) > maxQueryBytes {
@@ -286,12 +258,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// apiHeaders are the headers securityHeaders sets on /api/ answers, for the
-// parts that answer on connections they serve themselves.
-func apiHeaders() http.Header {
-	return http.Header{"X-Content-Type-Options": nosniff, "Content-Security-Policy": apiCSP}
 }
 
 var (

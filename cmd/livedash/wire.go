@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -86,23 +85,8 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Intervals:  func() map[string]time.Duration { return intervals },
 	})
 	store.OnCommit(a.OnCommit)
-	for _, r := range a.Routes() {
-		p.deps.API = append(p.deps.API, dashboard.Route{Method: r.Method, Path: r.Path, Name: r.Name, Handler: r.Handler})
-	}
+	p.deps.API = a.Routes()
 	p.deps.OnShutdown = append(p.deps.OnShutdown, a.Close)
-	p.deps.ConnTakers = append(p.deps.ConnTakers, func(h dashboard.ConnHooks) {
-		a.SetConnHooks(api.ConnHooks{
-			Handback: h.Handback,
-			Requests: func(code int) prometheus.Counter {
-				return h.Requests("/api/v1/frames", http.MethodGet, code)
-			},
-			Headers:           h.Headers,
-			MaxQueryBytes:     h.MaxQueryBytes,
-			MaxHeaderBytes:    h.MaxHeaderBytes,
-			IdleTimeout:       h.IdleTimeout,
-			ReadHeaderTimeout: h.ReadHeaderTimeout,
-		})
-	})
 	// The query index is rebuilt from the store beside the collectors; the
 	// API buffers commits that arrive meanwhile.
 	p.background = append(p.background, func(context.Context) error { return a.Load() })

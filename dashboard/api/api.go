@@ -1,5 +1,5 @@
 // Package api is livedash's JSON API for scripts and for the page's polling
-// fallback and chart back-fill (DESIGN §5):
+// fallback and chart back-fill:
 //
 //	GET /api/v1/frames       frames after a cursor; short and long polling
 //	GET /api/v1/latest       newest frame of every topic, encoded once per commit
@@ -21,10 +21,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
+	"livedash/dashboard/route"
 	"livedash/dashboard/store"
 )
 
@@ -47,13 +47,6 @@ type Options struct {
 	MaxSeries int
 	// LoadMaxFrames bounds the frames Load reads back. Default 100000.
 	LoadMaxFrames int
-}
-
-// Route is one endpoint for the server's route table.
-type Route struct {
-	Method, Path string
-	Handler      echo.HandlerFunc
-	Name         string
 }
 
 // API serves the JSON endpoints. Its handlers are safe for concurrent use.
@@ -88,8 +81,6 @@ type API struct {
 	// polls asking the same thing of the same window share its body.
 	lastPoll atomic.Pointer[pollAnswer]
 
-	loop      atomic.Pointer[connLoop] // set by SetConnHooks: long polls on the API's own connections
-	done      chan struct{}            // closed by Close
 	closeOnce sync.Once
 
 	m *metrics
@@ -141,7 +132,7 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 		opts.LoadMaxFrames = 100_000
 	}
 	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
-		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), done: make(chan struct{})}
+		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}
 	h := st.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = store.ID{Epoch: h.Epoch}
@@ -150,32 +141,26 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 }
 
 // Routes returns the API's endpoints for the server's route table.
-func (a *API) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/api/v1/frames", a.frames, "frames"},
-		{http.MethodGet, "/api/v1/latest", a.latest, "latest"},
-		{http.MethodGet, "/api/v1/series", a.series, "series"},
-		{http.MethodGet, "/api/v1/query", a.query, "query"},
-		{http.MethodGet, "/api/v1/openapi.json", a.openapi, "openapi"},
+func (a *API) Routes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/api/v1/frames", Name: "frames", Handler: a.frames},
+		{Method: http.MethodGet, Path: "/api/v1/latest", Name: "latest", Handler: a.latest},
+		{Method: http.MethodGet, Path: "/api/v1/series", Name: "series", Handler: a.series},
+		{Method: http.MethodGet, Path: "/api/v1/query", Name: "query", Handler: a.query},
+		{Method: http.MethodGet, Path: "/api/v1/openapi.json", Name: "openapi", Handler: a.openapi},
 	}
 }
 
 // Close releases parked long polls at once (each answers with no frames and
-// its cursor). Call it when the server starts shutting down so
-// http.Server.Shutdown does not wait for max_wait. The connections the API
-// serves itself (pollconn.go) close after their answer, or when idle at
-// once; a second later any still open (a client not reading its answer)
-// are cut. Safe to call twice.
+// its cursor), and every later long poll answers without waiting. Call it
+// when the server starts shutting down, so that http.Server.Shutdown does
+// not wait for max_wait. Safe to call twice.
 func (a *API) Close() {
 	a.closeOnce.Do(func() {
 		a.recentMu.Lock()
 		a.closed = true
 		close(a.wake) // never replaced: later polls see it closed and answer at once
 		a.recentMu.Unlock()
-		close(a.done)
-		if l := a.loop.Load(); l != nil {
-			time.AfterFunc(time.Second, l.closeConns)
-		}
 	})
 }
 

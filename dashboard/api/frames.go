@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,7 +38,7 @@ func putBuf(b *[]byte) {
 
 // frames serves GET /api/v1/frames.
 //
-// Cursor semantics (the same IDs as the SSE stream, DESIGN §3):
+// Cursor semantics (the same IDs as the SSE stream):
 //   - after omitted: start at the head; only frames committed later are returned.
 //   - after=oldest: start before the oldest retained frame.
 //   - after=<id>: frames after it. A malformed ID is a 400 naming `after`.
@@ -50,15 +49,15 @@ func putBuf(b *[]byte) {
 //     and `next` continues after them.
 //
 // Long polling (wait > 0, clamped to max_wait — 60 s by default): if nothing
-// matches, the request parks on the store's commit signal (one goroutine, one
-// channel receive, no polling) and re-reads after each commit; it answers as
-// soon as a frame matches (woken by OnCommit; near the head the frames come
-// from the recent window in memory), or at wait plus a random jitter of up to 10 %
-// (at most 1 s) with empty frames. `next` never moves backwards; with no match
-// it may move past frames of other topics. A response with a reset is never
-// held. A plain HTTP/1.1 long poll about to park is handed to the API's own
-// connection loop (pollconn.go), which parks it the same way and serves the
-// connection's next polls without net/http's per-request work.
+// matches, the handler parks on the API's commit signal (one channel
+// receive, no polling) and re-reads after each commit; it answers as soon as
+// a frame matches (woken by OnCommit; near the head the frames come from the
+// recent window in memory), or at wait plus a random jitter of up to 10 % (at
+// most 1 s) with empty frames. `next` never moves backwards; with no match it
+// may move past frames of other topics. A response with a reset is never
+// held. A parked poll is an ordinary request: it answers through Echo and
+// the server's middleware, and a client that goes away (the request's
+// context is done) ends it at once, with nothing written.
 func (a *API) frames(c echo.Context) error {
 	pl, aerr := a.newPoll(c.QueryString())
 	if aerr != nil {
@@ -77,11 +76,7 @@ func (a *API) frames(c echo.Context) error {
 			return writeJSON(c, an.body(), noStore)
 		}
 		if timer == nil {
-			if a.adopt(c, &pl) {
-				return nil // the API's own connection loop answers it (pollconn.go)
-			}
-			d := pl.p.Wait + jitter(pl.p.Wait)
-			timer = time.NewTimer(d)
+			timer = time.NewTimer(pl.p.Wait + jitter(pl.p.Wait))
 			defer timer.Stop()
 		}
 		switch a.park(changed, timer.C, ctx.Done()) {
@@ -278,15 +273,13 @@ type resetInfo struct {
 	oldest, head store.ID
 }
 
-// pollAnswer is a /frames body shared by polls that asked the same, with the
-// whole HTTP response for the connections the API serves itself (built once
-// per second, for its Date header).
+// pollAnswer is a /frames body shared by the polls that asked the same of
+// the same recent window (see read). It is immutable once stored.
 type pollAnswer struct {
 	gen            uint64
 	cursor, oldest store.ID
 	query          string
 	body           []byte
-	wire           atomic.Pointer[wireAnswer]
 }
 
 // appendFrames appends a /frames body.

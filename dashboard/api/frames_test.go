@@ -447,6 +447,38 @@ func TestSharedPollAnswersKeyedByQuery(t *testing.T) {
 	}
 }
 
+// Polls that ask the same of the same recent window — the many one commit
+// releases — are answered with one encoded body between them; a poll that
+// asks something else gets its own.
+func TestIdenticalPollsShareOneBody(t *testing.T) {
+	st := openStore(t, bolt.Options{})
+	a := newTestServer(t, st, testCfg(), Options{}).api
+	appendFrames(t, st, "cpu", 1, nil)
+	after := st.Head().String()
+	appendFrames(t, st, "cpu", 1, nil)
+	answer := func(query string) []byte {
+		t.Helper()
+		pl, aerr := a.newPoll(query)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		_, closed, gen := a.changed()
+		an, done, err := a.read(&pl, gen, closed)
+		if err != nil || !done || an.shared == nil {
+			t.Fatalf("%s: done %v, shared %v, %v", query, done, an.shared != nil, err)
+		}
+		return an.body()
+	}
+	q := "topics=cpu&wait=30s&after=" + after
+	b1, b2 := answer(q), answer(q)
+	if &b1[0] != &b2[0] {
+		t.Fatal("two identical polls got two encoded bodies")
+	}
+	if b3 := answer("topics=cpu&wait=29s&after=" + after); &b3[0] == &b1[0] || !bytes.Equal(b3, b1) {
+		t.Fatal("another query shared the body, or got another answer")
+	}
+}
+
 func TestHTTPDateOncePerSecond(t *testing.T) {
 	now := time.Date(2026, 11, 27, 19, 30, 0, 100, time.UTC)
 	a := httpDate(now)
