@@ -27,6 +27,9 @@
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
 #
+# LIVEDASH_BIN=<path> measures that livedash binary instead of building this
+# tree's (before/after comparisons under the same load tool).
+#
 # Every run prints one summary line; each scenario ends with the medians.
 # Loopback only; every process started here is killed on exit.
 set -euo pipefail
@@ -69,7 +72,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "loadbench: building into $tmp"
-(cd "$root" && go build -o "$tmp/livedash" ./cmd/livedash && go build -o "$tmp/bench" ./cmd/livedash-bench)
+(cd "$root" && go build -o "$tmp/bench" ./cmd/livedash-bench)
+if [[ -n ${LIVEDASH_BIN:-} ]]; then
+	cp "$LIVEDASH_BIN" "$tmp/livedash" # another build (an earlier commit) under the same load
+else
+	(cd "$root" && go build -o "$tmp/livedash" ./cmd/livedash)
+fi
 if [[ -n $REFHUB_DIR ]]; then
 	echo "loadbench: cross-check: the baseline is the hub in $REFHUB_DIR"
 	(cd "$REFHUB_DIR" && go build -o "$tmp/refhub" .)

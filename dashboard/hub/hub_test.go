@@ -135,3 +135,31 @@ func TestReplayCacheBounded(t *testing.T) {
 		t.Fatal("failed entry served again")
 	}
 }
+
+// FuzzParseTopics: any topics parameter gives at most 256 items, none empty
+// or padded, none longer than a topic can be; nil (every topic) only when
+// no item was given.
+func FuzzParseTopics(f *testing.F) {
+	f.Add("cpu,memory", "")
+	f.Add(" , ,", "disk")
+	f.Add(strings.Repeat("a,", 300), "")
+	f.Add("\x00,\xff,é", strings.Repeat("x", 300))
+	f.Fuzz(func(t *testing.T, a, b string) {
+		got := ParseTopics([]string{a, b})
+		if len(got) > maxTopics {
+			t.Fatalf("%d topics", len(got))
+		}
+		for k := range got {
+			if k == "" || k != strings.TrimSpace(k) || len(k) > store.MaxTopicLen || strings.Contains(k, ",") {
+				t.Fatalf("topic %q", k)
+			}
+		}
+		if got == nil {
+			for _, item := range strings.Split(a+","+b, ",") {
+				if strings.TrimSpace(item) != "" {
+					t.Fatalf("no filter from %q %q", a, b)
+				}
+			}
+		}
+	})
+}
