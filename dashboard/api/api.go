@@ -45,7 +45,8 @@ type Options struct {
 	// MaxSeries bounds the distinct series indexed; samples of further series
 	// are dropped from the index (not from the store) and counted. Default 4096.
 	MaxSeries int
-	// LoadMaxFrames bounds the frames Load reads back. Default 100000.
+	// LoadMaxFrames bounds the frames Load reads back. Default: the store's
+	// retention (config store.retention.frames).
 	LoadMaxFrames int
 }
 
@@ -129,7 +130,7 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 		opts.MaxSeries = 4096
 	}
 	if opts.LoadMaxFrames <= 0 {
-		opts.LoadMaxFrames = 100_000
+		opts.LoadMaxFrames = config.Default().Store.Retention.Frames
 	}
 	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
 		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}

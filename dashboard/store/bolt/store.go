@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"livedash/config"
 	"livedash/dashboard/store"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,9 +41,9 @@ var ErrLocked = errors.New("bolt store: locked by another process")
 // Options configure Open. Zero values mean the documented defaults.
 type Options struct {
 	Path        string
-	MaxFrames   int           // retention by count; default 100000
+	MaxFrames   int           // retention by count; default: config store.retention.frames
 	MaxAge      time.Duration // retention by age; 0 = none
-	LockTimeout time.Duration // default 1s
+	LockTimeout time.Duration // default: config store.lock_timeout
 	MaxSize     int64         // bbolt Options.MaxSize; 0 = unbounded
 	NoSync      bool          // tests and benchmarks only
 	// MaxAgeTrim bounds how many frames one append may delete for age, so a
@@ -90,11 +91,12 @@ type Store struct {
 // file held by another process fails with ErrLocked within LockTimeout; a
 // missing permission or read-only filesystem fails with the path and reason.
 func Open(opts Options) (*Store, error) {
+	def := config.Default().Store
 	if opts.MaxFrames <= 0 {
-		opts.MaxFrames = 100000
+		opts.MaxFrames = def.Retention.Frames
 	}
 	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = time.Second
+		opts.LockTimeout = def.LockTimeout.D()
 	}
 	if opts.MaxAgeTrim <= 0 {
 		opts.MaxAgeTrim = 2000
