@@ -15,10 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"livedash/assets/browsertest"
 
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
@@ -125,33 +126,11 @@ func TestBudget(t *testing.T) {
 
 // ---- headless Chromium -----------------------------------------------------
 
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts a fresh headless Chromium for tb and returns a context
-// for its first tab. A missing browser is a failure, not a skip: the browser
-// tests are the only proof the page works.
+// newBrowser starts a fresh headless Chromium for tb, 1280×900, and returns
+// the context of its first tab.
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()
-	exe := chromiumPath
-	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
-		exe = p
-	}
-	if _, err := os.Stat(exe); err != nil {
-		tb.Fatalf("headless Chromium not found at %s: install it with `apt-get update && apt-get install -y chromium` (make test does this)", exe)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	tb.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.New(tb, 1280, 900)
 }
 
 // TestClientUnit runs testdata/unit/unit.js in headless Chromium against the
@@ -194,38 +173,11 @@ func TestClientUnit(t *testing.T) {
 	check()
 }
 
-// watchConsole collects the page's console errors and uncaught exceptions
-// (CSP violations arrive as browser log errors) from now on; the returned
-// func reports them on tb.
+// watchConsole reports the tab's console errors and exceptions (see
+// browsertest.WatchConsole).
 func watchConsole(tb testing.TB, ctx context.Context) (check func()) {
 	tb.Helper()
-	var mu sync.Mutex
-	var bad []string
-	done := make(chan struct{})
-	cctx, cancel := context.WithCancel(ctx)
-	msgs := chromedp.Console(cctx)
-	go func() {
-		defer close(done)
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("%s (%s:%d)", m.String(), m.URL, m.Line))
-				mu.Unlock()
-			}
-		}
-	}()
-	tb.Cleanup(func() { cancel(); <-done })
-	return func() {
-		tb.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, b := range bad {
-			tb.Errorf("browser console: %s", b)
-		}
-	}
+	return browsertest.WatchConsole(tb, ctx)
 }
 
 // unitServer serves the embedded page with the production CSP, the unit test

@@ -23,9 +23,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"livedash/assets/browsertest"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -33,65 +34,18 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts a fresh headless Chromium (own profile) for tb and
+// newBrowser starts a fresh headless Chromium for tb, 1280×1000, and
 // returns the context of its first tab.
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()
-	exe := chromiumPath
-	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
-		exe = p
-	}
-	if _, err := os.Stat(exe); err != nil {
-		tb.Fatalf("headless Chromium not found at %s: install it with `apt-get update && apt-get install -y chromium` (make test does this)", exe)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 1000),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	tb.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.New(tb, 1280, 1000)
 }
 
-// watchConsole collects console errors and uncaught exceptions of the tab
-// (CSP violations are browser log errors); check reports them.
+// watchConsole reports the tab's console errors and exceptions (see
+// browsertest.WatchConsole).
 func watchConsole(tb testing.TB, ctx context.Context) (check func()) {
 	tb.Helper()
-	var mu sync.Mutex
-	var bad []string
-	cctx, cancel := context.WithCancel(ctx)
-	msgs := chromedp.Console(cctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("%s (%s:%d)", m.String(), m.URL, m.Line))
-				mu.Unlock()
-			}
-		}
-	}()
-	tb.Cleanup(func() { cancel(); <-done })
-	return func() {
-		tb.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, b := range bad {
-			tb.Errorf("browser console: %s", b)
-		}
-	}
+	return browsertest.WatchConsole(tb, ctx)
 }
 
 // chartDebug and pageDebug mirror window.livedash.debug() (assets/web/js).
