@@ -27,7 +27,7 @@
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
 #
-# LIVEDASH_BIN=<path> measures that livedash binary instead of building this
+# LOADBENCH_LIVEDASH=<path> measures that livedash binary instead of building this
 # tree's (before/after comparisons under the same load tool).
 #
 # Every run prints one summary line; each scenario ends with the medians.
@@ -66,15 +66,15 @@ cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[[ -n ${KEEP_TMP:-} ]] || rm -rf "$tmp"
+	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "loadbench: building into $tmp"
 (cd "$root" && go build -o "$tmp/bench" ./cmd/livedash-bench)
-if [[ -n ${LIVEDASH_BIN:-} ]]; then
-	cp "$LIVEDASH_BIN" "$tmp/livedash" # another build (an earlier commit) under the same load
+if [[ -n ${LOADBENCH_LIVEDASH:-} ]]; then
+	cp "$LOADBENCH_LIVEDASH" "$tmp/livedash" # another build (an earlier commit) under the same load
 else
 	(cd "$root" && go build -o "$tmp/livedash" ./cmd/livedash)
 fi
