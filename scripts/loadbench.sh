@@ -24,6 +24,9 @@
 #   L  long polls: LP_CLIENTS (5000) polls parked on /api/v1/frames, released by
 #      one push; p99 from sending the push, over LP_ROUNDS rounds, RUNS runs
 #      each on a fresh server.
+#   P  10,000 pairs of a long poll (wait=1ns) and /healthz pipelined on one
+#      keep-alive connection: server CPU per 1,000 pairs, last over first, and
+#      a second client's /healthz p99, loaded over idle (not in the default set).
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
 #
@@ -299,6 +302,19 @@ for sc in $SCENARIOS; do
 			stop "$LD_PID"
 		done
 		printf 'L median of %d runs: wake-up p99 %sms (each run: the median p99 of its rounds)\n' "$RUNS" "$(median "${l_p99[@]}")"
+		;;
+	P)
+		p_cpu=() p_lat=()
+		for run in $(seq "$RUNS"); do
+			start_livedash "p$run" ""
+			out=$tmp/P.$run.txt
+			bench "$out" -scenario pipeline -clients 10000 -url "${LD_URL%/api/v1/stream}/" -pid "$LD_PID" -duration "$DURATION"
+			sed "s/^/P run $run: /" "$out"
+			p_cpu+=("$(field "$out" 'server cpu per .* \(ratio ([0-9.]+)\)')")
+			p_lat+=("$(field "$out" 'loaded .* ratio ([0-9.]+)')")
+			stop "$LD_PID"
+		done
+		printf 'P median of %d runs: server cpu per 1,000 pairs last/first %s; /healthz p99 loaded/idle %s\n' "$RUNS" "$(median "${p_cpu[@]}")" "$(median "${p_lat[@]}")"
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac
