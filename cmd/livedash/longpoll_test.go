@@ -73,7 +73,7 @@ func (rc *rawConn) read(d time.Duration) (*http.Response, []byte) {
 }
 
 func get(target string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: livedash\r\n\r\n"
+	return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n"
 }
 
 func pushValue(t *testing.T, base string, v int) {
