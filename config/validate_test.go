@@ -84,7 +84,9 @@ func TestValidate(t *testing.T) {
 		{"push label value", func(c *Config) { c.Push.MaxLabelValueBytes = 0 }, "push.max_label_value_bytes", "at least 1"},
 		{"push series", func(c *Config) { c.Push.MaxSeriesPerTopic = 0 }, "push.max_series_per_topic", "at least 1"},
 		{"push topics", func(c *Config) { c.Push.MaxTopics = 0 }, "push.max_topics", "at least 1"},
-		{"hosts", func(c *Config) { c.HTTP.AllowedHosts = []string{"dash.example.com", ".example.org", "[::1]", "10.0.0.1"} }, "", ""},
+		{"hosts", func(c *Config) {
+			c.HTTP.AllowedHosts = []string{"dash.example.com", ".example.org", "[::1]", "10.0.0.1"}
+		}, "", ""},
 		{"host with port", func(c *Config) { c.HTTP.AllowedHosts = []string{"dash.example.com:443"} }, "http.allowed_hosts[0]", "without scheme, port"},
 		{"host with scheme", func(c *Config) { c.HTTP.AllowedHosts = []string{"https://dash.example.com"} }, "http.allowed_hosts[0]", "without scheme"},
 		{"host star among others", func(c *Config) { c.HTTP.AllowedHosts = []string{"*", "a"} }, "http.allowed_hosts[0]", "only entry"},
