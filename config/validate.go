@@ -237,7 +237,7 @@ func (c *Config) Validate() error {
 	if p.MaxSamples < 1 {
 		add("push.max_samples", p.MaxSamples, "must be at least 1")
 	}
-	intRange(add, "push.max_labels", p.MaxLabels, 0, maxPushLabels)
+	intRange(add, "push.max_labels", p.MaxLabels, 1, maxPushLabels)
 	intRange(add, "push.max_label_name_bytes", p.MaxLabelNameBytes, 1, maxPushLabelBytes)
 	intRange(add, "push.max_label_value_bytes", p.MaxLabelValueBytes, 1, maxPushLabelBytes)
 	intRange(add, "push.max_series_per_topic", p.MaxSeriesPerTopic, 1, maxPushSeries)

@@ -80,7 +80,7 @@ func TestValidate(t *testing.T) {
 		{"push token short", func(c *Config) { c.Push.Token = "Zq" }, "push.token", "at least 16 bytes"},
 		{"push token 15 bytes", func(c *Config) { c.Push.Token = "0123456789abcde" }, "push.token", "at least 16 bytes"},
 		{"push token 16 bytes", func(c *Config) { c.Push.Token = "0123456789abcdef" }, "", ""},
-		{"push labels", func(c *Config) { c.Push.MaxLabels = -1 }, "push.max_labels", "at least 0"},
+		{"push labels", func(c *Config) { c.Push.MaxLabels = 0 }, "push.max_labels", "at least 1"},
 		{"push label value", func(c *Config) { c.Push.MaxLabelValueBytes = 0 }, "push.max_label_value_bytes", "at least 1"},
 		{"push series", func(c *Config) { c.Push.MaxSeriesPerTopic = 0 }, "push.max_series_per_topic", "at least 1"},
 		{"push topics", func(c *Config) { c.Push.MaxTopics = 0 }, "push.max_topics", "at least 1"},
