@@ -235,6 +235,7 @@ func (l *apiLimiter) take(key netip.Addr, now time.Time) (time.Duration, bool) {
 // accessMetrics count what the access controls turned away.
 type accessMetrics struct {
 	authFailures prometheus.Counter
+	bcrypts      prometheus.Counter
 	rateLimited  prometheus.Counter
 	connRejected prometheus.Counter
 }
@@ -244,6 +245,10 @@ func newAccessMetrics(reg prometheus.Registerer) *accessMetrics {
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livedash_http_auth_failures_total",
 			Help: "Requests refused with 401: missing or wrong basic-auth credentials.",
+		}),
+		bcrypts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livedash_http_auth_bcrypt_comparisons_total",
+			Help: "bcrypt comparisons run to check basic-auth credentials (each credential is compared once, then cached).",
 		}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livedash_http_rate_limited_total",
@@ -255,7 +260,7 @@ func newAccessMetrics(reg prometheus.Registerer) *accessMetrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.authFailures, m.rateLimited, m.connRejected)
+		reg.MustRegister(m.authFailures, m.bcrypts, m.rateLimited, m.connRejected)
 	}
 	return m
 }

@@ -44,7 +44,7 @@ const pushToken = "s3cret"
 func wireAll(tb testing.TB, c *config.Config, d *dashboard.Deps) {
 	tb.Helper()
 	addHub(c, d)
-	a := api.New(d.Store, c.API, api.Options{Registerer: d.Registry})
+	a := api.New(d.Store, c.API, api.Options{Registerer: d.Registry, MaxParkedPerClient: c.HTTP.MaxPollsPerClient})
 	d.Store.OnCommit(a.OnCommit)
 	if err := a.Load(); err != nil {
 		tb.Fatal(err)

@@ -49,9 +49,10 @@ type Streamer interface {
 }
 
 // CollectorStatus is one collector's line in /api/v1/status. The status
-// endpoint has no authentication, so LastError is a class ("error",
-// "timeout", "panic"), never the error's text, which can hold target URLs or
-// a command's output: that text is in the server log.
+// endpoint is open to anyone who can reach the server when no users are
+// configured, so LastError is a class ("error", "timeout", "panic"), never
+// the error's text, which can hold target URLs or a command's output: that
+// text, with URL secrets redacted, is in the server log.
 type CollectorStatus struct {
 	Name      string    `json:"name"`
 	Interval  string    `json:"interval"`
@@ -133,11 +134,11 @@ func New(cfg config.Config, deps Deps) *Server {
 		}
 	}
 	s.clients = clientip.NewResolver(trusted)
+	s.access = newAccessMetrics(deps.Registry)
 	if len(deps.Web.Users) > 0 {
-		s.auth = newAuthenticator(deps.Web.Users, runtime.GOMAXPROCS(0))
+		s.auth = newAuthenticator(deps.Web.Users, runtime.GOMAXPROCS(0), s.access.bcrypts)
 	}
 	s.apiLimit = newAPILimiter(cfg.HTTP.APIRate, cfg.HTTP.APIBurst)
-	s.access = newAccessMetrics(deps.Registry)
 	if len(deps.Web.Headers) > 0 {
 		s.headers = map[string][]string{}
 		for k, v := range deps.Web.Headers {

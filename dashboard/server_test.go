@@ -63,7 +63,11 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	h := &harness{srv: srv, url: "http://" + ln.Addr().String(), store: st, reg: deps.Registry, cancel: cancel, done: done}
+	scheme := "http://"
+	if deps.Web != nil && deps.Web.TLS != nil {
+		scheme = "https://"
+	}
+	h := &harness{srv: srv, url: scheme + ln.Addr().String(), store: st, reg: deps.Registry, cancel: cancel, done: done}
 	tb.Cleanup(func() {
 		cancel()
 		if err, ok := <-done; ok && err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -156,9 +157,10 @@ type authenticator struct {
 	users map[string][]byte
 	dummy []byte // compared for unknown users, so they take as long as known ones
 
-	slots chan struct{}
-	mu    sync.Mutex
-	cache map[[32]byte]*authResult
+	slots    chan struct{}
+	compared prometheus.Counter // bcrypt comparisons run: cache misses
+	mu       sync.Mutex
+	cache    map[[32]byte]*authResult
 }
 
 // authCacheSize bounds the cached credentials; beyond it a tenth of the
@@ -170,7 +172,7 @@ type authResult struct {
 	ok   bool
 }
 
-func newAuthenticator(users map[string][]byte, slots int) *authenticator {
+func newAuthenticator(users map[string][]byte, slots int, compared prometheus.Counter) *authenticator {
 	cost := bcrypt.DefaultCost
 	for _, h := range users {
 		if c, err := bcrypt.Cost(h); err == nil && c > cost {
@@ -181,7 +183,7 @@ func newAuthenticator(users map[string][]byte, slots int) *authenticator {
 	if err != nil {
 		panic(fmt.Sprintf("bcrypt: %v", err)) // only for a cost out of range, checked above
 	}
-	return &authenticator{users: users, dummy: dummy, slots: make(chan struct{}, max(slots, 1)), cache: map[[32]byte]*authResult{}}
+	return &authenticator{users: users, dummy: dummy, slots: make(chan struct{}, max(slots, 1)), compared: compared, cache: map[[32]byte]*authResult{}}
 }
 
 // check reports whether user and password are a configured user's.
@@ -214,6 +216,7 @@ func (a *authenticator) check(user, password string) bool {
 	a.slots <- struct{}{}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	<-a.slots
+	a.compared.Inc()
 	r.ok = known && err == nil
 	close(r.done)
 	return r.ok
