@@ -170,6 +170,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	// Before anything is opened or started: a bad file stops start-up.
+	web, err := loadWebConfig(cfg)
+	if err != nil {
+		return &exitError{2, err}
+	}
 
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -198,10 +203,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 
-	web, err := loadWebConfig(cfg)
-	if err != nil {
-		return &exitError{2, err}
-	}
 	parts, err := wire(cfg, flags, store, reg, log)
 	if err != nil {
 		return err
