@@ -37,7 +37,7 @@ const chromiumPath = "/usr/bin/chromium"
 
 // newBrowser starts a fresh headless Chromium (own profile) for tb and
 // returns the context of its first tab.
-func newBrowser(tb testing.TB) context.Context {
+func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	exe := chromiumPath
 	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
@@ -46,13 +46,14 @@ func newBrowser(tb testing.TB) context.Context {
 	if _, err := os.Stat(exe); err != nil {
 		tb.Fatalf("headless Chromium not found at %s: install it with `apt-get update && apt-get install -y chromium` (make test does this)", exe)
 	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1280, 1000),
-	)
+	}, extra...)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	tb.Cleanup(func() { cancel(); cancelA() })
 	if err := chromedp.Do(ctx); err != nil {
