@@ -92,7 +92,9 @@ func TestBrowserTLSBasicAuth(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() { _, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID}) }()
+			go func() {
+				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+			}()
 		}
 	}()
 	yes := true
