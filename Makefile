@@ -31,7 +31,7 @@ test-deps: assets
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@test -x /usr/sbin/nginx || command -v nginx >/dev/null 2>&1 || { \
 		echo "installing nginx for the reverse-proxy test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
 test: test-deps
 	$(GO) vet $(PKGS)

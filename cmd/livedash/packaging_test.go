@@ -137,7 +137,7 @@ func nginxPath(tb testing.TB) string {
 			return x
 		}
 	}
-	tb.Fatal("nginx not found: install it with `apt-get install -y nginx-light` (make test-deps does this)")
+	tb.Fatal("nginx not found: install it with `apt-get install -y nginx` (make test-deps does this)")
 	return ""
 }
 
