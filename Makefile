@@ -22,12 +22,16 @@ build: assets
 assets:
 	@if [ -f assets/build.sh ]; then bash assets/build.sh; fi
 
-# What the tests need: the page's assets and Debian's Chromium for the
-# browser tests (installed only when missing).
+# What the tests need: the page's assets, Debian's Chromium for the browser
+# tests and Debian's nginx for the reverse-proxy test (each installed only
+# when missing).
 test-deps: assets
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/sbin/nginx || command -v nginx >/dev/null 2>&1 || { \
+		echo "installing nginx for the reverse-proxy test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
 test: test-deps
 	$(GO) vet $(PKGS)

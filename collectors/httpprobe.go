@@ -155,7 +155,7 @@ func (p *httpProbe) probe(ctx context.Context, t *probeTarget, now time.Time) ([
 	req.Header.Set("User-Agent", "livedash-probe")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return down, err
+		return down, redactURLError(err)
 	}
 	// Read (a bounded part of) the body so "total" includes the transfer.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

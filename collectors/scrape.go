@@ -143,7 +143,7 @@ func (t *scrapeTarget) scrape(ctx context.Context, now time.Time) ([]Sample, err
 	req.Header.Set("User-Agent", "livedash-scrape")
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redactURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -316,11 +316,11 @@ func checkURL(add func(string, any, string), path, raw string) {
 	case raw == "":
 		add(path, raw, "is required")
 	case err != nil:
-		add(path, raw, "not a valid URL")
+		add(path, RedactURL(raw), "not a valid URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		add(path, raw, "must be an http:// or https:// URL")
+		add(path, RedactURL(raw), "must be an http:// or https:// URL")
 	case u.Host == "":
-		add(path, raw, "needs a host")
+		add(path, RedactURL(raw), "needs a host")
 	}
 }
 

@@ -7,8 +7,10 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +24,8 @@ import (
 // comma-separated; lists of structures and maps are set in the file only.
 type Config struct {
 	// Listen is the HTTP listen address. Default 127.0.0.1:7070: loopback,
-	// because the dashboard has no authentication of its own yet.
+	// because nobody has to log in until basic_auth_users are configured in
+	// the web configuration file (HTTP.WebConfigFile).
 	Listen    string `yaml:"listen"`
 	LogFormat string `yaml:"log_format"` // text (default) or json
 	LogLevel  string `yaml:"log_level"`  // debug, info (default), warn, error
@@ -64,6 +67,36 @@ type HTTP struct {
 	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 16384 → 431 above
 	MaxConns          int      `yaml:"max_conns"`           // listener cap, default 15000
 	CORSOrigins       []string `yaml:"cors_origins"`        // exact origins allowed; "*" only without credentials
+
+	// WebConfigFile is a Prometheus exporter-toolkit web configuration file
+	// (tls_server_config, http_server_config, basic_auth_users); also the
+	// --web.config.file flag. Empty: plain HTTP, nobody logs in.
+	WebConfigFile string `yaml:"web_config_file"`
+	// AllowedHosts are the host names (or addresses) a request's Host header
+	// may name, any port; others get 421 before any handler runs, which
+	// stops DNS rebinding. A leading "." allows every subdomain
+	// (".example.com"); "*" allows any host. Empty (the default):
+	// localhost, 127.0.0.1, [::1] and the listen host — plus any IP address
+	// when listening on all interfaces, since a rebinding attack needs a name.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// TrustedProxies are CIDRs of reverse proxies: only a connection from
+	// one of them has its X-Forwarded-For believed, and then the client
+	// address it names is the one every per-client limit and log line uses.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxConnsPerClient caps the connections one client address (an IPv6
+	// /64) holds at once; more are closed at accept, so one address cannot
+	// take the slots of max_conns from others. Trusted proxies are exempt.
+	// 0 = no cap; default 256.
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
+	// MaxPollsPerClient caps the long polls one client parks at once
+	// (429 above it). 0 = no cap; default 64.
+	MaxPollsPerClient int `yaml:"max_polls_per_client"`
+	// APIRate and APIBurst are a token bucket per client on the JSON API
+	// (/api/v1/* except the stream and WebSocket routes): APIRate requests
+	// per second on average, bursts of APIBurst; above it 429 with
+	// Retry-After. APIRate 0 = no limit; defaults 50 and 500.
+	APIRate  float64 `yaml:"api_rate"`
+	APIBurst int     `yaml:"api_burst"`
 }
 
 // Stream configures GET /api/v1/stream.
@@ -91,9 +124,19 @@ type API struct {
 
 // Push configures POST /api/v1/push/<topic>. Off unless Token is set.
 type Push struct {
-	Token        string `yaml:"token"`          // static bearer token; empty = push disabled
+	Token        string `yaml:"token"`          // static bearer token, at least 16 bytes; empty = push disabled
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1 MiB
 	MaxSamples   int    `yaml:"max_samples"`    // per request; default 10000
+	// Caps that keep what a push adds cheap for every reader of the
+	// catalog and latest values: labels on one sample (default 32), bytes
+	// of a label name (default 128) and of a label value (default 1024),
+	// distinct series one topic may accumulate (default 10000) and pushed
+	// topics in total (default 100). Over a cap: 413 or 400 naming it.
+	MaxLabels          int `yaml:"max_labels"`
+	MaxLabelNameBytes  int `yaml:"max_label_name_bytes"`
+	MaxLabelValueBytes int `yaml:"max_label_value_bytes"`
+	MaxSeriesPerTopic  int `yaml:"max_series_per_topic"`
+	MaxTopics          int `yaml:"max_topics"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("1s", "24h").
@@ -139,6 +182,13 @@ func defaults(getenv func(string) string) Config {
 			MaxHeaderBytes:    16 << 10,
 			MaxConns:          15_000,
 			CORSOrigins:       nil,
+			WebConfigFile:     "",
+			AllowedHosts:      nil,
+			TrustedProxies:    nil,
+			MaxConnsPerClient: 256,
+			MaxPollsPerClient: 64,
+			APIRate:           50,
+			APIBurst:          500,
 		},
 		Stream: Stream{
 			QueueSize:       1024,
@@ -160,9 +210,14 @@ func defaults(getenv func(string) string) Config {
 			QueryMaxFrames: 200_000,
 		},
 		Push: Push{
-			Token:        "",
-			MaxBodyBytes: 1 << 20,
-			MaxSamples:   10_000,
+			Token:              "",
+			MaxBodyBytes:       1 << 20,
+			MaxSamples:         10_000,
+			MaxLabels:          32,
+			MaxLabelNameBytes:  128,
+			MaxLabelValueBytes: 1024,
+			MaxSeriesPerTopic:  10_000,
+			MaxTopics:          100,
 		},
 		Collectors: defaultCollectors(),
 	}
@@ -177,12 +232,52 @@ func defaultStorePath(xdgStateHome string) string {
 	return relativeDBPath
 }
 
-// Redacted returns a copy of c that is safe to print: secrets are replaced.
+// Redacted returns a copy of c that is safe to print: the push token is
+// replaced, and so are the user info and query values of target URLs
+// (RedactURL). c's lists are not modified.
 func (c Config) Redacted() Config {
 	if c.Push.Token != "" {
-		c.Push.Token = "REDACTED"
+		c.Push.Token = Redaction
+	}
+	c.Collectors.HTTP.Targets = slices.Clone(c.Collectors.HTTP.Targets)
+	for i := range c.Collectors.HTTP.Targets {
+		c.Collectors.HTTP.Targets[i].URL = RedactURL(c.Collectors.HTTP.Targets[i].URL)
+	}
+	c.Collectors.Prometheus.Targets = slices.Clone(c.Collectors.Prometheus.Targets)
+	for i := range c.Collectors.Prometheus.Targets {
+		c.Collectors.Prometheus.Targets[i].URL = RedactURL(c.Collectors.Prometheus.Targets[i].URL)
 	}
 	return c
+}
+
+// Redaction is what stands in place of a secret in printed configuration,
+// logs and status.
+const Redaction = "REDACTED"
+
+// RedactURL returns raw safe to print: user info (user and password alike:
+// either can be a token) becomes REDACTED, and so does every query value
+// (the names stay, so a reader still sees which parameters are set); the
+// fragment is dropped. Text that does not parse as a URL is replaced whole,
+// as it may still hold a secret.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Redaction
+	}
+	if u.User != nil {
+		u.User = url.User(Redaction)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			for i := range q[k] {
+				q[k][i] = Redaction
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment, u.ForceQuery = "", "", false
+	return u.String()
 }
 
 // String formats d in Go syntax without trailing zero units ("24h", "1m30s",

@@ -178,6 +178,56 @@ func TestRedacted(t *testing.T) {
 	}
 }
 
+// Target URLs carry credentials in their user info and tokens in their
+// query: config check prints neither.
+func TestRedactedTargets(t *testing.T) {
+	cfg := Default()
+	cfg.Collectors.HTTP.Targets = []HTTPTarget{{URL: "https://admin:pw-http-1@probe.example/health?token=tok-http-2&x=1"}}
+	cfg.Collectors.Prometheus.Targets = []ScrapeTarget{{URL: "http://scraper:pw-scrape-3@exp.example:9100/metrics?auth=tok-scrape-4#frag-5"}}
+	out, err := yaml.Marshal(cfg.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"admin", "pw-http-1", "tok-http-2", "scraper", "pw-scrape-3", "tok-scrape-4", "frag-5"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("Redacted config holds %q:\n%s", secret, out)
+		}
+	}
+	for _, kept := range []string{"https://REDACTED@probe.example/health?token=REDACTED&x=REDACTED", "http://REDACTED@exp.example:9100/metrics?auth=REDACTED"} {
+		if !strings.Contains(string(out), kept) {
+			t.Errorf("Redacted config lacks %q:\n%s", kept, out)
+		}
+	}
+	if cfg.Collectors.HTTP.Targets[0].URL != "https://admin:pw-http-1@probe.example/health?token=tok-http-2&x=1" {
+		t.Error("Redacted changed its receiver's targets")
+	}
+	for in, want := range map[string]string{
+		"http://host/metrics":          "http://host/metrics",
+		"http://u@host/":               "http://REDACTED@host/",
+		"http://host/?a=1&a=2":         "http://host/?a=REDACTED&a=REDACTED",
+		"http://[::1]:9/x?k=v":         "http://[::1]:9/x?k=REDACTED",
+		"::not a url":                  "REDACTED",
+		"ftp://user:secret@host/file?": "ftp://REDACTED@host/file",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A validation problem about a target URL shows it redacted.
+func TestValidateRedactsURL(t *testing.T) {
+	cfg := Default()
+	cfg.Collectors.Prometheus.Targets = []ScrapeTarget{{URL: "gopher://user:pw-6@host/?token=tok-7"}}
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "collectors.prometheus.targets[0].url") {
+		t.Fatalf("Validate() = %v, want a problem with the URL", err)
+	}
+	if strings.Contains(err.Error(), "pw-6") || strings.Contains(err.Error(), "tok-7") {
+		t.Errorf("the problem shows a secret: %v", err)
+	}
+}
+
 // TestExampleFile keeps livedash.example.yaml honest: it loads, validates,
 // names every key outside collectors, and agrees with Default on each.
 func TestExampleFile(t *testing.T) {

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -107,6 +109,11 @@ const (
 	minHeaderBytes = 1024
 	// streamConnsReserve is how many of http.max_conns streams may never take.
 	streamConnsReserve = 100
+	minPushToken       = 16
+	maxPushLabels      = 1000
+	maxPushLabelBytes  = 64 << 10
+	maxPushSeries      = 1_000_000
+	maxPushTopics      = 100_000
 )
 
 // Validate checks the whole configuration and returns nil or an *Errors that
@@ -149,6 +156,22 @@ func (c *Config) Validate() error {
 		add("http.max_conns", h.MaxConns, "must be at least 1")
 	}
 	validateOrigins(h.CORSOrigins, add)
+	validateHosts(h.AllowedHosts, add)
+	validateProxies(h.TrustedProxies, add)
+	if h.MaxConnsPerClient < 0 {
+		add("http.max_conns_per_client", h.MaxConnsPerClient, "must not be negative (0 = no cap)")
+	} else if h.MaxConns >= 1 && h.MaxConnsPerClient > h.MaxConns/2 {
+		add("http.max_conns_per_client", h.MaxConnsPerClient,
+			fmt.Sprintf("must be at most half of http.max_conns (%d), so that one address leaves room for others", h.MaxConns))
+	}
+	if h.MaxPollsPerClient < 0 {
+		add("http.max_polls_per_client", h.MaxPollsPerClient, "must not be negative (0 = no cap)")
+	}
+	if h.APIRate < 0 || math.IsNaN(h.APIRate) || math.IsInf(h.APIRate, 0) {
+		add("http.api_rate", h.APIRate, "must be a number of requests per second, 0 or more (0 = no limit)")
+	} else if h.APIRate > 0 && h.APIBurst < 1 {
+		add("http.api_burst", h.APIBurst, "must be at least 1 when http.api_rate is set")
+	}
 
 	st := c.Stream
 	if st.QueueSize < 1 {
@@ -204,12 +227,21 @@ func (c *Config) Validate() error {
 		// The value is a secret and is never echoed.
 		add("push.token", nil, "must not contain spaces or control characters")
 	}
+	if p.Token != "" && len(p.Token) < minPushToken {
+		// Shorter tokens can be guessed; the value is never echoed.
+		add("push.token", nil, fmt.Sprintf("must be at least %d bytes (e.g. the output of `openssl rand -hex 16`)", minPushToken))
+	}
 	if p.MaxBodyBytes < minPushBody || p.MaxBodyBytes > maxPushBody {
 		add("push.max_body_bytes", p.MaxBodyBytes, "must be between 1024 (1 KiB) and 67108864 (64 MiB)")
 	}
 	if p.MaxSamples < 1 {
 		add("push.max_samples", p.MaxSamples, "must be at least 1")
 	}
+	intRange(add, "push.max_labels", p.MaxLabels, 1, maxPushLabels)
+	intRange(add, "push.max_label_name_bytes", p.MaxLabelNameBytes, 1, maxPushLabelBytes)
+	intRange(add, "push.max_label_value_bytes", p.MaxLabelValueBytes, 1, maxPushLabelBytes)
+	intRange(add, "push.max_series_per_topic", p.MaxSeriesPerTopic, 1, maxPushSeries)
+	intRange(add, "push.max_topics", p.MaxTopics, 1, maxPushTopics)
 
 	c.Collectors.validate(add)
 	return ps.err()
@@ -255,6 +287,57 @@ func validateOrigins(origins []string, add func(string, any, string)) {
 			add(path, o, "port must be a number from 1 to 65535")
 		}
 	}
+}
+
+// validateHosts checks http.allowed_hosts: host names or addresses as a
+// Host header carries them, without scheme, port or path.
+func validateHosts(hosts []string, add func(string, any, string)) {
+	for i, h := range hosts {
+		path := fmt.Sprintf("http.allowed_hosts[%d]", i)
+		name := strings.TrimPrefix(h, ".")
+		switch {
+		case h == "*":
+			if len(hosts) > 1 {
+				add(path, h, `"*" must be the only entry when used`)
+			}
+		case strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]"):
+			if a, err := netip.ParseAddr(name[1 : len(name)-1]); err != nil || !a.Is6() || a.Zone() != "" {
+				add(path, h, "must be an IPv6 address in brackets, e.g. [::1]")
+			}
+		case name == "" || strings.ContainsAny(name, "/:@?#* \t[]"):
+			add(path, h, `must be a host name or address without scheme, port or path, e.g. "dash.example.com", ".example.com" or "[::1]"`)
+		}
+	}
+}
+
+// validateProxies checks http.trusted_proxies: CIDRs or single addresses.
+func validateProxies(proxies []string, add func(string, any, string)) {
+	for i, p := range proxies {
+		if _, err := ParseProxy(p); err != nil {
+			add(fmt.Sprintf("http.trusted_proxies[%d]", i), p, `must be a CIDR such as "10.0.0.0/8" or an address such as "127.0.0.1"`)
+		}
+	}
+}
+
+// ParseProxy reads one http.trusted_proxies entry: a CIDR, or an address
+// standing for itself alone. IPv4-mapped IPv6 forms are unmapped.
+func ParseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func validPort(p string) bool {

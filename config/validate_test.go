@@ -76,7 +76,29 @@ func TestValidate(t *testing.T) {
 		{"push body small", func(c *Config) { c.Push.MaxBodyBytes = 1023 }, "push.max_body_bytes", "between 1024"},
 		{"push body big", func(c *Config) { c.Push.MaxBodyBytes = 64<<20 + 1 }, "push.max_body_bytes", "between 1024"},
 		{"push samples", func(c *Config) { c.Push.MaxSamples = 0 }, "push.max_samples", "at least 1"},
-		{"push token", func(c *Config) { c.Push.Token = "abc def" }, "push.token", "spaces"},
+		{"push token", func(c *Config) { c.Push.Token = "abcdefgh ijklmnop" }, "push.token", "spaces"},
+		{"push token short", func(c *Config) { c.Push.Token = "Zq" }, "push.token", "at least 16 bytes"},
+		{"push token 15 bytes", func(c *Config) { c.Push.Token = "0123456789abcde" }, "push.token", "at least 16 bytes"},
+		{"push token 16 bytes", func(c *Config) { c.Push.Token = "0123456789abcdef" }, "", ""},
+		{"push labels", func(c *Config) { c.Push.MaxLabels = 0 }, "push.max_labels", "at least 1"},
+		{"push label value", func(c *Config) { c.Push.MaxLabelValueBytes = 0 }, "push.max_label_value_bytes", "at least 1"},
+		{"push series", func(c *Config) { c.Push.MaxSeriesPerTopic = 0 }, "push.max_series_per_topic", "at least 1"},
+		{"push topics", func(c *Config) { c.Push.MaxTopics = 0 }, "push.max_topics", "at least 1"},
+		{"hosts", func(c *Config) {
+			c.HTTP.AllowedHosts = []string{"dash.example.com", ".example.org", "[::1]", "10.0.0.1"}
+		}, "", ""},
+		{"host with port", func(c *Config) { c.HTTP.AllowedHosts = []string{"dash.example.com:443"} }, "http.allowed_hosts[0]", "without scheme, port"},
+		{"host with scheme", func(c *Config) { c.HTTP.AllowedHosts = []string{"https://dash.example.com"} }, "http.allowed_hosts[0]", "without scheme"},
+		{"host star among others", func(c *Config) { c.HTTP.AllowedHosts = []string{"*", "a"} }, "http.allowed_hosts[0]", "only entry"},
+		{"bad ipv6 host", func(c *Config) { c.HTTP.AllowedHosts = []string{"[zz]"} }, "http.allowed_hosts[0]", "IPv6"},
+		{"proxies", func(c *Config) { c.HTTP.TrustedProxies = []string{"127.0.0.1", "10.0.0.0/8", "fd00::/8"} }, "", ""},
+		{"bad proxy", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/33"} }, "http.trusted_proxies[0]", "CIDR"},
+		{"conns per client", func(c *Config) { c.HTTP.MaxConnsPerClient = 7501 }, "http.max_conns_per_client", "half of http.max_conns"},
+		{"conns per client 0", func(c *Config) { c.HTTP.MaxConnsPerClient = 0 }, "", ""},
+		{"polls per client", func(c *Config) { c.HTTP.MaxPollsPerClient = -1 }, "http.max_polls_per_client", "negative"},
+		{"api rate", func(c *Config) { c.HTTP.APIRate = -1 }, "http.api_rate", "0 or more"},
+		{"api burst", func(c *Config) { c.HTTP.APIBurst = 0 }, "http.api_burst", "at least 1"},
+		{"api rate off", func(c *Config) { c.HTTP.APIRate, c.HTTP.APIBurst = 0, 0 }, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,7 +44,7 @@ const pushToken = "s3cret"
 func wireAll(tb testing.TB, c *config.Config, d *dashboard.Deps) {
 	tb.Helper()
 	addHub(c, d)
-	a := api.New(d.Store, c.API, api.Options{Registerer: d.Registry})
+	a := api.New(d.Store, c.API, api.Options{Registerer: d.Registry, MaxParkedPerClient: c.HTTP.MaxPollsPerClient})
 	d.Store.OnCommit(a.OnCommit)
 	if err := a.Load(); err != nil {
 		tb.Fatal(err)
@@ -248,6 +248,12 @@ func chainCoversEveryRoute(t *testing.T, proto string, reject bool) {
 	for _, route := range []string{"/", "/api/v1/frames", "/api/v1/stream", "/api/v1/push/:topic", "/healthz"} {
 		prefix := fmt.Sprintf(`livedash_http_requests_total{code=%q,method=%q,route=%q} `, code,
 			map[bool]string{false: "GET", true: "POST"}[route == "/api/v1/push/:topic"], route)
+		// A stream is counted when its handler returns, which over HTTP/2
+		// happens a moment after the client closed it.
+		deadline := time.Now().Add(5 * time.Second)
+		for metricValue(t, h, prefix) < 1 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if v := metricValue(t, h, prefix); v < 1 {
 			t.Errorf("%s not counted", prefix)
 		}

@@ -69,7 +69,10 @@ func p99(ds []time.Duration) time.Duration {
 // answered meanwhile. The figures are logged; only generous bounds are
 // asserted, the machine being shared.
 func TestPipelinedLongPollsStayFlat(t *testing.T) {
-	h := serve(t, func(c *config.Config, d *dashboard.Deps) { wireAll(t, c, d) })
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		wireAll(t, c, d)
+		c.HTTP.APIRate = 0 // 10,000 polls from one client, on purpose
+	})
 	idle := latencies(t, h.url, 200, nil)
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
@@ -85,7 +88,7 @@ func TestPipelinedLongPollsStayFlat(t *testing.T) {
 	)
 	var reqs []byte
 	for range batch {
-		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"...)
+		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"...)
 	}
 	frames := &http.Request{Method: http.MethodGet}
 	readOne := func(i int, what string, ok func(body []byte) bool) {

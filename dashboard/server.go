@@ -6,8 +6,9 @@
 //
 // Every request takes one path: net/http parses it (HTTP/1.1, or HTTP/2
 // with TLS or, when enabled, h2c) and Echo routes it through one middleware
-// chain — request metrics, panic recovery, security headers, CORS, limits,
-// then Deps.Middleware — to its handler. No part reads requests from a
+// chain — request metrics, panic recovery, the Host check, the client
+// address, security headers, CORS, the per-client API rate, login, the
+// query limit, then Deps.Middleware — to its handler. No part reads requests from a
 // connection itself, so whatever the chain enforces holds for every route:
 // the page, the stream, long polls, push and /metrics alike.
 package dashboard
@@ -20,6 +21,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,6 +36,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/clientip"
 	"livedash/dashboard/route"
 	"livedash/dashboard/store"
 )
@@ -45,9 +49,10 @@ type Streamer interface {
 }
 
 // CollectorStatus is one collector's line in /api/v1/status. The status
-// endpoint has no authentication, so LastError is a class ("error",
-// "timeout", "panic"), never the error's text, which can hold target URLs or
-// a command's output: that text is in the server log.
+// endpoint is open to anyone who can reach the server when no users are
+// configured, so LastError is a class ("error", "timeout", "panic"), never
+// the error's text, which can hold target URLs or a command's output: that
+// text, with URL secrets redacted, is in the server log.
 type CollectorStatus struct {
 	Name      string    `json:"name"`
 	Interval  string    `json:"interval"`
@@ -85,6 +90,9 @@ type Deps struct {
 	// UnencryptedHTTP2 serves HTTP/2 without TLS (h2c, prior knowledge
 	// only) beside HTTP/1.1 on the same listener.
 	UnencryptedHTTP2 bool
+	// Web is the loaded web configuration (LoadWebConfig): TLS, HTTP/2,
+	// response headers, basic-auth users. nil: plain HTTP, no login.
+	Web *WebConfig
 }
 
 // Server is livedash's HTTP server.
@@ -97,6 +105,13 @@ type Server struct {
 	ready   atomic.Bool
 	http    *httpMetrics
 	assets  *assetServer
+
+	hosts    *hostPolicy
+	clients  *clientip.Resolver
+	auth     *authenticator // nil: no users configured
+	apiLimit *apiLimiter    // nil: no per-client API rate
+	access   *accessMetrics
+	headers  map[string][]string // the web configuration's response headers
 }
 
 // maxQueryBytes bounds the raw query string: longer → 414.
@@ -107,7 +122,29 @@ func New(cfg config.Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Web == nil {
+		deps.Web = &WebConfig{}
+	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, started: time.Now()}
+	s.hosts = newHostPolicy(cfg)
+	var trusted []netip.Prefix
+	for _, p := range cfg.HTTP.TrustedProxies {
+		if pr, err := config.ParseProxy(p); err == nil { // Validate reports the others
+			trusted = append(trusted, pr)
+		}
+	}
+	s.clients = clientip.NewResolver(trusted)
+	s.access = newAccessMetrics(deps.Registry)
+	if len(deps.Web.Users) > 0 {
+		s.auth = newAuthenticator(deps.Web.Users, runtime.GOMAXPROCS(0), s.access.bcrypts)
+	}
+	s.apiLimit = newAPILimiter(cfg.HTTP.APIRate, cfg.HTTP.APIBurst)
+	if len(deps.Web.Headers) > 0 {
+		s.headers = map[string][]string{}
+		for k, v := range deps.Web.Headers {
+			s.headers[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+	}
 	s.ready.Store(true)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -120,11 +157,11 @@ func New(cfg config.Config, deps Deps) *Server {
 	e.Server.IdleTimeout = cfg.HTTP.IdleTimeout.D()
 	e.Server.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes // net/http answers 431 above it
 	e.Server.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
-	if deps.UnencryptedHTTP2 {
+	if deps.UnencryptedHTTP2 || (deps.Web.TLS != nil && !deps.Web.HTTP2) {
 		var p http.Protocols
 		p.SetHTTP1(true)
-		p.SetHTTP2(true) // over TLS, as when Protocols is nil
-		p.SetUnencryptedHTTP2(true)
+		p.SetHTTP2(deps.Web.TLS == nil || deps.Web.HTTP2) // over TLS
+		p.SetUnencryptedHTTP2(deps.UnencryptedHTTP2)
 		e.Server.Protocols = &p
 	}
 	e.HTTPErrorHandler = s.handleError
@@ -134,8 +171,13 @@ func New(cfg config.Config, deps Deps) *Server {
 	// One chain for every route (Echo runs Use middleware for unknown
 	// paths and methods too). Request metrics come first, so that they
 	// count every answer, the 500 of a recovered panic included; recovery
-	// comes next, so that it catches a panic anywhere after it.
-	e.Use(s.http.middleware, s.recoverPanics, securityHeaders)
+	// comes next, so that it catches a panic anywhere after it. A foreign
+	// Host is refused before anything else looks at the request; the
+	// client address is known from then on. CORS answers preflight
+	// requests (which carry no credentials) before the login is asked for;
+	// the API rate comes before the login, so a flood of guesses is cut
+	// cheaply.
+	e.Use(s.http.middleware, s.recoverPanics, s.checkHost, s.resolveClient, s.securityHeaders)
 	if len(cfg.HTTP.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: cfg.HTTP.CORSOrigins,
@@ -143,7 +185,7 @@ func New(cfg config.Config, deps Deps) *Server {
 			AllowHeaders: []string{"Last-Event-ID", "Authorization", "Content-Type", "If-None-Match"},
 		}))
 	}
-	e.Use(s.limitQuery)
+	e.Use(s.limitAPI, s.authenticate, s.limitQuery)
 	e.Use(deps.Middleware...)
 
 	e.GET("/healthz", s.healthz)
@@ -178,7 +220,15 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // in-flight requests finish within the drain window plus a margin; what is
 // left then is cut. It returns nil after a shutdown, else the error that
 // stopped serving.
+//
+// With TLS configured, ln carries TLS (HTTP/2 offered through ALPN unless
+// the web configuration turns it off). Connections are capped per client
+// address (http.max_conns_per_client) and in total (http.max_conns) as they
+// are accepted, before any TLS handshake.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if n := s.cfg.HTTP.MaxConnsPerClient; n > 0 {
+		ln = &clientConnLimit{Listener: ln, max: n, trusted: s.clients, rejected: s.access.connRejected, conns: map[netip.Addr]int{}}
+	}
 	if s.cfg.HTTP.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, s.cfg.HTTP.MaxConns)
 	}
@@ -187,7 +237,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.e.Server.RegisterOnShutdown(fn)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.e.Server.Serve(ln) }()
+	if tc := s.deps.Web.TLS; tc != nil {
+		s.e.Server.TLSConfig = tc
+		go func() { errc <- s.e.Server.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- s.e.Server.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -245,10 +300,15 @@ func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 // instead — nosniff and a CSP that allows nothing and no framing — with no
 // Referrer-Policy (a JSON body makes no requests). Fewer, shorter headers
 // matter where one commit releases thousands of long polls at once; the
-// values are shared slices, so setting them allocates nothing.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+// values are shared slices, so setting them allocates nothing. The web
+// configuration's headers (Strict-Transport-Security and the like) are set
+// first, so the built-in policy wins where both name a header.
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
+		for k, v := range s.headers {
+			h[k] = v
+		}
 		h["X-Content-Type-Options"] = nosniff
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
 			h["Content-Security-Policy"] = apiCSP
@@ -281,11 +341,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.As(err, &he):
 		ae = fromEchoError(he)
 	default:
-		s.log.Error("request failed", "route", c.Path(), "method", c.Request().Method, "err", err)
+		s.log.Error("request failed", "route", c.Path(), "method", c.Request().Method, "client", clientip.Of(c.Request()).String(), "err", err)
 		ae = apierr.New(http.StatusInternalServerError, "internal_error", "internal error; see the server log")
 	}
 	if ae.Err != nil {
-		s.log.Warn("request error", "route", c.Path(), "code", ae.Code, "err", ae.Err)
+		s.log.Warn("request error", "route", c.Path(), "code", ae.Code, "client", clientip.Of(c.Request()).String(), "err", ae.Err)
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(ae.Status)
@@ -304,6 +364,7 @@ func fromEchoError(he *echo.HTTPError) *apierr.Error {
 		http.StatusForbidden:             "forbidden",
 		http.StatusBadRequest:            "bad_request",
 		http.StatusTooManyRequests:       "too_many_requests",
+		http.StatusMisdirectedRequest:    "unknown_host",
 	}[he.Code]
 	if code == "" {
 		code = "http_" + strconv.Itoa(he.Code)

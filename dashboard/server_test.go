@@ -63,7 +63,11 @@ func serve(tb testing.TB, mod func(*config.Config, *dashboard.Deps)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	h := &harness{srv: srv, url: "http://" + ln.Addr().String(), store: st, reg: deps.Registry, cancel: cancel, done: done}
+	scheme := "http://"
+	if deps.Web != nil && deps.Web.TLS != nil {
+		scheme = "https://"
+	}
+	h := &harness{srv: srv, url: scheme + ln.Addr().String(), store: st, reg: deps.Registry, cancel: cancel, done: done}
 	tb.Cleanup(func() {
 		cancel()
 		if err, ok := <-done; ok && err != nil {
@@ -232,7 +236,7 @@ func TestSlowlorisCut(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
+		req := "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + strings.Repeat("a", 100)
 		var werr error
 		for i := 0; i < len(req) && werr == nil; i++ {
 			_, werr = conn.Write([]byte{req[i]})
@@ -293,7 +297,7 @@ func TestIdleConnectionsAndListenerCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
@@ -305,7 +309,7 @@ func TestIdleConnectionsAndListenerCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	_, _ = extra.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	_, _ = extra.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"))
 	_ = extra.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, _ := extra.Read(make([]byte, 64)); n > 0 {
 		t.Fatal("served over the connection cap")
@@ -353,7 +357,7 @@ func TestShutdownWithStuckStream(t *testing.T) {
 	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	for hb.Streams() != 1 {
@@ -404,7 +408,7 @@ func TestDisconnectMidReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cursor := store.ID{Epoch: h.store.Epoch(), Seq: 0}
-	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + cursor.String() + "\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: " + cursor.String() + "\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	// Read a little of the replay, then go away.

@@ -89,20 +89,20 @@ func TestRequestEdges(t *testing.T) {
 	cases := []struct {
 		name, req, status, want string
 	}{
-		{"health", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", `"ok"`},
-		{"stream", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
-		{"HEAD stream", "HEAD /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", ""}, // the route is GET only
-		{"HTTP/1.0 stream", "GET /api/v1/stream HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.0 200 ", "event: hello"},
-		{"stream with Origin", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
-		{"stream, then pipelined", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
-		{"two pipelined", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "HTTP/1.1 200 OK"},
-		{"body, then pipelined", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", "HTTP/1.1 200 OK"},
+		{"health", "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 200 ", `"ok"`},
+		{"stream", "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
+		{"HEAD stream", "HEAD /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 405 ", ""}, // the route is GET only
+		{"HTTP/1.0 stream", "GET /api/v1/stream HTTP/1.0\r\nHost: localhost\r\n\r\n", "HTTP/1.0 200 ", "event: hello"},
+		{"stream with Origin", "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nOrigin: http://a.example\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
+		{"stream, then pipelined", "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 200 ", "event: hello"},
+		{"two pipelined", "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 200 ", "HTTP/1.1 200 OK"},
+		{"body, then pipelined", "POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhelloGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 405 ", "HTTP/1.1 200 OK"},
 		{"no Host", "GET /api/v1/stream HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", ""},
-		{"other path", "GET /api/v1/streams HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 ", `"not_found"`},
-		{"query over 8 KiB", "GET /api/v1/stream?topics=" + strings.Repeat("a", 8<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 ", `"query_too_long"`},
-		{"query over 8 KiB, unknown path", "GET /nope?x=" + strings.Repeat("a", 8<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 ", `"query_too_long"`},
-		{"header block over the limit", "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 24<<10) + "\r\n\r\n", "HTTP/1.1 431 ", ""},
-		{"POST stream", "POST /api/v1/stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 ", `"method_not_allowed"`},
+		{"other path", "GET /api/v1/streams HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 404 ", `"not_found"`},
+		{"query over 8 KiB", "GET /api/v1/stream?topics=" + strings.Repeat("a", 8<<10) + " HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 414 ", `"query_too_long"`},
+		{"query over 8 KiB, unknown path", "GET /nope?x=" + strings.Repeat("a", 8<<10) + " HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 414 ", `"query_too_long"`},
+		{"header block over the limit", "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nX-Big: " + strings.Repeat("b", 24<<10) + "\r\n\r\n", "HTTP/1.1 431 ", ""},
+		{"POST stream", "POST /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 ", `"method_not_allowed"`},
 	}
 	for _, tc := range cases {
 		head, body := rawStream(t, h, tc.req, tc.want)
@@ -116,7 +116,7 @@ func TestRequestEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_, _ = conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n"))
+	_, _ = conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n"))
 	_ = conn.(*net.TCPConn).CloseWrite()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, _ := io.ReadAll(conn)
@@ -148,7 +148,7 @@ func TestStreamResume(t *testing.T) {
 			ids = append(ids, f.ID)
 		}
 	}
-	req := "GET /api/v1/stream?topics=a&lastEventId=" + ids[1].String() + " HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " + ids[4].String() + "\r\n\r\n"
+	req := "GET /api/v1/stream?topics=a&lastEventId=" + ids[1].String() + " HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: " + ids[4].String() + "\r\n\r\n"
 	_, body := rawStream(t, h, req, "id: "+ids[8].String()+"\n")
 	var got []string
 	for l := range strings.SplitSeq(body, "\n") {
@@ -161,11 +161,11 @@ func TestStreamResume(t *testing.T) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}
 	// The parameter alone.
-	_, body = rawStream(t, h, "GET /api/v1/stream?lastEventId="+ids[7].String()+" HTTP/1.1\r\nHost: x\r\n\r\n", "id: "+ids[9].String()+"\n")
+	_, body = rawStream(t, h, "GET /api/v1/stream?lastEventId="+ids[7].String()+" HTTP/1.1\r\nHost: localhost\r\n\r\n", "id: "+ids[9].String()+"\n")
 	if strings.Contains(body, "id: "+ids[7].String()+"\n") || !strings.Contains(body, "id: "+ids[8].String()+"\n") {
 		t.Fatalf("resume from the parameter: %q", body)
 	}
-	_, body = rawStream(t, h, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: \xff\xfe-1\r\n\r\n", `"reason":"malformed"`)
+	_, body = rawStream(t, h, "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: \xff\xfe-1\r\n\r\n", `"reason":"malformed"`)
 	if !strings.Contains(body, "event: reset\n") {
 		t.Fatalf("malformed ID: %q", body)
 	}
@@ -229,7 +229,7 @@ func TestStreamsReleaseListenerSlots(t *testing.T) {
 		hb = addHub(c, d)
 	})
 	addr := strings.TrimPrefix(h.url, "http://")
-	const req = "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n"
+	const req = "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n"
 	open := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -17,10 +17,10 @@ import (
 const DefaultPath = "/usr/bin/chromium"
 
 // New starts a fresh headless Chromium (its own profile in tb.TempDir) with a
-// window of width×height and returns the context of its first tab; the
-// browser is stopped at cleanup. A missing browser is a failure, not a skip:
+// window of width×height, and extra options after the defaults, and returns
+// the context of its first tab; the browser is stopped at cleanup. A missing browser is a failure, not a skip:
 // the browser tests are the only proof the page works.
-func New(tb testing.TB, width, height int) context.Context {
+func New(tb testing.TB, width, height int, extra ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	exe := DefaultPath
 	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
@@ -29,13 +29,14 @@ func New(tb testing.TB, width, height int) context.Context {
 	if _, err := os.Stat(exe); err != nil {
 		tb.Fatalf("headless Chromium not found at %s: install it with `apt-get update && apt-get install -y chromium` (make test does this)", exe)
 	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(width, height),
-	)
+	}, extra...)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	tb.Cleanup(func() { cancel(); cancelA() })
 	if err := chromedp.Do(ctx); err != nil {

@@ -36,9 +36,9 @@ import (
 
 // newBrowser starts a fresh headless Chromium for tb, 1280×1000, and
 // returns the context of its first tab.
-func newBrowser(tb testing.TB) context.Context {
+func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
-	return browsertest.New(tb, 1280, 1000)
+	return browsertest.New(tb, 1280, 1000, extra...)
 }
 
 // watchConsole reports the tab's console errors and exceptions (see

@@ -26,7 +26,7 @@ import (
 func lpServer(t *testing.T, extra string) *testServer {
 	t.Helper()
 	conf := filepath.Join(t.TempDir(), "lp.yaml")
-	if err := os.WriteFile(conf, []byte("push:\n  token: s3cret\n"+extra), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("push:\n  token: s3cret-0123456789abcdef\n"+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return startServer(t, "--config", conf)
@@ -73,14 +73,14 @@ func (rc *rawConn) read(d time.Duration) (*http.Response, []byte) {
 }
 
 func get(target string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: livedash\r\n\r\n"
+	return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n"
 }
 
 func pushValue(t *testing.T, base string, v int) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/api/v1/push/lp", strings.NewReader(fmt.Sprintf(`{"x":%d}`, v)))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Authorization", "Bearer s3cret-0123456789abcdef")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

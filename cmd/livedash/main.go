@@ -76,6 +76,7 @@ Usage:
   livedash config check [--config F]
                                   validate a configuration, list every problem
   livedash tail [flags]           print frames from a server as JSON lines
+  livedash healthcheck [--url U]  exit 0 when a server answers /readyz with 200
   livedash version                print the version
 
 Run "livedash serve -h" or "livedash tail -h" for flags.
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConfigCheck(args[1:], stdout, stderr)
 	case "tail":
 		return runTail(ctx, args, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "livedash", version())
 		return nil

@@ -254,7 +254,9 @@ func TestHTTPBadInputs(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 404 && resp.StatusCode != 400 {
+		// "//evil.example/.." makes the client name evil.example in the
+		// Host header too: refused before routing (421).
+		if resp.StatusCode != 404 && resp.StatusCode != 400 && resp.StatusCode != 421 {
 			t.Errorf("%s: status %d", p, resp.StatusCode)
 		}
 		if loc := resp.Header.Get("Location"); loc != "" {
@@ -339,11 +341,11 @@ func TestPushEndToEnd(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Fatalf("push without token configured: %d", resp.StatusCode)
 	}
-	t.Setenv("LIVEDASH_PUSH_TOKEN", "s3cret")
+	t.Setenv("LIVEDASH_PUSH_TOKEN", "s3cret-0123456789abcdef")
 	ts2 := startServer(t)
 	req, _ := http.NewRequest("POST", ts2.URL+"/api/v1/push/app", strings.NewReader(`{"queue_depth":3}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Authorization", "Bearer s3cret-0123456789abcdef")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ import (
 // environment, which wins over the file, which wins over the defaults.
 type serveFlags struct {
 	config, listen, store, logFormat, logLevel string
+	webConfig                                  string
 	demo, dev                                  bool
 	devDir                                     string
 }
@@ -35,6 +37,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, hel
 	fs.StringVar(&f.config, "config", "", "YAML configuration file (default: built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "listen address, e.g. 127.0.0.1:7070 (overrides listen)")
 	fs.StringVar(&f.store, "store", "", "store file path (overrides store.path)")
+	fs.StringVar(&f.webConfig, "web.config.file", "", "Prometheus web configuration file: TLS, HTTP/2, headers, basic_auth_users (overrides http.web_config_file)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (overrides log_format)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
 	fs.BoolVar(&f.demo, "demo", false, "enable the synthetic collector (demo data)")
@@ -62,6 +65,7 @@ func loadConfig(f serveFlags) (config.Config, error) {
 	set(&cfg.Store.Path, f.store)
 	set(&cfg.LogFormat, f.logFormat)
 	set(&cfg.LogLevel, f.logLevel)
+	set(&cfg.HTTP.WebConfigFile, f.webConfig)
 	if verr := cfg.Validate(); verr != nil || err != nil {
 		return cfg, &exitError{2, errors.Join(err, verr)}
 	}
@@ -71,19 +75,23 @@ func loadConfig(f serveFlags) (config.Config, error) {
 func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("livedash config check", flag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file")
+	webConfig := fs.String("web.config.file", "", "web configuration file to check too (overrides http.web_config_file)")
 	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("config check: unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	cfg, err := loadConfig(serveFlags{config: *path})
+	cfg, err := loadConfig(serveFlags{config: *path, webConfig: *webConfig})
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return &exitError{2, fmt.Errorf("configuration has problems:\n%w", ee.err)}
 		}
 		return err
+	}
+	if _, err := loadWebConfig(cfg); err != nil {
+		return &exitError{2, fmt.Errorf("configuration has problems:\n%w", err)}
 	}
 	name := *path
 	if name == "" {
@@ -96,6 +104,42 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("print configuration: %w", err)
 	}
 	return enc.Close()
+}
+
+// loadWebConfig loads http.web_config_file, if one is set. Its errors name
+// the file and the problem: a file that is set and bad stops start-up.
+func loadWebConfig(cfg config.Config) (*dashboard.WebConfig, error) {
+	if cfg.HTTP.WebConfigFile == "" {
+		return nil, nil
+	}
+	return dashboard.LoadWebConfig(cfg.HTTP.WebConfigFile)
+}
+
+// warnExposure says at start-up, once, when the server can be reached
+// beyond this machine while nobody has to log in, and exactly how to turn
+// the login on.
+func warnExposure(log *slog.Logger, cfg config.Config, web *dashboard.WebConfig) {
+	if loopbackOnly(cfg.Listen) || (web != nil && len(web.Users) > 0) {
+		return
+	}
+	log.Warn("listening beyond loopback without a login: anyone who can reach "+cfg.Listen+" can read every metric. "+
+		"To require a login, write a web config file with basic_auth_users mapping a user to a bcrypt hash "+
+		"(`htpasswd -nBC 10 admin` prints one) and tls_server_config with cert_file and key_file (so that the password "+
+		"is not sent in the clear), then start livedash with --web.config.file FILE or set http.web_config_file; "+
+		"or listen on 127.0.0.1 only.", "listen", cfg.Listen)
+}
+
+// loopbackOnly reports whether listen binds loopback addresses only.
+func loopbackOnly(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
@@ -126,6 +170,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	// Before anything is opened or started: a bad file stops start-up.
+	web, err := loadWebConfig(cfg)
+	if err != nil {
+		return &exitError{2, err}
+	}
 
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -158,14 +207,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	parts.deps.Web = web
 	srv := dashboard.New(cfg, parts.deps)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	log.Info("livedash listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"version", version(), "store", cfg.Store.Path)
+	scheme := "http"
+	if web != nil && web.TLS != nil {
+		scheme = "https"
+	}
+	log.Info("livedash listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
+		"version", version(), "store", cfg.Store.Path, "tls", scheme == "https", "login", web != nil && len(web.Users) > 0)
+	warnExposure(log, cfg, web)
 	if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
 		hook(ln.Addr().String())
 	}

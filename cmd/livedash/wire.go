@@ -71,7 +71,7 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		}
 		return out
 	}
-	p.deps.Push = push.Handler(pushAppender{store}, cfg.Push, reg)
+	p.deps.Push = push.HandlerWith(pushAppender{store}, cfg.Push, push.Options{Registerer: reg, Logger: log.With("component", "push")})
 
 	intervals := map[string]time.Duration{}
 	for _, in := range set.Infos() {
@@ -83,6 +83,8 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Logger:     log.With("component", "api"),
 		Registerer: reg,
 		Intervals:  func() map[string]time.Duration { return intervals },
+
+		MaxParkedPerClient: cfg.HTTP.MaxPollsPerClient,
 	})
 	store.OnCommit(a.OnCommit)
 	p.deps.API = a.Routes()

@@ -17,6 +17,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,10 @@ type Options struct {
 	// LoadMaxFrames bounds the frames Load reads back. Default: the store's
 	// retention (config store.retention.frames).
 	LoadMaxFrames int
+	// MaxParkedPerClient caps the long polls one client (clientip.Key of
+	// the request's client address) has parked at once; one more is
+	// answered 429 with Retry-After instead of parking. 0 = no cap.
+	MaxParkedPerClient int
 }
 
 // API serves the JSON endpoints. Its handlers are safe for concurrent use.
@@ -83,6 +88,9 @@ type API struct {
 	lastPoll atomic.Pointer[pollAnswer]
 
 	closeOnce sync.Once
+
+	parkMu       sync.Mutex
+	parkedClient map[netip.Addr]int // parked polls per client key; guarded by parkMu
 
 	m *metrics
 }
@@ -133,7 +141,7 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 		opts.LoadMaxFrames = config.Default().Store.Retention.Frames
 	}
 	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
-		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{})}
+		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), parkedClient: map[netip.Addr]int{}}
 	h := st.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = store.ID{Epoch: h.Epoch}

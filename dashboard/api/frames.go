@@ -3,12 +3,14 @@ package api
 import (
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/clientip"
 	"livedash/dashboard/store"
 )
 
@@ -76,6 +78,13 @@ func (a *API) frames(c echo.Context) error {
 			return writeJSON(c, an.body(), noStore)
 		}
 		if timer == nil {
+			client := clientip.Key(clientip.Of(c.Request()))
+			if !a.parkSlot(client) {
+				c.Response().Header().Set("Retry-After", "1")
+				return apierr.New(http.StatusTooManyRequests, "too_many_polls",
+					"this client has %d long polls waiting already (http.max_polls_per_client); retry later", a.opts.MaxParkedPerClient)
+			}
+			defer a.parkRelease(client)
 			timer = time.NewTimer(pl.p.Wait + jitter(pl.p.Wait))
 			defer timer.Stop()
 		}
@@ -87,6 +96,27 @@ func (a *API) frames(c echo.Context) error {
 		case parkLeft:
 			return nil // client gone: nothing to write
 		}
+	}
+}
+
+// parkSlot takes one of client's parked-poll slots, or reports that it has
+// none left. A poll takes its slot when it first parks and keeps it until it
+// answers, across the wake-ups that find nothing for it.
+func (a *API) parkSlot(client netip.Addr) bool {
+	a.parkMu.Lock()
+	defer a.parkMu.Unlock()
+	if n := a.opts.MaxParkedPerClient; n > 0 && a.parkedClient[client] >= n {
+		return false
+	}
+	a.parkedClient[client]++
+	return true
+}
+
+func (a *API) parkRelease(client netip.Addr) {
+	a.parkMu.Lock()
+	defer a.parkMu.Unlock()
+	if a.parkedClient[client]--; a.parkedClient[client] <= 0 {
+		delete(a.parkedClient, client)
 	}
 }
 

@@ -55,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
+	"livedash/dashboard/clientip"
 	"livedash/dashboard/store"
 )
 
@@ -229,11 +230,14 @@ const (
 	RejectShutdown   = "shutdown"
 )
 
-// Subscribe admits a subscriber from the client address ip, or says why not
-// (one of the Reject reasons) and counts the rejection. Admission and the
-// per-address count share one lock so that limits hold exactly under a
+// Subscribe admits a subscriber from the client address ip (a transport
+// passes clientip.Of of its request), or says why not (one of the Reject
+// reasons) and counts the rejection. The per-client limit counts ip under
+// clientip.Key, so an IPv6 /64 shares one quota. Admission and the
+// per-client count share one lock so that limits hold exactly under a
 // connection storm. The caller runs the subscriber (Run) and must Close it.
 func (h *Hub) Subscribe(ip netip.Addr) (*Subscriber, string) {
+	ip = clientip.Key(ip)
 	s := &Subscriber{h: h, ip: ip, done: make(chan struct{}), Retry: jitter(h.cfg.Retry.D(), 1, 1.5)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -354,19 +358,6 @@ func (h *Hub) Recovered(transport string, v any) {
 // jitter returns d scaled by a random factor in [lo, hi).
 func jitter(d time.Duration, lo, hi float64) time.Duration {
 	return time.Duration(float64(d) * (lo + rand.Float64()*(hi-lo)))
-}
-
-// ClientIP is the address of a peer given as "host:port" (or a bare
-// address), IPv4-mapped addresses unmapped. Anything else (a unix socket)
-// is the zero Addr: one shared bucket.
-func ClientIP(remoteAddr string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	if a, err := netip.ParseAddr(remoteAddr); err == nil {
-		return a.Unmap()
-	}
-	return netip.Addr{}
 }
 
 // IDString formats a seq of this hub's epoch as a wire ID.

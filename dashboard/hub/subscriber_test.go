@@ -416,3 +416,44 @@ func (d *discardSink) Write(parts [][]byte, _ int) (int, error) {
 func (*discardSink) Heartbeat(string, time.Time) (int, error) { return 0, nil }
 func (*discardSink) Flush() (int, error)                      { return 0, nil }
 func (*discardSink) Interrupt()                               {}
+
+// The per-client stream limit counts an IPv6 /64 as one client (one
+// subscriber's network holds billions of addresses), and an IPv4-mapped
+// address as its IPv4 address.
+func TestPerClientLimitSharesSlash64(t *testing.T) {
+	cfg := config.Default().Stream
+	cfg.MaxStreamsPerIP = 2
+	e := newHubEnv(t, cfg)
+	var subs []*Subscriber
+	defer func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	}()
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		s, reason := e.hub.Subscribe(netip.MustParseAddr(a))
+		if s == nil {
+			t.Fatalf("Subscribe(%s) refused: %s", a, reason)
+		}
+		subs = append(subs, s)
+	}
+	if s, reason := e.hub.Subscribe(netip.MustParseAddr("2001:db8:1:2:abcd:ef01:2345:6789")); s != nil || reason != RejectPerIP {
+		t.Fatalf("a third address of the same /64 was admitted (%q)", reason)
+	}
+	s, reason := e.hub.Subscribe(netip.MustParseAddr("2001:db8:1:3::1"))
+	if s == nil {
+		t.Fatalf("another /64 refused: %s", reason)
+	}
+	subs = append(subs, s)
+	for _, a := range []string{"192.0.2.1", "::ffff:192.0.2.1"} {
+		s, reason := e.hub.Subscribe(netip.MustParseAddr(a))
+		if s == nil {
+			t.Fatalf("Subscribe(%s) refused: %s", a, reason)
+		}
+		subs = append(subs, s)
+	}
+	if s, _ := e.hub.Subscribe(netip.MustParseAddr("::ffff:192.0.2.1")); s != nil {
+		s.Close()
+		t.Fatal("the mapped form of an IPv4 address got a quota of its own")
+	}
+}

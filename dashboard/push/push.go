@@ -26,13 +26,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -43,6 +48,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard/apierr"
+	"livedash/dashboard/clientip"
 )
 
 // Sample is one pushed value; the same fields as a frame's sample.
@@ -83,12 +89,33 @@ const (
 	CodeInvalidValue     = "invalid_value"
 	CodeDuplicateSeries  = "duplicate_series"
 	CodeStoreFailed      = "store_unavailable"
+	CodeTooManyLabels    = "too_many_labels"
+	CodeLabelTooLong     = "label_too_long"
+	CodeTooManySeries    = "too_many_series"
+	CodeTooManyTopics    = "too_many_topics"
+	CodeBackoff          = "too_many_failures"
 )
 
+// TokenHeader carries the push token when the Authorization header holds
+// basic-auth credentials (the server asks every route for a login when
+// users are configured, push included).
+const TokenHeader = "X-Push-Token"
+
 // Defaults used when cfg leaves limits at zero.
+var defaults = config.Default().Push
+
+// Back-off after failed token attempts: a client may fail freeFailures
+// times; each failure after that closes the endpoint to it for a doubling
+// time, from one second up to maxBackoff. A good token clears its record.
 const (
-	defaultMaxBody    = 1 << 20
-	defaultMaxSamples = 10_000
+	freeFailures = 5
+	maxBackoff   = 5 * time.Minute
+	// failLogEvery bounds the log lines about failed attempts: one per
+	// interval, with the count of those not logged.
+	failLogEvery = 10 * time.Second
+	// failuresKept bounds the clients remembered; the oldest records go
+	// first when it is reached.
+	failuresKept = 10_000
 )
 
 type metrics struct {
@@ -130,49 +157,105 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-// Handler returns the handler of POST /api/v1/push/:topic. Failures are
-// returned as *apierr.Error for the server's error handler to render. With
-// an empty cfg.Token the route answers 404 push_disabled.
+// Options are the handler's collaborators. All fields are optional.
+type Options struct {
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time // default time.Now
+}
+
+// Handler returns the handler of POST /api/v1/push/:topic, registering its
+// metrics with reg.
 func Handler(app Appender, cfg config.Push, reg prometheus.Registerer) echo.HandlerFunc {
-	maxBody := cfg.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = defaultMaxBody
+	return HandlerWith(app, cfg, Options{Registerer: reg})
+}
+
+// HandlerWith returns the handler of POST /api/v1/push/:topic. Failures are
+// returned as *apierr.Error for the server's error handler to render. With
+// an empty cfg.Token the route answers 404 push_disabled. Zero limits in
+// cfg take the configuration's defaults.
+//
+// The token is read from "Authorization: Bearer <token>", or from the
+// X-Push-Token header when Authorization carries the login. A client (its
+// clientip.Key) that keeps sending wrong tokens is made to wait, with 429
+// and Retry-After, before its next attempt is even looked at; failures are
+// counted (livedash_push_requests_total{code="unauthorized"}) and logged,
+// at most one line per ten seconds.
+func HandlerWith(app Appender, cfg config.Push, opts Options) echo.HandlerFunc {
+	fill := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	maxSamples := cfg.MaxSamples
-	if maxSamples <= 0 {
-		maxSamples = defaultMaxSamples
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = defaults.MaxBodyBytes
+	}
+	fill(&cfg.MaxSamples, defaults.MaxSamples)
+	fill(&cfg.MaxLabelNameBytes, defaults.MaxLabelNameBytes)
+	fill(&cfg.MaxLabelValueBytes, defaults.MaxLabelValueBytes)
+	fill(&cfg.MaxSeriesPerTopic, defaults.MaxSeriesPerTopic)
+	fill(&cfg.MaxTopics, defaults.MaxTopics)
+	fill(&cfg.MaxLabels, defaults.MaxLabels)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	// Compare hashes so the comparison takes the same time whatever the
 	// length of the presented token.
 	want := sha256.Sum256([]byte(cfg.Token))
-	m := newMetrics(reg)
+	m := newMetrics(opts.Registerer)
+	guard := &tokenGuard{log: opts.Logger, failures: map[netip.Addr]*failures{}}
+	series := &seriesCaps{maxSeries: cfg.MaxSeriesPerTopic, maxTopics: cfg.MaxTopics, topics: map[string]map[uint64]struct{}{}}
 	return func(c echo.Context) error {
 		if cfg.Token == "" {
 			return m.fail(apierr.New(http.StatusNotFound, CodeDisabled, "push is disabled: no push token is configured"))
 		}
-		got, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		req := c.Request()
+		client := clientip.Of(req)
+		now := opts.Now()
+		if wait := guard.waiting(client, now); wait > 0 {
+			secs := int((wait + time.Second - 1) / time.Second)
+			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+			return m.fail(apierr.New(http.StatusTooManyRequests, CodeBackoff,
+				"too many wrong push tokens from this client; retry after %d s", secs))
+		}
+		got, ok := bearer(req.Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			got = strings.TrimSpace(req.Header.Get(TokenHeader))
+			ok = got != ""
+		}
 		gotSum := sha256.Sum256([]byte(got))
 		if subtle.ConstantTimeCompare(gotSum[:], want[:]) != 1 || !ok {
+			guard.failed(client, now)
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="livedash push"`)
-			return m.fail(apierr.New(http.StatusUnauthorized, CodeUnauthorized, "a valid bearer token is required"))
+			return m.fail(apierr.New(http.StatusUnauthorized, CodeUnauthorized, "a valid push token is required (Authorization: Bearer, or X-Push-Token beside a login)"))
 		}
+		guard.succeeded(client)
 		topic := c.Param("topic")
 		if err := checkTopic(topic); err != nil {
 			return m.fail(err)
 		}
-		mediaType, err := mediaTypeOf(c.Request().Header.Get(echo.HeaderContentType))
+		mediaType, err := mediaTypeOf(req.Header.Get(echo.HeaderContentType))
 		if err != nil {
 			return m.fail(err)
 		}
-		body, err := readBody(c.Request(), maxBody)
+		body, err := readBody(req, cfg.MaxBodyBytes)
 		if err != nil {
 			return m.fail(err)
 		}
-		samples, err := Parse(mediaType, body, maxSamples)
+		samples, err := Parse(mediaType, body, cfg.MaxSamples)
 		if err != nil {
 			return m.fail(err)
 		}
-		if aerr := app.AppendPush(topic, time.Now(), samples); aerr != nil {
+		if err := checkLabels(samples, cfg); err != nil {
+			return m.fail(err)
+		}
+		if err := series.admit(topic, samples); err != nil {
+			return m.fail(err)
+		}
+		if aerr := app.AppendPush(topic, now, samples); aerr != nil {
 			e := apierr.New(http.StatusServiceUnavailable, CodeStoreFailed, "the store could not append the frame; retry later")
 			e.Err = aerr
 			return m.fail(e)
@@ -180,6 +263,165 @@ func Handler(app Appender, cfg config.Push, reg prometheus.Registerer) echo.Hand
 		m.requests.WithLabelValues("ok").Inc()
 		m.samples.Add(float64(len(samples)))
 		return c.JSON(http.StatusOK, map[string]any{"topic": topic, "samples": len(samples)})
+	}
+}
+
+// checkLabels enforces the per-sample caps: what one push may add to every
+// later rebuild of the catalog and the latest values.
+func checkLabels(samples []Sample, cfg config.Push) *apierr.Error {
+	for i, s := range samples {
+		if len(s.Name) > cfg.MaxLabelNameBytes {
+			return apierr.New(http.StatusBadRequest, CodeLabelTooLong,
+				"sample %d: the metric name is %d bytes; push.max_label_name_bytes is %d", i, len(s.Name), cfg.MaxLabelNameBytes)
+		}
+		if len(s.Labels) > cfg.MaxLabels {
+			return apierr.New(http.StatusBadRequest, CodeTooManyLabels,
+				"sample %d (%s): %d labels; push.max_labels is %d", i, s.Name, len(s.Labels), cfg.MaxLabels)
+		}
+		for k, v := range s.Labels {
+			if len(k) > cfg.MaxLabelNameBytes {
+				return apierr.New(http.StatusBadRequest, CodeLabelTooLong,
+					"sample %d (%s): a label name is %d bytes; push.max_label_name_bytes is %d", i, s.Name, len(k), cfg.MaxLabelNameBytes)
+			}
+			if len(v) > cfg.MaxLabelValueBytes {
+				return apierr.New(http.StatusBadRequest, CodeLabelTooLong,
+					"sample %d (%s): label %s is %d bytes; push.max_label_value_bytes is %d", i, s.Name, k, len(v), cfg.MaxLabelValueBytes)
+			}
+		}
+	}
+	return nil
+}
+
+// seriesCaps remembers the distinct series pushed to each topic (by a
+// 64-bit hash of name and labels) since start-up, to cap them and the
+// topics.
+type seriesCaps struct {
+	maxSeries, maxTopics int
+
+	mu     sync.Mutex
+	topics map[string]map[uint64]struct{}
+}
+
+var seriesSeed = maphash.MakeSeed()
+
+// admit records samples' series under topic, or refuses the whole push
+// when it would take the topic past its series cap or add a topic past
+// the topics cap. A push the store then fails to append keeps its series
+// counted: the caps err on the side of less.
+func (sc *seriesCaps) admit(topic string, samples []Sample) *apierr.Error {
+	keys := make([]uint64, len(samples))
+	var h maphash.Hash
+	h.SetSeed(seriesSeed)
+	for i, s := range samples {
+		h.Reset()
+		h.WriteString(s.Name)
+		for _, k := range sortedKeys(s.Labels) {
+			h.WriteByte(0xff)
+			h.WriteString(k)
+			h.WriteByte(0xfe)
+			h.WriteString(s.Labels[k])
+		}
+		keys[i] = h.Sum64()
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	set, ok := sc.topics[topic]
+	if !ok {
+		if len(sc.topics) >= sc.maxTopics {
+			return apierr.New(http.StatusRequestEntityTooLarge, CodeTooManyTopics,
+				"%d topics have been pushed to already; push.max_topics is %d", len(sc.topics), sc.maxTopics)
+		}
+		set = map[uint64]struct{}{}
+	}
+	fresh := 0
+	for _, k := range keys {
+		if _, seen := set[k]; !seen {
+			fresh++
+		}
+	}
+	if len(set)+fresh > sc.maxSeries {
+		return apierr.New(http.StatusRequestEntityTooLarge, CodeTooManySeries,
+			"topic %s would hold %d distinct series; push.max_series_per_topic is %d", topic, len(set)+fresh, sc.maxSeries)
+	}
+	for _, k := range keys {
+		set[k] = struct{}{}
+	}
+	sc.topics[topic] = set
+	return nil
+}
+
+// tokenGuard keeps the failed token attempts per client.
+type tokenGuard struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	failures map[netip.Addr]*failures
+	lastLog  time.Time
+	unlogged int
+}
+
+type failures struct {
+	n     int
+	last  time.Time
+	until time.Time // no attempt is looked at before this
+}
+
+// waiting is how long client must still wait before its next attempt.
+func (g *tokenGuard) waiting(client netip.Addr, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.failures[clientip.Key(client)]; f != nil && now.Before(f.until) {
+		return f.until.Sub(now)
+	}
+	return 0
+}
+
+func (g *tokenGuard) failed(client netip.Addr, now time.Time) {
+	key := clientip.Key(client)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.failures[key]
+	if f == nil {
+		if len(g.failures) >= failuresKept {
+			g.forgetOldest()
+		}
+		f = &failures{}
+		g.failures[key] = f
+	}
+	f.n++
+	f.last = now
+	if over := f.n - freeFailures; over > 0 {
+		f.until = now.Add(min(maxBackoff, time.Second<<min(over-1, 16)))
+	}
+	g.unlogged++
+	if now.Sub(g.lastLog) >= failLogEvery {
+		g.log.Warn("push: wrong or missing token", "client", client.String(), "attempts", g.unlogged,
+			"client_failures", f.n, "backoff", f.until.Sub(now).Round(time.Second).String())
+		g.lastLog, g.unlogged = now, 0
+	}
+}
+
+func (g *tokenGuard) succeeded(client netip.Addr) {
+	key := clientip.Key(client)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.failures, key)
+}
+
+// forgetOldest drops the records of the tenth of clients that failed
+// longest ago. g.mu is held.
+func (g *tokenGuard) forgetOldest() {
+	type rec struct {
+		k netip.Addr
+		t time.Time
+	}
+	all := make([]rec, 0, len(g.failures))
+	for k, f := range g.failures {
+		all = append(all, rec{k, f.last})
+	}
+	slices.SortFunc(all, func(a, b rec) int { return a.t.Compare(b.t) })
+	for _, r := range all[:max(1, len(all)/10)] {
+		delete(g.failures, r.k)
 	}
 }
 

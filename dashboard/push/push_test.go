@@ -50,7 +50,17 @@ const token = "s3cret-token"
 func newServer(t *testing.T, app Appender, cfg config.Push) *httptest.Server {
 	t.Helper()
 	e := echo.New()
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
+	e.HTTPErrorHandler = newServerErrorHandler()
+	e.POST("/api/v1/push/:topic", Handler(app, cfg, prometheus.NewRegistry()))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newServerErrorHandler renders *apierr.Error the way the livedash server
+// does.
+func newServerErrorHandler() echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
 		var ae *apierr.Error
 		if !errors.As(err, &ae) {
 			ae = apierr.New(http.StatusInternalServerError, "internal_error", "internal error")
@@ -61,10 +71,6 @@ func newServer(t *testing.T, app Appender, cfg config.Push) *httptest.Server {
 		}
 		_ = c.JSON(ae.Status, apierr.BodyOf(ae))
 	}
-	e.POST("/api/v1/push/:topic", Handler(app, cfg, prometheus.NewRegistry()))
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 func TestPush(t *testing.T) {

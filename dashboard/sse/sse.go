@@ -22,6 +22,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"livedash/dashboard/clientip"
 	"livedash/dashboard/hub"
 )
 
@@ -90,7 +91,7 @@ func (t *Transport) serve(w http.ResponseWriter, r *http.Request) {
 		req.Cursor = q.Get("lastEventId")
 	}
 
-	sub, reason := t.Subscribe(hub.ClientIP(r.RemoteAddr))
+	sub, reason := t.Subscribe(clientip.Of(r))
 	// Headers are written here, not by go-sse's Upgrade, so that Echo's
 	// Response sees WriteHeader (else it logs "superfluous WriteHeader")
 	// and the middleware that runs after the handler sees the status.

@@ -323,7 +323,7 @@ export class Hub {
       const headers = {};
       if (this.cursor) headers['Last-Event-ID'] = this.cursor;
       const res = await this.fetch(this.base + '/api/v1/stream', {
-        headers, cache: 'no-store', signal: ctl.signal,
+        headers, cache: 'no-store', credentials: 'same-origin', signal: ctl.signal,
       });
       r.reachable = true;
       const ctype = res.headers.get('content-type') || '';
@@ -430,7 +430,7 @@ export class Hub {
         const q = new URLSearchParams({ limit: String(this.o.pollLimit), wait: this.o.pollWait });
         if (this.cursor) q.set('after', this.cursor);
         this.stats.polls++;
-        const res = await this.fetch(this.base + '/api/v1/frames?' + q, { cache: 'no-store', signal: ctl.signal });
+        const res = await this.fetch(this.base + '/api/v1/frames?' + q, { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
         if (res.status !== 200) throw new Error('status ' + res.status);
         const body = await res.json();
         if (this.mode !== 'poll') break; // a probe took over while we waited; its stream re-sends what we drop here

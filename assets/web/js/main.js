@@ -43,7 +43,14 @@ const st = {
 
 function connect(onMsg) {
   if (typeof SharedWorker === 'function' && !params.has('noworker')) {
-    const w = new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'livedash' });
+    // A URL without user info: a page opened as https://user:pass@host/
+    // would otherwise hand the credentials to the worker's URL, which
+    // browsers refuse to fetch. The browser sends the login it holds for
+    // the origin with the worker's requests, as with the page's.
+    const wu = new URL('./worker.js', import.meta.url);
+    wu.username = '';
+    wu.password = '';
+    const w = new SharedWorker(wu, { type: 'module', name: 'livedash' });
     w.onerror = (e) => console.error('livedash worker:', e.message || e);
     w.port.onmessage = (e) => onMsg(e.data);
     w.port.start();
@@ -52,7 +59,7 @@ function connect(onMsg) {
     return (m) => w.port.postMessage(m);
   }
   // No SharedWorker (Chrome on Android): this tab holds its own connection.
-  const hub = new Hub({});
+  const hub = new Hub({ base: location.origin });
   const sub = { post: (m) => queueMicrotask(() => onMsg(m)) };
   hub.add(sub);
   st.transport = 'page';
@@ -93,8 +100,12 @@ function onFrames(m) {
 
 // ---- loading -------------------------------------------------------------
 
+// API URLs are built on location.origin, which has no user info: fetch()
+// refuses a URL with credentials, and a relative URL would inherit them
+// from a page opened as https://user:pass@host/. The login travels as the
+// browser's own Authorization header (credentials: 'same-origin').
 async function getJSON(url) {
-  const res = await fetch(url, { cache: 'no-store' });
+  const res = await fetch(location.origin + url, { cache: 'no-store', credentials: 'same-origin' });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
 }

@@ -7,7 +7,8 @@
 // {type:'debug'}. Worker → tab: see Hub in client.js, plus {type:'debug', hub}.
 import { Hub } from './client.js';
 
-const hub = new Hub({ base: '' });
+// The origin, not a relative URL: it never carries user info (see main.js).
+const hub = new Hub({ base: self.location.origin });
 
 // Ports of tabs that crashed cannot tell us; posting to them is harmless, and
 // a port that throws is dropped.
