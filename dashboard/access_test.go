@@ -22,7 +22,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
-	"livedash/internal/testcert"
+	"livedash/dashboard/testcert"
 )
 
 // webConfig writes a web configuration file (with a fresh certificate

@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
-	"livedash/internal/testcert"
+	"livedash/dashboard/testcert"
 )
 
 // tlsLoginServer starts livedash with TLS and one user, alice/wonderland.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"livedash/internal/testcert"
+	"livedash/dashboard/testcert"
 )
 
 // repoFile reads a file of the repository (tests run in cmd/livedash).

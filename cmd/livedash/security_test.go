@@ -18,7 +18,7 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
-	"livedash/internal/testcert"
+	"livedash/dashboard/testcert"
 )
 
 // Target URLs with credentials in their user info and tokens in their
