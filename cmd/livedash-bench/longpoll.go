@@ -42,7 +42,7 @@ func (b *bench) longpoll(ctx context.Context, w io.Writer) error {
 	}
 	var p99s []time.Duration
 	for round := 0; round <= b.o.rounds; round++ {
-		req := []byte("GET /api/v1/frames?topics=" + topic + "&wait=60s HTTP/1.1\r\nHost: livedash\r\n\r\n")
+		req := []byte("GET /api/v1/frames?topics=" + topic + "&wait=60s HTTP/1.1\r\nHost: " + b.target.Host + "\r\n\r\n")
 		for i, c := range conns {
 			if _, err := c.Write(req); err != nil {
 				return fmt.Errorf("poll %d: %w", i, err)
@@ -215,7 +215,7 @@ func (b *bench) dialChecked(ctx context.Context, i int, topic string) (net.Conn,
 		}
 		r := bufio.NewReader(c)
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Write([]byte("GET /api/v1/frames?topics=" + topic + " HTTP/1.1\r\nHost: livedash\r\n\r\n"))
+		_, err = c.Write([]byte("GET /api/v1/frames?topics=" + topic + " HTTP/1.1\r\nHost: " + b.target.Host + "\r\n\r\n"))
 		if err == nil {
 			var resp *http.Response
 			if resp, err = http.ReadResponse(r, nil); err == nil {

@@ -38,7 +38,7 @@ func (b *bench) pipeline(ctx context.Context, w io.Writer) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var reqs []byte
 	for range batch {
-		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"...)
+		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: "+addr+"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"...)
 	}
 	stop := make(chan struct{})
 	type result struct {
@@ -123,7 +123,7 @@ func healthzLatencies(ctx context.Context, addr string, n int, stop <-chan struc
 		}
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 		t0 := time.Now()
-		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
 			return out, err
 		}
 		resp, err := http.ReadResponse(br, req)
