@@ -42,6 +42,7 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	if err := s.lostOrClosed(); err != nil {
 		return nil, err
 	}
+	s.Start()
 	now := s.opts.Now()
 	nowMS := now.UnixMilli()
 	var keys []string

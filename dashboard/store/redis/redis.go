@@ -130,6 +130,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: no metrics registered
 	Now        func() time.Time      // wall clock for ts and age; default time.Now
+
+	beforeRead func() // tests: called by the tail before each XREAD
 }
 
 func (o *Options) setDefaults() {
@@ -231,11 +233,15 @@ type Store struct {
 	closed   bool
 	lost     chan struct{}
 	stop     chan struct{} // closed by Close
+	started  chan struct{} // closed by Start: the tail delivers from then on
+	startMu  sync.Once
 	tailDone chan struct{}
 	size     atomic.Int64
 	redisTop atomic.Uint64 // Redis's head as last heard of, for the lag in frames
 
 	m *metrics
+
+	beforeRead func() // tests: called before each XREAD of the tail
 }
 
 // Open connects to Redis, creates or adopts the ring's epoch and starts the
@@ -250,18 +256,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	setClientLogger(opts.Logger)
 	s := &Store{
-		opts:     opts,
-		log:      opts.Logger,
-		k:        newKeys(opts.KeyPrefix),
-		url:      RedactURL(opts.URL),
-		instance: fmt.Sprintf("%016x", randUint64()),
-		pending:  map[string]*pendingCommit{},
-		latest:   map[string]store.Frame{},
-		nodes:    map[string]NodeSeen{},
-		changed:  make(chan struct{}),
-		lost:     make(chan struct{}),
-		stop:     make(chan struct{}),
-		tailDone: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		k:          newKeys(opts.KeyPrefix),
+		url:        RedactURL(opts.URL),
+		instance:   fmt.Sprintf("%016x", randUint64()),
+		pending:    map[string]*pendingCommit{},
+		latest:     map[string]store.Frame{},
+		nodes:      map[string]NodeSeen{},
+		changed:    make(chan struct{}),
+		lost:       make(chan struct{}),
+		stop:       make(chan struct{}),
+		started:    make(chan struct{}),
+		tailDone:   make(chan struct{}),
+		beforeRead: opts.beforeRead,
 	}
 	s.m = newMetrics(opts.Registerer, s)
 	s.rdb = goredis.NewClient(ro)
@@ -281,6 +289,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.tail()
 	return s, nil
 }
+
+// Start lets the tail deliver commits to the hooks. Until then the store
+// serves the ring as of Open and delivers nothing, so that parts which read
+// the head when they are built and then register a hook (the hub, the API)
+// miss no commit in between: register every hook, then call Start. The
+// first Append starts the tail too. Calling Start again does nothing.
+func (s *Store) Start() { s.startMu.Do(func() { close(s.started) }) }
 
 // ClientOptions turns opts into go-redis options: the URL's address,
 // database, user, password and TLS, and the store's pool and timeouts. It

@@ -80,6 +80,11 @@ const tailBatch = 1024
 func (s *Store) tail() {
 	defer close(s.tailDone)
 	defer s.releasePending()
+	select {
+	case <-s.started:
+	case <-s.stop:
+		return
+	}
 	read := s.bnd.Load().head // last entry read (delivered or held in part)
 	var part []entry          // the commit being read, when a read ended inside it
 	backoff := 100 * time.Millisecond
@@ -91,6 +96,9 @@ func (s *Store) tail() {
 		}
 		if err := s.lostOrClosed(); err != nil {
 			return
+		}
+		if s.beforeRead != nil {
+			s.beforeRead()
 		}
 		ctx := context.Background()
 		res, err := s.tailc.Do(ctx, "XREAD", "COUNT", tailBatch, "BLOCK", s.opts.TailBlock.Milliseconds(),
@@ -121,7 +129,12 @@ func (s *Store) tail() {
 			down, backoff = false, 100*time.Millisecond
 			s.m.reconnected()
 			s.log.Info("Redis is back; the tail resumes", "url", s.url, "after_seq", read)
-			s.setTailErr(nil)
+			// Redis answers again: an append that failed for want of it
+			// no longer says anything about the store (the next one will
+			// if something else is wrong).
+			s.mu.Lock()
+			s.tailErr, s.lastErr = nil, nil
+			s.mu.Unlock()
 		}
 		if errors.Is(err, goredis.Nil) || len(res) == 0 {
 			// Nothing new within TailBlock: a good moment to check that
