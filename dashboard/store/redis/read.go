@@ -49,6 +49,7 @@ func (s *Store) After(cursor store.ID, match func(topic string) bool, lim store.
 		bmatch = func(topic []byte) bool { return match(string(topic)) }
 	}
 	var frames []store.Frame
+	var arena arena
 	topics := map[string]string{}
 	r := s.AfterView(cursor, bmatch, lim, func(seq uint64, ts int64, topic, js []byte) {
 		t, ok := topics[string(topic)]
@@ -56,7 +57,7 @@ func (s *Store) After(cursor store.ID, match func(topic string) bool, lim store.
 			t = string(topic)
 			topics[t] = t
 		}
-		frames = append(frames, store.Frame{ID: store.ID{Epoch: s.epoch, Seq: seq}, Topic: t, TS: ts, JSON: append([]byte(nil), js...)})
+		frames = append(frames, store.Frame{ID: store.ID{Epoch: s.epoch, Seq: seq}, Topic: t, TS: ts, JSON: arena.copy(js)})
 	})
 	if r.Err == nil {
 		r.Frames = frames
@@ -240,4 +241,21 @@ func (s *Store) SeekTime(ms int64) uint64 {
 		return lo
 	}
 	return uint64(v)
+}
+
+// arena copies many small byte slices with few allocations: slices are
+// carved from chunks that double from 2 KiB to 64 KiB (so a one-frame read
+// stays small) and never move.
+type arena struct{ chunk []byte }
+
+func (a *arena) copy(b []byte) []byte {
+	if len(b) > 16<<10 {
+		return append([]byte(nil), b...)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(b) {
+		a.chunk = make([]byte, 0, max(min(2*cap(a.chunk), 64<<10), 2<<10, len(b)))
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return a.chunk[start:len(a.chunk):len(a.chunk)]
 }

@@ -11,15 +11,19 @@ import goredis "github.com/redis/go-redis/v9"
 //	{P}:latest  hash   topic → seq of its newest frame
 //	{P}:nodes   hash   node → seq of the newest frame it appended
 //
-// A frame's entry has the fields t (topic), s (ts, Unix ms) and j (the wire
-// JSON, ID included). The last entry of each commit also carries o (the
+// A frame's entry has one field, j: the wire JSON, ID included. Its topic
+// and ts are read from it (the encoder writes "id", "topic" and "ts" first,
+// in that order), which keeps an entry to one field to store and to parse.
+// The last entry of each commit also carries o (the
 // oldest retained seq after the commit), c (the appending store's commit
 // token), n (its node) and w (its wall clock at the commit, Unix ms). Tails
 // read commits whole: an entry with o closes one.
 //
 // Entry IDs carry livedash's seq, not a time, so retention by age cannot use
 // XTRIM MINID with a time: the append script walks the oldest entries'
-// ts fields instead (a handful per append in steady state).
+// ts instead (a handful per append in steady state). `"ts":` cannot occur
+// inside the JSON before the ts field itself (a quote inside a JSON string
+// is escaped), so the first match is the frame's ts.
 //
 // Retention is logical: meta's oldest says which frames are retained, and
 // readers serve nothing below it. The stream itself keeps a margin of
@@ -100,7 +104,7 @@ if ARGV[3] ~= '' then
       for _, e in ipairs(es) do
         local seq = tonumber(string.match(e[1], '^%d+'))
         if seq > newOldest then newOldest = seq end -- frames missing from the stream are gone
-        if tonumber(e[2][4]) >= cutoff then stop = true break end
+        if tonumber(string.match(e[2][2], '"ts":(%-?%d+)')) >= cutoff then stop = true break end
         newOldest = seq + 1
         budget = budget - 1
       end
@@ -120,9 +124,9 @@ for k = 0, n - 1 do
   local i = base + k * 3
   local seq = d(first + k)
   if k < n - 1 then
-    redis.call('XADD', frames, seq .. '-0', 't', ARGV[i], 's', ARGV[i + 1], 'j', pre .. seq .. ARGV[i + 2])
+    redis.call('XADD', frames, seq .. '-0', 'j', pre .. seq .. ARGV[i + 2])
   else
-    redis.call('XADD', frames, seq .. '-0', 't', ARGV[i], 's', ARGV[i + 1], 'j', pre .. seq .. ARGV[i + 2],
+    redis.call('XADD', frames, seq .. '-0', 'j', pre .. seq .. ARGV[i + 2],
       'o', d(newOldest), 'c', ARGV[7], 'n', ARGV[8], 'w', ARGV[9])
   end
   lt[#lt + 1] = ARGV[i]
@@ -167,7 +171,7 @@ while lo < hi do
   local mid = math.floor((lo + hi) / 2)
   local id = string.format('%d', mid) .. '-0'
   local es = redis.call('XRANGE', KEYS[1], id, id)
-  if #es == 0 or tonumber(es[1][2][4]) < ms then lo = mid + 1 else hi = mid end
+  if #es == 0 or tonumber(string.match(es[1][2][2], '"ts":(%-?%d+)')) < ms then lo = mid + 1 else hi = mid end
 end
 return lo
 `)

@@ -43,18 +43,14 @@ func parseEntry(v any) (entry, error) {
 	}
 	e.seq = seq
 	fs, _ := a[1].([]any)
-	var haveT, haveS, haveJ bool
+	haveJ := false
 	for i := 0; i+1 < len(fs); i += 2 {
 		k, _ := fs[i].(string)
 		val, _ := fs[i+1].(string)
 		switch k {
-		case "t":
-			e.topic, haveT = val, true
-		case "s":
-			e.ts, err = strconv.ParseInt(val, 10, 64)
-			haveS = err == nil
 		case "j":
-			e.json, haveJ = val, true
+			e.json = val
+			e.topic, e.ts, haveJ = splitFrame(val)
 		case "o":
 			e.oldest, err = strconv.ParseUint(val, 10, 64)
 			e.last = err == nil
@@ -66,10 +62,50 @@ func parseEntry(v any) (entry, error) {
 			e.committedAtMilli, _ = strconv.ParseInt(val, 10, 64)
 		}
 	}
-	if !haveT || !haveS || !haveJ {
-		return e, fmt.Errorf("%w: stream entry %s lacks a field", errBadData, id)
+	if !haveJ {
+		return e, fmt.Errorf("%w: stream entry %s has no readable frame", errBadData, id)
 	}
 	return e, nil
+}
+
+// splitFrame reads the topic and ts of a frame's wire JSON, which starts
+// {"id":"<epoch>-<seq>","topic":<JSON string>,"ts":<integer>, as
+// store.AppendFrameJSON writes it. The topic aliases js unless it holds an
+// escape.
+func splitFrame(js string) (topic string, ts int64, ok bool) {
+	const topicKey, tsKey = `","topic":"`, `,"ts":`
+	i := strings.Index(js, topicKey)
+	if i < 0 {
+		return "", 0, false
+	}
+	start := i + len(topicKey)
+	escaped := false
+	end := -1
+	for j := start; j < len(js); j++ {
+		if c := js[j]; c == '\\' {
+			escaped = true
+			j++
+		} else if c == '"' {
+			end = j
+			break
+		}
+	}
+	if end < 0 || !strings.HasPrefix(js[end+1:], tsKey) {
+		return "", 0, false
+	}
+	topic = js[start:end]
+	if escaped {
+		if err := json.Unmarshal([]byte(js[start-1:end+1]), &topic); err != nil {
+			return "", 0, false
+		}
+	}
+	num := js[end+1+len(tsKey):]
+	n := strings.IndexByte(num, ',')
+	if n < 0 {
+		return "", 0, false
+	}
+	ts, err := strconv.ParseInt(num[:n], 10, 64)
+	return topic, ts, err == nil
 }
 
 // tailBatch is how many entries one XREAD returns at most.
