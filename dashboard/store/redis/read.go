@@ -72,6 +72,9 @@ func (s *Store) AfterView(cursor store.ID, match func(topic []byte) bool, lim st
 	if lim.Scan <= 0 {
 		lim.Scan = 100000
 	}
+	if cursor.Epoch == s.epoch && cursor.Seq > s.bnd.Load().head {
+		s.CatchUp(cursor.Seq) // another instance's cursor: wait for the tail
+	}
 	b := s.bnd.Load()
 	var r store.Result
 	r.Head = store.ID{Epoch: s.epoch, Seq: b.head}

@@ -126,6 +126,11 @@ type Options struct {
 	// TailBlock is how long one XREAD blocks; when it ends with nothing read
 	// the tail checks the epoch. Default 1s.
 	TailBlock time.Duration
+	// CatchUpTimeout bounds how long a read (or CatchUp) waits for the tail
+	// when its cursor is ahead of this store but not of the ring: another
+	// instance handed it out a moment before this one's tail got there.
+	// Default 2s.
+	CatchUpTimeout time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: no metrics registered
@@ -167,6 +172,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.TailBlock <= 0 {
 		o.TailBlock = time.Second
+	}
+	if o.CatchUpTimeout <= 0 {
+		o.CatchUpTimeout = 2 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -652,6 +660,52 @@ func (s *Store) Topics() []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+// CatchUp waits until this store has delivered up to seq, when the ring in
+// Redis holds it: a cursor handed out by another instance can be a moment
+// ahead of this one's tail, and must resume here all the same (no sticky
+// sessions). It answers at once — false — when seq is beyond the ring's head
+// (a cursor from the future), and gives up (false) after
+// Options.CatchUpTimeout. Before Start nothing is delivered, so it answers
+// with what the store holds.
+func (s *Store) CatchUp(seq uint64) bool {
+	if seq <= s.bnd.Load().head {
+		return true
+	}
+	select {
+	case <-s.started:
+	default:
+		return false
+	}
+	if seq > s.redisTop.Load() {
+		ctx, cancel := s.ctx()
+		t0 := time.Now()
+		h, err := s.rdb.HGet(ctx, s.k.meta, "head").Uint64()
+		cancel()
+		s.m.roundTrip("check", time.Since(t0))
+		if err != nil || seq > h {
+			return false
+		}
+		s.noteTop(h)
+	}
+	timer := time.NewTimer(s.opts.CatchUpTimeout)
+	defer timer.Stop()
+	for {
+		ch := s.Changed()
+		if seq <= s.bnd.Load().head {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return seq <= s.bnd.Load().head
+		case <-s.stop:
+			return false
+		case <-s.lost:
+			return false
+		}
+	}
 }
 
 // Node is this instance's name.

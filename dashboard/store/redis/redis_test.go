@@ -699,3 +699,59 @@ func TestClientOptions(t *testing.T) {
 		t.Fatalf("RedactURL = %q", got)
 	}
 }
+
+// A cursor another instance handed out can be ahead of this store's tail:
+// a read after it waits for the tail instead of calling it the future, and
+// returns what follows it. A cursor beyond the ring's head is the future at
+// once.
+func TestReadCatchesUp(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release()
+	held := make(chan struct{}, 16)
+	b := openTest(t, srv, Options{Node: "b", beforeRead: func() {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-hold
+	}})
+	b.Start()
+	<-held
+	a := openTest(t, srv, Options{Node: "a"})
+	for i := range 4 {
+		if _, err := a.Append([]store.Batch{tick("a", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cursor := store.ID{Epoch: a.Epoch(), Seq: 2} // handed out by a; b has nothing yet
+	start := time.Now()
+	if r := b.After(store.ID{Epoch: a.Epoch(), Seq: 9}, nil, store.Limits{}); r.Reset != store.Future {
+		t.Fatalf("beyond the ring's head: reset %q", r.Reset)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a cursor from the future took %v to answer", d)
+	}
+	got := make(chan store.Result, 1)
+	go func() { got <- b.After(cursor, nil, store.Limits{}) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case r := <-got:
+		t.Fatalf("read answered before the tail caught up: %+v", r)
+	default:
+	}
+	release()
+	select {
+	case r := <-got:
+		if r.Reset != store.OK || len(r.Frames) != 2 || r.Frames[0].ID.Seq != 3 || r.Next.Seq != 4 {
+			t.Fatalf("after catching up: reset %q, %d frames, next %v", r.Reset, len(r.Frames), r.Next)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read did not return once the tail caught up")
+	}
+	if !b.CatchUp(4) || b.CatchUp(5) {
+		t.Fatal("CatchUp: 4 is delivered, 5 is beyond the ring")
+	}
+}
