@@ -22,12 +22,16 @@ build: assets
 assets:
 	@if [ -f assets/build.sh ]; then bash assets/build.sh; fi
 
-# What the tests need: the page's assets and Debian's Chromium for the
-# browser tests (installed only when missing).
+# What the tests need: the page's assets, Debian's Chromium for the
+# browser tests and Debian's redis-server for the Redis store's tests (which
+# start their own servers; each is installed only when missing).
 test-deps: assets
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+		echo "installing redis-server for the Redis store tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 test: test-deps
 	$(GO) vet $(PKGS)
