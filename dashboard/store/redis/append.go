@@ -84,13 +84,12 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	res, err := appendScript.Run(ctx, s.rdb, s.k.all(), args...).Slice()
 	cancel()
 	s.m.roundTrip("append", time.Since(t0))
-	var first, oldest uint64
+	var first uint64
 	if err == nil {
 		if len(res) != 2 {
 			err = fmt.Errorf("%w: append returned %d values", errBadData, len(res))
 		} else {
-			first, _ = parseSeq(res[0])
-			oldest, _ = parseSeq(res[1])
+			first, err = parseSeq(res[0])
 		}
 	}
 	if err != nil {
@@ -104,7 +103,6 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 	s.mu.Unlock()
 	s.m.appended(time.Since(t0), len(batches), skipped)
 	s.noteTop(first + uint64(len(batches)) - 1)
-	_ = oldest
 
 	timer := time.NewTimer(s.opts.DeliverTimeout)
 	defer timer.Stop()
@@ -158,7 +156,19 @@ func (s *Store) appendFailed(err error, frames int) error {
 	if closed {
 		return store.ErrClosed
 	}
-	s.log.Error("store append failed; frames not stored", "url", s.url, "frames", frames, "err", msg)
+	// While Redis is away every tick fails the same way: one line per ten
+	// seconds says so, with how many failures it stands for.
+	s.mu.Lock()
+	s.failedSinceLog++
+	logNow := time.Since(s.failLoggedAt) >= 10*time.Second
+	n := s.failedSinceLog
+	if logNow {
+		s.failLoggedAt, s.failedSinceLog = time.Now(), 0
+	}
+	s.mu.Unlock()
+	if logNow {
+		s.log.Error("store append failed; frames not stored", "url", s.url, "frames", frames, "failed_appends", n, "err", msg)
+	}
 	return e
 }
 

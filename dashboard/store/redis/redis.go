@@ -231,21 +231,24 @@ type Store struct {
 	pmu     sync.Mutex
 	pending map[string]*pendingCommit
 
-	mu       sync.Mutex
-	latest   map[string]store.Frame
-	nodes    map[string]NodeSeen
-	changed  chan struct{}
-	lastErr  error // last Append that reached Redis
-	tailErr  error // the tail's connection, while it is down
-	lostErr  error // non-nil once Lost
-	closed   bool
-	lost     chan struct{}
-	stop     chan struct{} // closed by Close
-	started  chan struct{} // closed by Start: the tail delivers from then on
-	startMu  sync.Once
-	tailDone chan struct{}
-	size     atomic.Int64
-	redisTop atomic.Uint64 // Redis's head as last heard of, for the lag in frames
+	mu      sync.Mutex
+	latest  map[string]store.Frame
+	nodes   map[string]NodeSeen
+	changed chan struct{}
+	lastErr error // last Append that reached Redis
+	tailErr error // the tail's connection, while it is down
+	lostErr error // non-nil once Lost
+	// failed appends not logged yet, and when the last was (rate limit)
+	failedSinceLog int
+	failLoggedAt   time.Time
+	closed         bool
+	lost           chan struct{}
+	stop           chan struct{} // closed by Close
+	started        chan struct{} // closed by Start: the tail delivers from then on
+	startMu        sync.Once
+	tailDone       chan struct{}
+	size           atomic.Int64
+	redisTop       atomic.Uint64 // Redis's head as last heard of, for the lag in frames
 
 	m *metrics
 
