@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -506,4 +507,113 @@ func TestSocketTurns(t *testing.T) {
 		t.Fatalf("socket closed with its turn: %v", err)
 	}
 	c.Close()
+}
+
+// Redis lost while serving, then back with its data: /readyz turns 503,
+// appends fail and are counted (the collectors' batches are dropped, not
+// buffered), an open stream stays open on heartbeats; once Redis is back
+// the server is ready again and the same stream carries new frames with the
+// next seqs of the same epoch.
+func TestRedisLostWhileServing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Persist: true})
+	ts := startReady(t, "--config", redisConf(t, srv.URL(), "lost", "node-a", 50*time.Millisecond,
+		"    dial_timeout: 300ms\n    read_timeout: 300ms\n    write_timeout: 300ms\nstream:\n  heartbeat: 1s\n"))
+	waitFor(t, "frames", 10*time.Second, func() bool { return len(pollFrames(t, ts.URL+"/api/v1/frames?after=oldest").Frames) > 0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	nextID := func(d time.Duration) string {
+		t.Helper()
+		deadline := time.After(d)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("stream ended")
+				}
+				if id, ok := strings.CutPrefix(l, "id: "); ok && strings.Contains(id, "-") {
+					return id
+				}
+			case <-deadline:
+				t.Fatalf("no frame within %v", d)
+			}
+		}
+	}
+	before := seqOfID(t, nextID(5*time.Second))
+
+	srv.Kill()
+	waitFor(t, "unready with Redis down", 10*time.Second, func() bool {
+		resp, err := http.Get(ts.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
+	waitFor(t, "failed appends counted", 10*time.Second, func() bool {
+		return metric(t, ts.URL, "livedash_store_append_errors_total ") >= 3 &&
+			metric(t, ts.URL, `livedash_store_redis_append_errors_total{kind="unreachable"}`) >= 1
+	})
+	// The stream stays open: heartbeats keep coming, no frame does.
+	for drained := false; !drained; {
+		select {
+		case <-lines:
+		default:
+			drained = true
+		}
+	}
+	hb := 0
+	deadline := time.After(3500 * time.Millisecond)
+	for hb < 2 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("stream closed while Redis was down")
+			}
+			if strings.HasPrefix(l, ": hb ") {
+				hb++
+			}
+			if strings.HasPrefix(l, "id: ") {
+				t.Fatalf("frame %s while Redis was down", l)
+			}
+		case <-deadline:
+			t.Fatalf("%d heartbeats in 3.5s while Redis was down", hb)
+		}
+	}
+
+	srv.Restart()
+	waitFor(t, "ready once Redis is back", 20*time.Second, func() bool {
+		resp, err := http.Get(ts.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	after := seqOfID(t, nextID(10*time.Second))
+	if after.Epoch != before.Epoch || after.Seq <= before.Seq {
+		t.Fatalf("after Redis came back: %v, before %v", after, before)
+	}
+	if metric(t, ts.URL, "livedash_store_redis_reconnects_total ") < 1 {
+		t.Fatal("no reconnect counted")
+	}
 }
