@@ -113,13 +113,18 @@ func (s *Store) Append(batches []store.Batch) ([]store.Frame, error) {
 		return nil, s.lostOrClosed()
 	case <-s.stop:
 	case <-timer.C:
+		// Not waiting any longer: the tail will decode this commit's
+		// samples from its JSON, as for another instance's, so nothing
+		// stays held for an Append that has returned.
+		s.pmu.Lock()
+		delete(s.pending, token)
+		s.pmu.Unlock()
 		s.m.deliverTimeout()
 		s.log.Warn("frames committed to Redis but not yet delivered by the tail; returning without waiting longer",
 			"url", s.url, "first", first, "frames", len(batches), "waited", s.opts.DeliverTimeout.String())
 	}
 	// Committed, not delivered here yet: build the frames as the script
-	// stored them. The tail still delivers them (and drops the pending
-	// entry) when it gets there.
+	// stored them. The tail still delivers them when it gets there.
 	frames := make([]store.Frame, len(batches))
 	for i, b := range batches {
 		id := store.ID{Epoch: s.epoch, Seq: first + uint64(i)}

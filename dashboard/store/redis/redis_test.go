@@ -760,3 +760,44 @@ func TestReadCatchesUp(t *testing.T) {
 		t.Fatalf("once caught up: %d frames, next %v", len(r.Frames), r.Next)
 	}
 }
+
+// An Append whose frames the tail does not deliver within DeliverTimeout
+// returns them anyway (they are committed), holds nothing for them, and the
+// hooks still get them once the tail gets there — exactly once, in order.
+func TestDeliverTimeout(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release()
+	reg := prometheus.NewRegistry()
+	s := openTest(t, srv, Options{Registerer: reg, DeliverTimeout: 200 * time.Millisecond, beforeRead: func() { <-hold }})
+	rec := record(s)
+	start := time.Now()
+	bs := []store.Batch{tick("a", 1), tick("b", 2)}
+	fs, err := s.Append(bs)
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("append: %d frames, %v", len(fs), err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("append returned after %v", d)
+	}
+	if fs[0].ID != (store.ID{Epoch: s.Epoch(), Seq: 1}) || fs[1].ID.Seq != 2 || !reflect.DeepEqual(fs[1].Samples, bs[1].Samples) {
+		t.Fatalf("frames %v %v", fs[0].ID, fs[1].ID)
+	}
+	s.pmu.Lock()
+	n := len(s.pending)
+	s.pmu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d commits held after the Append returned", n)
+	}
+	if got := testutil.ToFloat64(mustCollector(t, reg, "livedash_store_redis_deliver_timeouts_total")); got != 1 {
+		t.Fatalf("deliver timeouts %v", got)
+	}
+	release()
+	waitHead(t, s, 2)
+	got, commits := rec.snapshot()
+	if len(got) != 2 || len(commits) != 1 || !bytes.Equal(got[0].JSON, fs[0].JSON) || !reflect.DeepEqual(got[1].Samples, bs[1].Samples) {
+		t.Fatalf("hooks saw %d frames in %d commits", len(got), len(commits))
+	}
+}
