@@ -214,9 +214,9 @@ func serveOnce(ctx context.Context, cfg config.Config, flags serveFlags, sock *s
 		}()
 	}
 
-	// Shutdown order (FAULTS 26): the server turns readiness off and drains
-	// its streams while the collectors keep committing; then the collectors
-	// stop and make their last commit; then the store closes (deferred).
+	// Shutdown order: the server turns readiness off and drains its streams
+	// while the collectors keep committing; then the collectors stop and
+	// make their last commit; then the store closes (deferred).
 	var wg sync.WaitGroup
 	collectCtx, stopCollectors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCollectors()
