@@ -255,10 +255,12 @@ type Store struct {
 	beforeRead func() // tests: called before each XREAD of the tail
 }
 
-// Open connects to Redis, creates or adopts the ring's epoch and starts the
-// tail. While Redis does not answer it retries with backoff (logging the
-// URL, password redacted, and the error) until ctx ends, unless
-// opts.Require is set, in which case it returns the first error.
+// Open connects to Redis, creates or adopts the ring's epoch, loads the
+// bounds, the newest frame of every topic and the nodes seen, and starts the
+// tail, which delivers commits once Start is called (or the first Append).
+// While Redis does not answer it retries with backoff (logging the URL,
+// password redacted, and the error) until ctx ends, unless opts.Require is
+// set, in which case it returns the first error.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts.setDefaults()
 	ro, err := ClientOptions(opts)
