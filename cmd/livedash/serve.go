@@ -146,7 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = ln.Close()
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	defer sock.Close()
+	defer func() { _ = sock.Close() }()
 	where := cfg.Store.Path
 	if cfg.SharedStore() {
 		where = config.RedactURL(cfg.Store.Redis.URL)
