@@ -263,7 +263,7 @@ type Store struct {
 // set, in which case it returns the first error.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts.setDefaults()
-	ro, err := ClientOptions(opts)
+	ro, err := clientOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -310,11 +310,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // first Append starts the tail too. Calling Start again does nothing.
 func (s *Store) Start() { s.startMu.Do(func() { close(s.started) }) }
 
-// ClientOptions turns opts into go-redis options: the URL's address,
+// clientOptions turns opts into go-redis options: the URL's address,
 // database, user, password and TLS, and the store's pool and timeouts. It
 // rejects URLs that are not redis:// or rediss://, and query parameters
 // (every setting has its own option).
-func ClientOptions(opts Options) (*goredis.Options, error) {
+func clientOptions(opts Options) (*goredis.Options, error) {
 	opts.setDefaults()
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {

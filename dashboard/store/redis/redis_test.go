@@ -681,14 +681,14 @@ func mustCollector(t *testing.T, reg *prometheus.Registry, name string) promethe
 // never appears in an error.
 func TestClientOptions(t *testing.T) {
 	for _, bad := range []string{"http://h:1", "redis://", "redis://:pw@h:1/0?dial_timeout=1s", "localhost:6379", "redis://h:1/x"} {
-		_, err := ClientOptions(Options{URL: bad})
+		_, err := clientOptions(Options{URL: bad})
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 		} else if strings.Contains(err.Error(), ":pw@") {
 			t.Errorf("%q: error shows the password: %v", bad, err)
 		}
 	}
-	ro, err := ClientOptions(Options{URL: "rediss://u:pw@example.com:6380/3", PoolSize: 7, DialTimeout: time.Second})
+	ro, err := clientOptions(Options{URL: "rediss://u:pw@example.com:6380/3", PoolSize: 7, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
