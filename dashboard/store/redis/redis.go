@@ -401,6 +401,8 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	s.epoch, s.epochHex = epoch, ehex
 	s.bnd.Store(&bounds{head: head, oldest: oldest})
+	clear(s.latest) // an earlier attempt may have filled them in part
+	clear(s.nodes)
 	s.redisTop.Store(head)
 	if created, _ := res[3].(int64); created == 1 {
 		s.log.Warn("new ring epoch in Redis", "url", s.url, "prefix", s.opts.KeyPrefix, "epoch", ehex)
