@@ -631,9 +631,10 @@ func (s *Store) lostOrClosed() error {
 
 // OnCommit registers fn, called by the tail after every commit — this
 // instance's and every other's — with the committed frames, in commit order
-// with consecutive seqs. fn runs on the tail goroutine: it must not block
-// and must not call Append (Append waits for the tail). Register hooks before
-// the first Append.
+// with consecutive seqs. fn runs on the tail goroutine: it must not block,
+// must not call Append (Append waits for the tail) and must not read after a
+// cursor beyond the head (the read would wait for the tail). Register hooks
+// before Start and the first Append.
 func (s *Store) OnCommit(fn func([]store.Frame)) {
 	s.hookMu.Lock()
 	defer s.hookMu.Unlock()
