@@ -22,9 +22,10 @@ build: assets
 assets:
 	@if [ -f assets/build.sh ]; then bash assets/build.sh; fi
 
-# What the tests need: the page's assets, Debian's Chromium for the browser
-# tests and Debian's nginx for the reverse-proxy test (each installed only
-# when missing).
+# What the tests need: the page's assets, Debian's Chromium for the
+# browser tests, Debian's nginx for the reverse-proxy test and Debian's
+# redis-server for the Redis store's tests (which start their own servers);
+# each is installed only when missing.
 test-deps: assets
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium for the browser tests"; \
@@ -32,6 +33,9 @@ test-deps: assets
 	@test -x /usr/sbin/nginx || command -v nginx >/dev/null 2>&1 || { \
 		echo "installing nginx for the reverse-proxy test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+		echo "installing redis-server for the Redis store tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 test: test-deps
 	$(GO) vet $(PKGS)

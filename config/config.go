@@ -29,6 +29,11 @@ type Config struct {
 	Listen    string `yaml:"listen"`
 	LogFormat string `yaml:"log_format"` // text (default) or json
 	LogLevel  string `yaml:"log_level"`  // debug, info (default), warn, error
+	// Node names this instance among several sharing one store (Redis):
+	// status lists the nodes seen, and with a shared store the built-in
+	// collectors' samples carry it as the label "node". Empty (the default)
+	// means the host name; see NodeName.
+	Node string `yaml:"node"`
 
 	Store      Store      `yaml:"store"`
 	HTTP       HTTP       `yaml:"http"`
@@ -38,7 +43,7 @@ type Config struct {
 	Collectors Collectors `yaml:"collectors"`
 }
 
-// Store configures the bbolt ring.
+// Store configures the ring: bbolt by default, Redis when Redis.URL is set.
 type Store struct {
 	// Path of the bbolt file. Default: $XDG_STATE_HOME/livedash/livedash.db
 	// when XDG_STATE_HOME is set, else ./data/livedash.db.
@@ -49,6 +54,31 @@ type Store struct {
 	MaxSizeBytes int64 `yaml:"max_size_bytes"`
 	// NoSync skips fsync on commit (tests and benchmarks only; unsafe on power loss).
 	NoSync bool `yaml:"no_sync"`
+	// Redis, when its URL is set, holds the ring instead of the bbolt file
+	// (Path, LockTimeout, MaxSizeBytes and NoSync are then unused), so that
+	// several instances share it. Retention applies to it the same way.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the Redis Streams ring shared by several instances.
+type Redis struct {
+	// URL is redis://[[user]:password@]host[:port][/db] or rediss://… for
+	// TLS. Empty (the default): the bbolt store. Put the password in the
+	// environment (LIVEDASH_STORE_REDIS_URL) rather than in a file.
+	URL string `yaml:"url"`
+	// Require makes the server exit with a message when Redis does not
+	// answer at start. Default false: it retries with backoff, unready
+	// meanwhile.
+	Require bool `yaml:"require"`
+	// KeyPrefix names the ring's keys ({prefix}:frames, …), so that several
+	// dashboards can share one Redis. Default "livedash".
+	KeyPrefix   string   `yaml:"key_prefix"`
+	PoolSize    int      `yaml:"pool_size"`    // connections for appends and reads; default 10
+	DialTimeout Duration `yaml:"dial_timeout"` // default 2s
+	// ReadTimeout and WriteTimeout bound each round trip; an append that
+	// takes longer fails (and is counted). Default 2s each.
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // Retention bounds the ring. Both limits apply; the first reached trims.
@@ -174,6 +204,15 @@ func defaults(getenv func(string) string) Config {
 			LockTimeout:  Duration(time.Second),
 			MaxSizeBytes: 0,
 			NoSync:       false,
+			Redis: Redis{
+				URL:          "",
+				Require:      false,
+				KeyPrefix:    "livedash",
+				PoolSize:     10,
+				DialTimeout:  Duration(2 * time.Second),
+				ReadTimeout:  Duration(2 * time.Second),
+				WriteTimeout: Duration(2 * time.Second),
+			},
 		},
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(5 * time.Second),
@@ -247,6 +286,7 @@ func (c Config) Redacted() Config {
 	for i := range c.Collectors.Prometheus.Targets {
 		c.Collectors.Prometheus.Targets[i].URL = RedactURL(c.Collectors.Prometheus.Targets[i].URL)
 	}
+	c.Store.Redis.URL = RedactURL(c.Store.Redis.URL)
 	return c
 }
 
@@ -279,6 +319,21 @@ func RedactURL(raw string) string {
 	u.Fragment, u.RawFragment, u.ForceQuery = "", "", false
 	return u.String()
 }
+
+// NodeName is the name this instance goes by: Node, or the host name when
+// Node is empty (or "livedash" when even that is unknown).
+func (c Config) NodeName() string {
+	if c.Node != "" {
+		return c.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "livedash"
+}
+
+// SharedStore says whether the ring is shared with other instances (Redis).
+func (c Config) SharedStore() bool { return c.Store.Redis.URL != "" }
 
 // String formats d in Go syntax without trailing zero units ("24h", "1m30s",
 // "1.5s", "0s"); ParseDuration reads it back to the same value.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -132,6 +133,8 @@ func (c *Config) Validate() error {
 	oneOf(add, "log_format", c.LogFormat, "text", "json")
 	oneOf(add, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 
+	validateNode(c.Node, add)
+
 	s := c.Store
 	if strings.TrimSpace(s.Path) == "" {
 		add("store.path", s.Path, "must not be empty")
@@ -144,6 +147,7 @@ func (c *Config) Validate() error {
 	if s.MaxSizeBytes < 0 {
 		add("store.max_size_bytes", s.MaxSizeBytes, "must not be negative (0 = no cap)")
 	}
+	validateRedis(s.Redis, add)
 
 	h := c.HTTP
 	positive(add, "http.read_header_timeout", h.ReadHeaderTimeout)
@@ -245,6 +249,57 @@ func (c *Config) Validate() error {
 
 	c.Collectors.validate(add)
 	return ps.err()
+}
+
+// maxNodeLen keeps a node name a short label value.
+const maxNodeLen = 128
+
+func validateNode(node string, add func(string, any, string)) {
+	switch {
+	case len(node) > maxNodeLen:
+		add("node", node[:32]+"…", fmt.Sprintf("must be at most %d bytes", maxNodeLen))
+	case !utf8.ValidString(node) || strings.IndexFunc(node, unicode.IsControl) >= 0:
+		add("node", node, "must be UTF-8 text without control characters")
+	case node != strings.TrimSpace(node):
+		add("node", node, "must not start or end with spaces")
+	}
+}
+
+// validateRedis checks store.redis. The URL is shown redacted: it may hold
+// a password.
+func validateRedis(r Redis, add func(string, any, string)) {
+	if r.URL != "" {
+		shown := RedactURL(r.URL)
+		u, err := url.Parse(r.URL)
+		switch {
+		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Opaque != "":
+			add("store.redis.url", shown, `must be redis://[[user]:password@]host[:port][/db] or rediss://… (TLS), e.g. "redis://127.0.0.1:6379/0"`)
+		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(r.URL, "?") || strings.HasSuffix(r.URL, "#"):
+			add("store.redis.url", shown, "must have no query or fragment: timeouts and pool size are store.redis.* keys")
+		case u.Port() != "" && !validPort(u.Port()):
+			add("store.redis.url", shown, "port must be a number from 1 to 65535")
+		case u.Path != "" && u.Path != "/" && !isDBNumber(strings.TrimPrefix(u.Path, "/")):
+			add("store.redis.url", shown, "path must be a database number such as /0")
+		}
+	}
+	p := r.KeyPrefix
+	switch {
+	case p == "":
+		add("store.redis.key_prefix", p, "must not be empty")
+	case len(p) > 64:
+		add("store.redis.key_prefix", p, "must be at most 64 bytes")
+	case strings.ContainsAny(p, "{}") || strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		add("store.redis.key_prefix", p, "must not contain braces, spaces or control characters")
+	}
+	intRange(add, "store.redis.pool_size", r.PoolSize, 1, 1000)
+	positive(add, "store.redis.dial_timeout", r.DialTimeout)
+	positive(add, "store.redis.read_timeout", r.ReadTimeout)
+	positive(add, "store.redis.write_timeout", r.WriteTimeout)
+}
+
+func isDBNumber(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && strconv.FormatUint(n, 10) == s
 }
 
 func validateListen(listen string, add func(string, any, string)) {

@@ -74,6 +74,9 @@ type Deps struct {
 	Assets     fs.FS                    // the page, rooted at index.html
 	DevAssets  bool                     // Assets change on disk: do not cache them
 	Collectors func() []CollectorStatus // for /api/v1/status
+	// Nodes names this instance and the instances seen sharing its store,
+	// for /api/v1/status; nil: status names none.
+	Nodes func() NodeStatus
 	// OnShutdown run when shutdown starts, beside the stream drain (e.g.
 	// releasing parked long polls so they do not hold shutdown up).
 	OnShutdown []func()
@@ -408,6 +411,8 @@ type statusBody struct {
 	Streams       int               `json:"streams"`
 	StoreError    string            `json:"store_error,omitempty"`
 	Collectors    []CollectorStatus `json:"collectors"`
+	Node          string            `json:"node,omitempty"`
+	Nodes         []NodeSeen        `json:"nodes,omitempty"`
 }
 
 type retentionBody struct {
@@ -450,6 +455,10 @@ func (s *Server) status(c echo.Context) error {
 	}
 	if s.deps.Collectors != nil {
 		b.Collectors = s.deps.Collectors()
+	}
+	if s.deps.Nodes != nil {
+		ns := s.deps.Nodes()
+		b.Node, b.Nodes = ns.Node, ns.Nodes
 	}
 	return c.JSON(http.StatusOK, b)
 }

@@ -23,6 +23,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childServeEnv) != "" {
+		runChild()
+	}
 	goleak.VerifyTestMain(m,
 		// chromedp and net/http keep idle helpers that end on their own.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),

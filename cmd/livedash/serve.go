@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/store"
+	"livedash/dashboard/store/redis"
 	"livedash/dashboard/store/bolt"
 )
 
@@ -160,6 +163,10 @@ func withListenHook(ctx context.Context, fn func(addr string)) context.Context {
 	return context.WithValue(ctx, listenHookKey{}, fn)
 }
 
+// errStoreLost: the shared store's epoch vanished from Redis; serving
+// starts over on the ring's new epoch.
+var errStoreLost = errors.New("the shared store lost its epoch")
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags, help, err := parseServeFlags(args, stdout, stderr)
 	if help || err != nil {
@@ -170,64 +177,102 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+
 	// Before anything is opened or started: a bad file stops start-up.
 	web, err := loadWebConfig(cfg)
 	if err != nil {
 		return &exitError{2, err}
 	}
-
-	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("create store directory: %w", err)
-		}
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
-
-	store, err := bolt.Open(bolt.Options{
-		Path:        cfg.Store.Path,
-		MaxFrames:   cfg.Store.Retention.Frames,
-		MaxAge:      cfg.Store.Retention.MaxAge.D(),
-		LockTimeout: cfg.Store.LockTimeout.D(),
-		MaxSize:     cfg.Store.MaxSizeBytes,
-		NoSync:      cfg.Store.NoSync,
-		Logger:      log.With("component", "store"),
-		Registerer:  reg,
-	})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close store", "err", err)
-		}
-	}()
-
-	parts, err := wire(cfg, flags, store, reg, log)
-	if err != nil {
-		return err
-	}
-	parts.deps.Web = web
-	srv := dashboard.New(cfg, parts.deps)
-
+	// The socket is bound first and kept for the life of the process: the
+	// standby answers on it while a Redis store cannot be reached, and a
+	// restart on a new epoch keeps the address.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	scheme := "http"
-	if web != nil && web.TLS != nil {
-		scheme = "https"
+	sock, err := newSocket(ln)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	log.Info("livedash listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
-		"version", version(), "store", cfg.Store.Path, "tls", scheme == "https", "login", web != nil && len(web.Users) > 0)
-	warnExposure(log, cfg, web)
-	if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
-		hook(ln.Addr().String())
+	defer func() { _ = sock.Close() }()
+	where := cfg.Store.Path
+	if cfg.SharedStore() {
+		where = config.RedactURL(cfg.Store.Redis.URL)
+	}
+	// Announced once something answers on the socket (or is about to): the
+	// server with the bbolt store open — a store another process holds is
+	// an error before that — or the standby waiting for Redis.
+	announce := sync.OnceFunc(func() {
+		scheme := "http"
+		if web != nil && web.TLS != nil {
+			scheme = "https"
+		}
+		log.Info("livedash listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
+			"version", version(), "store", where, "node", cfg.NodeName(), "tls", scheme == "https", "login", web != nil && len(web.Users) > 0)
+		warnExposure(log, cfg, web)
+		if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
+			hook(ln.Addr().String())
+		}
+	})
+	for {
+		err := serveOnce(ctx, cfg, flags, web, sock, log, announce)
+		if !errors.Is(err, errStoreLost) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("serving again on the shared ring's new epoch; clients resuming with IDs of the old one get reset unknown_epoch", "err", err)
+	}
+}
+
+// serveOnce opens the store, wires and serves until ctx ends, or until a
+// shared store loses its epoch (errStoreLost): a store's epoch is fixed for
+// its life, and so are the hub's and the API's, so everything is built anew
+// on the new one.
+func serveOnce(ctx context.Context, cfg config.Config, flags serveFlags, web *dashboard.WebConfig, sock *socket, log *slog.Logger, announce func()) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
+
+	st, lost, err := openStore(ctx, cfg, flags, sock, reg, log, announce)
+	if err != nil || st == nil {
+		return err // nil st: ctx ended while waiting for the store
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	parts, err := wire(cfg, flags, st, reg, log)
+	if err != nil {
+		return err
+	}
+	// Every commit hook is registered: a shared store may deliver now.
+	if s, ok := st.(interface{ Start() }); ok {
+		s.Start()
+	}
+	parts.deps.Web = web
+	parts.deps.Nodes = nodeStatus(cfg, st)
+	srv := dashboard.New(cfg, parts.deps)
+
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	if lost != nil {
+		go func() {
+			select {
+			case <-lost:
+				log.Error("the shared store lost its epoch; shutting down to serve again on the new one", "err", st.Err())
+				stopServing()
+			case <-serveCtx.Done():
+			}
+		}()
 	}
 
-	// Shutdown order: the server turns readiness off and drains
-	// its streams while the collectors keep committing; then the collectors
-	// stop and make their last commit; then the store closes (deferred).
+	// Shutdown order: the server turns readiness off and drains its streams
+	// while the collectors keep committing; then the collectors stop and
+	// make their last commit; then the store closes (deferred).
 	var wg sync.WaitGroup
 	collectCtx, stopCollectors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCollectors()
@@ -245,12 +290,102 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		})
 	}
-	serveErr := srv.Serve(ctx, ln)
+	serveErr := srv.Serve(serveCtx, sock.turn())
 	stopCollectors()
 	wg.Wait()
 	if serveErr != nil {
 		return serveErr
 	}
-	log.Info("livedash stopped", "head", store.Head().String())
+	select {
+	case <-lost:
+		if ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", errStoreLost, st.Err())
+		}
+	default:
+	}
+	log.Info("livedash stopped", "head", st.Head().String())
 	return nil
+}
+
+// openStore opens the store the configuration names: the bbolt file, or the
+// Redis ring when store.redis.url is set. Redis is waited for (retrying with
+// backoff, the standby answering on the socket meanwhile) unless
+// store.redis.require is set; lost is the Redis store's Lost channel (nil for
+// bbolt). A nil store with a nil error means ctx ended while waiting. It
+// calls announce once the socket is answered or about to be.
+func openStore(ctx context.Context, cfg config.Config, flags serveFlags, sock *socket, reg *prometheus.Registry, log *slog.Logger, announce func()) (st store.Store, lost <-chan struct{}, err error) {
+	if !cfg.SharedStore() {
+		if dir := filepath.Dir(cfg.Store.Path); dir != "" {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, nil, fmt.Errorf("create store directory: %w", err)
+			}
+		}
+		b, err := bolt.Open(bolt.Options{
+			Path:        cfg.Store.Path,
+			MaxFrames:   cfg.Store.Retention.Frames,
+			MaxAge:      cfg.Store.Retention.MaxAge.D(),
+			LockTimeout: cfg.Store.LockTimeout.D(),
+			MaxSize:     cfg.Store.MaxSizeBytes,
+			NoSync:      cfg.Store.NoSync,
+			Logger:      log.With("component", "store"),
+			Registerer:  reg,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		announce()
+		return b, nil, nil
+	}
+	if flags.store != "" {
+		log.Warn("--store is unused: the store is Redis (store.redis.url)")
+	}
+	r := cfg.Store.Redis
+	sb := startStandby(sock.turn(), cfg.Stream.Retry.D(), reg, log.With("component", "standby"))
+	announce()
+	rs, err := redis.Open(ctx, redis.Options{
+		URL:          r.URL,
+		KeyPrefix:    r.KeyPrefix,
+		Node:         cfg.NodeName(),
+		MaxFrames:    cfg.Store.Retention.Frames,
+		MaxAge:       cfg.Store.Retention.MaxAge.D(),
+		PoolSize:     r.PoolSize,
+		DialTimeout:  r.DialTimeout.D(),
+		ReadTimeout:  r.ReadTimeout.D(),
+		WriteTimeout: r.WriteTimeout.D(),
+		Require:      r.Require,
+		Logger:       log.With("component", "store"),
+		Registerer:   reg,
+	})
+	sb.stop()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	return rs, rs.Lost(), nil
+}
+
+// nodeStatus reports this instance's node name and the nodes seen sharing
+// its store, for /api/v1/status: from the Redis store's record of who
+// appended, or just this instance with a store of its own.
+func nodeStatus(cfg config.Config, st store.Store) func() dashboard.NodeStatus {
+	name := cfg.NodeName()
+	shared, _ := st.(interface{ Nodes() []redis.NodeSeen })
+	return func() dashboard.NodeStatus {
+		out := dashboard.NodeStatus{Node: name, Nodes: []dashboard.NodeSeen{}}
+		if shared == nil {
+			return dashboard.NodeStatus{Node: name, Nodes: []dashboard.NodeSeen{{Name: name, Head: st.Head().String()}}}
+		}
+		for _, n := range shared.Nodes() {
+			ns := dashboard.NodeSeen{Name: n.Name, Head: store.ID{Epoch: st.Epoch(), Seq: n.Seq}.String()}
+			if !n.At.IsZero() {
+				at := n.At.UTC()
+				ns.LastSeen = &at
+			}
+			out.Nodes = append(out.Nodes, ns)
+		}
+		slices.SortFunc(out.Nodes, func(a, b dashboard.NodeSeen) int { return strings.Compare(a.Name, b.Name) })
+		return out
+	}
 }

@@ -61,7 +61,11 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	if err != nil {
 		return p, fmt.Errorf("collectors: %w", err)
 	}
-	p.run = func(ctx context.Context) error { return set.Run(ctx, storeSink{store}) }
+	sink := storeSink{store: store}
+	if cfg.SharedStore() {
+		sink.node = cfg.NodeName()
+	}
+	p.run = func(ctx context.Context) error { return set.Run(ctx, sink) }
 	p.deps.Collectors = func() []dashboard.CollectorStatus {
 		st := set.Status()
 		out := make([]dashboard.CollectorStatus, 0, len(st))
@@ -108,7 +112,14 @@ func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sampl
 }
 
 // storeSink appends collector batches to the store, one call one commit.
-type storeSink struct{ store store.Store }
+// With a store shared by several instances, node is set and every sample
+// gets the label node=<node>, so each instance's host metrics stay apart; a
+// sample that already has a node label (a scraped target's own) keeps it as
+// exported_node, as Prometheus does with clashing target labels.
+type storeSink struct {
+	store store.Store
+	node  string
+}
 
 func (s storeSink) Append(batches []collectors.Batch) error {
 	rb := make([]store.Batch, len(batches))
@@ -116,11 +127,28 @@ func (s storeSink) Append(batches []collectors.Batch) error {
 		samples := make([]store.Sample, len(b.Samples))
 		for j, smp := range b.Samples {
 			samples[j] = store.Sample(smp)
+			if s.node != "" {
+				samples[j].Labels = withNode(smp.Labels, s.node)
+			}
 		}
 		rb[i] = store.Batch{Topic: b.Topic, Time: b.Time, Samples: samples}
 	}
 	_, err := s.store.Append(rb)
 	return err
+}
+
+// withNode returns a copy of labels with node set; the collector's map is
+// left alone.
+func withNode(labels map[string]string, node string) map[string]string {
+	out := make(map[string]string, len(labels)+1)
+	for k, v := range labels {
+		out[k] = v
+	}
+	if v, ok := labels["node"]; ok {
+		out["exported_node"] = v
+	}
+	out["node"] = node
+	return out
 }
 
 // errorClass reduces a collector's error text to a class for the

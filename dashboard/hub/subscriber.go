@@ -209,6 +209,7 @@ func (s *Subscriber) loop(req Request) string {
 func (s *Subscriber) run(req Request, lifetime <-chan time.Time) (reason string, again bool) {
 	h := s.h
 	s.topics = req.Topics
+	h.catchUp(req.Cursor)
 
 	// Position: the current tail node. Everything up to H comes from the
 	// store, everything after H from the nodes linked after cur.
@@ -286,6 +287,27 @@ func (s *Subscriber) queueReset(reason store.Reason, requested string, head uint
 		Oldest:    h.store.Oldest().String(),
 		Head:      h.IDString(head),
 	}, h.IDString(head))
+}
+
+// catchUpper is a store shared by several instances (Redis): its head can
+// be a moment behind a cursor another instance handed out, and CatchUp waits,
+// briefly, until the store has delivered up to seq to this instance's commit
+// hooks (and so to the hub). It reports whether it got there.
+type catchUpper interface {
+	CatchUp(seq uint64) bool
+}
+
+// catchUp lets a shared store deliver up to a cursor of this epoch that is
+// ahead of the hub, so that a client moving between instances resumes with
+// no gap and no reset instead of being told its cursor is in the future.
+func (h *Hub) catchUp(cursor string) {
+	cu, ok := h.store.(catchUpper)
+	if !ok || cursor == "" {
+		return
+	}
+	if id, err := store.ParseID(cursor); err == nil && id.Epoch == h.epoch && id.Seq > h.tail.Load().last {
+		cu.CatchUp(id.Seq)
+	}
 }
 
 // count records a write's bytes and its time, and returns its error.

@@ -26,6 +26,14 @@ import (
 //     calls the OnCommit hooks (in registration order, in commit order)
 //     before Changed's channel is closed. A failed Append stores nothing of
 //     its batches and leaves Head and Oldest unchanged.
+//   - Shared stores: a store several processes append to (store/redis)
+//     hands its hooks every process's commits, in the one order of the
+//     shared ring, from a goroutine of its own once started (after the
+//     hooks are registered, so none misses a commit), and its Head, reads and
+//     Latest follow what it has handed them; its Append returns once its
+//     own frames went through the hooks. If the shared ring loses its
+//     epoch, the store reports it through Err and serves nothing more: a
+//     new value gets the new epoch.
 //   - Retention: the ring keeps at most its configured number of frames and
 //     drops frames older than its maximum age by the store's clock, oldest
 //     first, trimmed in the same step as the append; it drops nothing else.
@@ -47,7 +55,9 @@ import (
 type Store interface {
 	// Epoch is the store's epoch, fixed for the life of the value.
 	Epoch() uint64
-	// Head is the ID of the newest committed frame (Seq 0 if none ever was).
+	// Head is the ID of the newest committed frame (Seq 0 if none ever
+	// was). It moves one commit at a time, just before the commit hooks are
+	// called with that commit.
 	Head() ID
 	// Oldest is the ID of the oldest retained frame, or Head when the store
 	// holds none: an ID that exists (the head is always a valid cursor),
@@ -68,8 +78,9 @@ type Store interface {
 	// anything is written; after Close it fails with ErrClosed.
 	Append(batches []Batch) ([]Frame, error)
 	// OnCommit registers fn, called after every successful commit with the
-	// committed frames. fn must not block and must not call Append.
-	// Register hooks before the first Append.
+	// committed frames, in commit order with consecutive seqs. fn must not
+	// block and must not call Append. Register hooks before the first
+	// Append.
 	OnCommit(fn func([]Frame))
 	// Changed returns a channel closed after the next commit, once the
 	// commit hooks have run.
