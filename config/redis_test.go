@@ -123,7 +123,7 @@ func TestRedactedRedisURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "secret-pw") || !strings.Contains(string(out), "rediss://user:xxxxx@r.example:6380/1") {
+	if strings.Contains(string(out), "secret-pw") || !strings.Contains(string(out), "rediss://REDACTED@r.example:6380/1") {
 		t.Fatalf("redacted:\n%s", out)
 	}
 	if cfg.Store.Redis.URL != "rediss://user:secret-pw@r.example:6380/1" {

@@ -317,14 +317,16 @@ func (s *Store) deliver(es []entry) {
 	for _, h := range hooks {
 		h(frames)
 	}
-	if p != nil {
-		p.frames = frames
-		close(p.done)
-	}
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	// The Append waiting for this commit returns only now: as with a store
+	// of its own, its frames have reached the hooks and Changed is closed.
+	if p != nil {
+		p.frames = frames
+		close(p.done)
+	}
 }
 
 // decodeSamples reads the samples back from a frame's JSON, for frames
