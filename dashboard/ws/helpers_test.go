@@ -197,12 +197,13 @@ func (ev event) id() string {
 // client is a test WebSocket client: a reader goroutine splits every
 // message into its events.
 type client struct {
-	c      *websocket.Conn
-	resp   *http.Response
-	events chan event
-	done   chan struct{}
-	err    error // why reading ended (a websocket.CloseError when the server closed)
-	msgs   int
+	c          *websocket.Conn
+	resp       *http.Response
+	events     chan event
+	done       chan struct{}
+	err        error // why reading ended (a websocket.CloseError when the server closed)
+	msgs       int
+	heartbeats bool // next returns heartbeats too
 }
 
 type dialOpts struct {
@@ -279,19 +280,25 @@ func (c *client) close() {
 	<-c.done
 }
 
-// next returns the next event or fails after d.
+// next returns the next event other than a heartbeat, or fails after d.
 func (c *client) next(tb testing.TB, d time.Duration) event {
 	tb.Helper()
-	select {
-	case ev, ok := <-c.events:
-		if !ok {
-			tb.Fatalf("connection ended (err %v)", c.err)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				tb.Fatalf("connection ended (err %v)", c.err)
+			}
+			if ev.Event == "hb" && !c.heartbeats {
+				continue
+			}
+			return ev
+		case <-timer.C:
+			tb.Fatalf("no event within %v", d)
 		}
-		return ev
-	case <-time.After(d):
-		tb.Fatalf("no event within %v", d)
 	}
-	return event{}
 }
 
 // send writes a text message.

@@ -134,6 +134,7 @@ func TestHeartbeatEvent(t *testing.T) {
 	e := newEnv(t, cfg)
 	e.appendN(t, "cpu", 1, 10)
 	c := dial(t, e.url, "")
+	c.heartbeats = true
 	c.next(t, 5*time.Second) // hello
 	ev := c.next(t, 2*time.Second)
 	var hb struct {
