@@ -19,6 +19,7 @@ import (
 	"livedash/dashboard"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/sse"
+	"livedash/dashboard/ws"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
 )
@@ -330,6 +331,7 @@ func addHub(c *config.Config, d *dashboard.Deps) *sse.Transport {
 	hb := sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 	d.Store.OnCommit(hb.Publish)
 	d.Stream = hb
+	d.WebSocket = ws.New(hb.Hub, ws.Options{AllowedOrigins: c.HTTP.CORSOrigins}).Serve
 	return hb
 }
 
