@@ -2,10 +2,7 @@ package ws
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -18,10 +15,11 @@ import (
 // subscriber calls it, except Interrupt, and the reader's refuse and
 // clientCode.
 type sink struct {
-	c       *websocket.Conn
-	nc      net.Conn      // the hijacked connection under c
-	timeout time.Duration // the write timeout (stream.write_timeout)
-	m       *metrics
+	c        *websocket.Conn
+	nc       *conn         // the hijacked connection under c
+	timeout  time.Duration // the write timeout (stream.write_timeout)
+	deadline deadline
+	m        *metrics
 
 	// pending holds events owed to the client before anything else (hello,
 	// reset): the next message carries them in front of its own.
@@ -80,9 +78,11 @@ func (s *sink) Interrupt() {
 }
 
 // send writes events (each ending in "\n") as one text message, without the
-// last "\n", in one write bounded by its own context: the write timeout is
-// the slow-consumer cut. The library closes the connection when the context
-// expires; the error then says os.ErrDeadlineExceeded, as the hub expects.
+// last "\n", in one write(2) under the write deadline: the write timeout is
+// the slow-consumer cut, as on an SSE stream. The library frames the message
+// into the corked connection (so it never blocks there, and needs no
+// context: a context that expires would close the connection from a timer
+// of its own, one per message), then the frame goes out in one write.
 func (s *sink) send(b []byte) (int, error) {
 	if hook := testHookWrite.Load(); hook != nil {
 		(*hook)()
@@ -90,14 +90,15 @@ func (s *sink) send(b []byte) (int, error) {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
 		b = b[:n-1]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	err := s.c.Write(ctx, websocket.MessageText, b)
-	cancel()
+	s.nc.cork()
+	err := s.c.Write(context.Background(), websocket.MessageText, b)
+	s.deadline.renew(s.nc.Conn, s.timeout)
+	_, werr := s.nc.uncork()
+	if err == nil {
+		err = werr
+	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return 0, fmt.Errorf("websocket write: %w", os.ErrDeadlineExceeded)
-		}
-		return 0, err
+		return 0, fmt.Errorf("websocket write: %w", err) // os.ErrDeadlineExceeded when the deadline passed
 	}
 	s.m.messages.Inc()
 	s.m.bytes.Add(float64(len(b)))

@@ -54,11 +54,9 @@
 package ws
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -206,7 +204,7 @@ func retryHint(d time.Duration) string {
 }
 
 // reject closes an admitted handshake that the hub turned away.
-func (t *Transport) reject(c *websocket.Conn, nc net.Conn, reason string) {
+func (t *Transport) reject(c *websocket.Conn, nc *conn, reason string) {
 	defer t.m.connections.Dec()
 	defer func() {
 		if v := recover(); v != nil {
@@ -257,22 +255,6 @@ func (t *Transport) originAllowed(r *http.Request) bool {
 	return ok
 }
 
-// hijackCapture keeps the connection the WebSocket library takes over, so
-// that the transport can bound the close handshake and shorten write
-// deadlines on it.
-type hijackCapture struct {
-	http.ResponseWriter
-	conn net.Conn
-}
-
-func (w *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.conn = conn
-	}
-	return conn, brw, err
-}
-
 // closeMsg is a close the server owes a client.
 type closeMsg struct {
 	code   websocket.StatusCode
@@ -281,7 +263,7 @@ type closeMsg struct {
 
 // run serves one admitted connection until it ends, closes it with the
 // code and reason that say why, and unregisters the subscriber.
-func (t *Transport) run(c *websocket.Conn, nc net.Conn, sub *hub.Subscriber, req hub.Request) {
+func (t *Transport) run(c *websocket.Conn, nc *conn, sub *hub.Subscriber, req hub.Request) {
 	s := &sink{c: c, nc: nc, timeout: t.writeTimeout, m: t.m}
 	gone := make(chan struct{})
 	readerDone := make(chan struct{})
@@ -345,7 +327,7 @@ func (t *Transport) closeFor(reason string, s *sink) closeMsg {
 // closeWait: a client that does not answer (or stopped reading) is cut.
 // The library's own bounds are longer, and one of its waits (the rest of a
 // refused message's payload) has none.
-func (t *Transport) close(c *websocket.Conn, nc net.Conn, code websocket.StatusCode, reason string) {
+func (t *Transport) close(c *websocket.Conn, nc *conn, code websocket.StatusCode, reason string) {
 	_ = nc.SetWriteDeadline(time.Now().Add(t.closeWait))
 	cut := time.AfterFunc(t.closeWait, func() { _ = nc.Close() })
 	_ = c.Close(code, reason)
