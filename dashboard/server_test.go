@@ -19,9 +19,9 @@ import (
 	"livedash/dashboard"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/sse"
-	"livedash/dashboard/ws"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/ws"
 )
 
 type harness struct {
