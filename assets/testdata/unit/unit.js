@@ -219,6 +219,23 @@ test('hub: buffered stream → polling on the same cursor, then back to the stre
   ok(h.stats.fallbacks >= 1, 'fell back');
 });
 
+test('hub: buffered stream → WebSocket on the same cursor; topics change with subscribe', async () => {
+  const h = new Hub({ base: '/fake/ws', retryMs: 50, capMs: 100, helloTimeoutMs: 500, probeMs: 60000 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(0));
+  await until(() => h.transport === 'ws' && h.state === 'live' && seqsOf(s).length >= 10, 5000, 'on WebSocket');
+  h.setTopics(s, ['cpu']);
+  await until(() => h.topics && h.topics.join() === 'cpu', 3000, 'subscription confirmed');
+  eq(await (await fetch('/fake/ws/topics')).json(), ['cpu'], 'the server got the subscribe');
+  const n = seqsOf(s).length;
+  await until(() => seqsOf(s).length >= n + 10, 5000, 'frames after the change');
+  h.stop();
+  const got = seqsOf(s);
+  eq(got, Array.from({ length: got.length }, (_, i) => i + 1), 'dense and ordered across the hand-over and the change');
+  eq(h.stats.fallbacks, 1, 'one step down');
+  ok(s.msgs.some((m) => m.type === 'status' && m.status.transport === 'ws' && m.status.state === 'live'), 'status says ws');
+});
+
 test('hub watchdog: a silent stream is dropped after 2x heartbeat; heartbeats keep it alive', async () => {
   const h = new Hub({ base: '/fake/silent', retryMs: 50, capMs: 100, heartbeatMs: 300 });
   const s = fakeSub(); h.add(s);
