@@ -46,11 +46,12 @@
 // hub subscriber and writes, one reads. The reader is the only reader and
 // never bounds a read with a timer (with github.com/coder/websocket any
 // expired context closes the whole connection); it answers pings and the
-// client's close, and hands subscribe messages to the subscriber. Each write
-// has its own context with the stream write timeout: a client that does not
-// take a message in time is cut (the connection is closed at the deadline).
-// The handshake's connection is taken over (hijacked), so the handler
-// returns at once and net/http keeps no per-connection state.
+// client's close, and hands subscribe messages to the subscriber. Each
+// message — a tick, a replay chunk, a heartbeat — is one write(2) under the
+// stream write timeout, as on an SSE stream: a client that does not take it
+// in time is cut (see sink.send). The handshake's connection is taken over
+// (hijacked), so the handler returns at once and net/http keeps no
+// per-connection state.
 package ws
 
 import (
@@ -194,7 +195,8 @@ func (t *Transport) serve(w http.ResponseWriter, r *http.Request) error {
 		go t.reject(c, hw.conn, msg+"; "+retryHint(t.h.RetryLater(reason)))
 		return nil
 	}
-	go t.run(c, hw.conn, sub, req)
+	deflate := strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	go t.run(c, hw.conn, sub, req, deflate)
 	return nil
 }
 
@@ -263,8 +265,8 @@ type closeMsg struct {
 
 // run serves one admitted connection until it ends, closes it with the
 // code and reason that say why, and unregisters the subscriber.
-func (t *Transport) run(c *websocket.Conn, nc *conn, sub *hub.Subscriber, req hub.Request) {
-	s := &sink{c: c, nc: nc, timeout: t.writeTimeout, m: t.m}
+func (t *Transport) run(c *websocket.Conn, nc *conn, sub *hub.Subscriber, req hub.Request, deflate bool) {
+	s := &sink{c: c, nc: nc, timeout: t.writeTimeout, deflate: deflate, m: t.m}
 	gone := make(chan struct{})
 	readerDone := make(chan struct{})
 	go t.read(c, sub, s, gone, readerDone)
