@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"unicode/utf8"
 )
@@ -27,9 +28,9 @@ func FuzzParseClientMessage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := parseClientMessage(b)
-		switch err {
-		case nil:
-		case errMalformed, errUnknownOp:
+		switch {
+		case err == nil:
+		case errors.Is(err, errMalformed) || errors.Is(err, errUnknownOp):
 			if len(err.Error()) > 123 {
 				t.Fatal("close reason over 123 bytes")
 			}

@@ -56,6 +56,7 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -151,7 +152,10 @@ func (t *Transport) Serve(c echo.Context) error { return t.serve(c.Response(), c
 // ServeHTTP is Serve for a plain net/http mux; errors are answered as JSON.
 func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := t.serve(w, r); err != nil {
-		ae := err.(*apierr.Error)
+		var ae *apierr.Error
+		if !errors.As(err, &ae) {
+			ae = apierr.New(http.StatusInternalServerError, "internal_error", "internal error")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(ae.Status)
 		_, _ = w.Write([]byte(`{"error":{"code":` + strconv.Quote(ae.Code) + `,"message":` + strconv.Quote(ae.Message) + `}}`))

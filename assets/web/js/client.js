@@ -443,8 +443,7 @@ export class Hub {
   // probe: run beside a worse transport; on hello, take over.
   async streamOnce(probe) {
     const ctl = new AbortController();
-    if (!probe) this.ctl = ctl;
-    else this.probeCtl = ctl;
+    if (!probe) { this.ctl = ctl; this.switching = false; } else this.probeCtl = ctl;
     const r = { reachable: false, healthy: false, blocked: false, hello: false };
     let timer = null;
     let why = '';
