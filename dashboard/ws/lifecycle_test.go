@@ -330,3 +330,19 @@ func TestClientClose(t *testing.T) {
 	waitFor(t, 5*time.Second, "the close counted", func() bool { return e.metric(t, "livedash_ws_closes_total", "1001", "client") == 1 })
 	waitFor(t, 5*time.Second, "no streams", func() bool { return e.hub.Streams() == 0 })
 }
+
+// A client's ping is answered by the connection's reader.
+func TestPing(t *testing.T) {
+	e := newEnv(t, testConfig())
+	c := dial(t, e.url, "")
+	c.next(t, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := e.appendN(t, "cpu", 1, 10)[0]
+	if ev := c.next(t, 5*time.Second); ev.id() != f.ID.String() {
+		t.Fatalf("after ping: %s %s", ev.Event, ev.id())
+	}
+}
