@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,6 +23,7 @@ import (
 	"livedash/assets/browsertest"
 
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
 
@@ -291,6 +293,91 @@ func unitServer(tb testing.TB) http.Handler {
 			}
 			w.(http.Flusher).Flush()
 		}
+	})
+	// ws: every stream is held (a proxy buffering text/event-stream);
+	// /api/v1/ws says hello, then sends two frames per message every 20 ms
+	// after lastEventId, and answers each subscribe with a hello, keeping the
+	// topics asked (GET /fake/ws/topics returns the last).
+	mux.HandleFunc("/fake/ws/api/v1/stream", func(w http.ResponseWriter, r *http.Request) {
+		startSSE(w)
+		<-r.Context().Done()
+	})
+	var wsTopics atomic.Pointer[[]string]
+	mux.HandleFunc("/fake/ws/topics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(wsTopics.Load())
+	})
+	mux.HandleFunc("/fake/ws/api/v1/ws", func(w http.ResponseWriter, r *http.Request) {
+		_, n, _ := strings.Cut(r.URL.Query().Get("lastEventId"), "-")
+		seq, _ := strconv.Atoi(n)
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		subs := make(chan []string, 4)
+		go func() {
+			defer close(subs)
+			for {
+				_, b, err := c.Read(context.Background())
+				if err != nil {
+					return
+				}
+				var m struct {
+					Op     string   `json:"op"`
+					Topics []string `json:"topics"`
+				}
+				if json.Unmarshal(b, &m) != nil || m.Op != "subscribe" {
+					c.Close(websocket.StatusPolicyViolation, "bad message")
+					return
+				}
+				subs <- m.Topics
+			}
+		}()
+		send := func(msg string) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return c.Write(ctx, websocket.MessageText, []byte(msg)) == nil
+		}
+		hello := func() bool {
+			return send(fmt.Sprintf(`{"event":"hello","data":{"epoch":%q,"head":"%s-%d","retry_ms":50,"server_time":%d}}`,
+				ep, ep, seq, time.Now().UnixMilli()))
+		}
+		ev := func(s int) string {
+			return fmt.Sprintf(`{"event":"frame","data":{"id":"%s-%d","topic":"cpu","ts":%d,"samples":[]}}`, ep, s, time.Now().UnixMilli())
+		}
+		if !hello() {
+			return
+		}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case t, ok := <-subs:
+				if !ok || !hello() {
+					return
+				}
+				wsTopics.Store(&t)
+			case <-tick.C:
+				if !send(ev(seq+1) + "\n" + ev(seq+2)) {
+					return
+				}
+				seq += 2
+			}
+		}
+	})
+	// buffered passes WebSocket upgrades but holds their bytes too: sockets
+	// open and never say hello.
+	mux.HandleFunc("/fake/buffered/api/v1/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_, _, _ = c.Read(context.Background()) // until the client closes
+	})
+	mux.HandleFunc("/fake/ws/api/v1/frames", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no polling in this scenario", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("/fake/buffered/api/v1/frames", func(w http.ResponseWriter, r *http.Request) {
 		_, n := after(r)

@@ -141,6 +141,9 @@ type Stream struct {
 	ReplayMaxBytes  int      `yaml:"replay_max_bytes"`   // default 8 MiB
 	DrainWindow     Duration `yaml:"drain_window"`       // shutdown spreads stream closes over this; default 5s
 	MaxLifetime     Duration `yaml:"max_lifetime"`       // 0 = unlimited; jittered ±10%
+	// WSCompression negotiates permessage-deflate on /api/v1/ws with
+	// clients that offer it; off by default (it costs CPU per connection).
+	WSCompression bool `yaml:"ws_compression"`
 }
 
 // API configures the JSON polling API.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
 	"livedash/config"
@@ -241,6 +242,27 @@ func chainCoversEveryRoute(t *testing.T, proto string, reject bool) {
 			t.Errorf("stream's first line %q %v", l, err)
 		}
 		resp.Body.Close()
+	}
+
+	// The WebSocket handshake (HTTP/1.1 whatever the client speaks
+	// otherwise): its 101, or its 401, carries the chain's mark.
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	wc, wresp, err := websocket.Dial(wctx, "ws"+strings.TrimPrefix(h.url, "http")+"/api/v1/ws", nil)
+	switch {
+	case wresp == nil:
+		t.Errorf("ws: no response: %v", err)
+	case wresp.Header.Get("X-Test-Chain") != "1":
+		t.Errorf("ws: no X-Test-Chain header: %v", wresp.Header)
+	case reject && (err == nil || wresp.StatusCode != http.StatusUnauthorized):
+		t.Errorf("ws: %d %v, want 401", wresp.StatusCode, err)
+	case !reject && err != nil:
+		t.Errorf("ws: %v", err)
+	case !reject:
+		if _, msg, err := wc.Read(wctx); err != nil || !strings.HasPrefix(string(msg), `{"event":"hello"`) {
+			t.Errorf("ws: first message %q %v", msg, err)
+		}
+		_ = wc.CloseNow()
 	}
 
 	// Every answer above was counted by route template, the 401s too.

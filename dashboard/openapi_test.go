@@ -24,6 +24,7 @@ import (
 	"livedash/dashboard/push"
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/ws"
 )
 
 type nopAppender struct{}
@@ -45,14 +46,16 @@ func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 	if err := a.Load(); err != nil {
 		t.Fatal(err)
 	}
+	h := hub.New(st, cfg.Stream, hub.Options{})
 	srv := dashboard.New(cfg, dashboard.Deps{
-		Store:    st,
-		Registry: reg,
-		Version:  "test",
-		Stream:   sse.New(hub.New(st, cfg.Stream, hub.Options{}), sse.Options{}),
-		API:      a.Routes(),
-		Push:     push.Handler(nopAppender{}, cfg.Push, reg),
-		Assets:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		Store:     st,
+		Registry:  reg,
+		Version:   "test",
+		Stream:    sse.New(h, sse.Options{}),
+		WebSocket: ws.New(h, ws.Options{}).Serve,
+		API:       a.Routes(),
+		Push:      push.Handler(nopAppender{}, cfg.Push, reg),
+		Assets:    fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
 	})
 	return srv, a
 }
@@ -110,7 +113,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("openapi.json documents %s, which the server does not route", k)
 		}
 	}
-	for _, must := range []string{"GET /api/v1/stream", "GET /api/v1/frames", "GET /api/v1/latest", "GET /api/v1/series",
+	for _, must := range []string{"GET /api/v1/stream", "GET /api/v1/ws", "GET /api/v1/frames", "GET /api/v1/latest", "GET /api/v1/series",
 		"GET /api/v1/query", "POST /api/v1/push/{topic}", "GET /api/v1/status", "GET /healthz", "GET /readyz", "GET /metrics", "GET /"} {
 		if !documented[must] {
 			t.Errorf("%s is not documented", must)

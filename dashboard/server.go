@@ -69,6 +69,7 @@ type Deps struct {
 	Logger     *slog.Logger
 	Version    string
 	Stream     Streamer
+	WebSocket  echo.HandlerFunc // GET /api/v1/ws, on the same hub as Stream
 	API        []route.Route
 	Push       echo.HandlerFunc         // POST /api/v1/push/:topic
 	Assets     fs.FS                    // the page, rooted at index.html
@@ -199,6 +200,9 @@ func New(cfg config.Config, deps Deps) *Server {
 	})))
 	if deps.Stream != nil {
 		e.GET("/api/v1/stream", deps.Stream.ServeStream)
+	}
+	if deps.WebSocket != nil {
+		e.GET("/api/v1/ws", deps.WebSocket)
 	}
 	for _, r := range deps.API {
 		e.Add(r.Method, r.Path, r.Handler).Name = r.Name

@@ -21,6 +21,7 @@ import (
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/ws"
 )
 
 type harness struct {
@@ -334,6 +335,7 @@ func addHub(c *config.Config, d *dashboard.Deps) *sse.Transport {
 	hb := sse.New(hub.New(d.Store, c.Stream, hub.Options{}), sse.Options{})
 	d.Store.OnCommit(hb.Publish)
 	d.Stream = hb
+	d.WebSocket = ws.New(hb.Hub, ws.Options{AllowedOrigins: c.HTTP.CORSOrigins}).Serve
 	return hb
 }
 

@@ -29,6 +29,10 @@
 #      a second client's /healthz p99, loaded over idle (not in the default set).
 #   R  RSS per idle stream: a fresh livedash, CLIENTS streams on a topic that
 #      never gets a frame; (RSS with them - RSS before) / CLIENTS.
+#   W  WebSocket beside SSE (not in the default list): CLIENTS clients of one
+#      livedash on the default collectors, over /api/v1/stream and over
+#      /api/v1/ws in turn, RUNS alternating pairs; then R's idle RSS per
+#      connection for each, on fresh servers. Ratios are WebSocket/SSE.
 #
 # LOADBENCH_LIVEDASH=<path> measures that livedash binary instead of building this
 # tree's (before/after comparisons under the same load tool).
@@ -320,6 +324,43 @@ for sc in $SCENARIOS; do
 			stop "$LD_PID"
 		done
 		printf 'P median of %d runs: server cpu per 1,000 pairs last/first %s; /healthz p99 loaded/idle %s\n' "$RUNS" "$(median "${p_cpu[@]}")" "$(median "${p_lat[@]}")"
+		;;
+	W)
+		start_livedash w ""
+		ws_url=${LD_URL%/stream}/ws
+		echo "W: $CLIENTS clients, default collectors at 1s, SSE ($LD_URL) and WebSocket ($ws_url) on one server, alternating"
+		w_sp=() w_sc=() w_wp=() w_wc=() w_rp=() w_rc=()
+		for run in $(seq "$RUNS"); do
+			if (( run % 2 )); then order="sse ws"; else order="ws sse"; fi
+			for tr in $order; do
+				url=$LD_URL
+				[[ $tr == ws ]] && url=$ws_url
+				bench "$tmp/W.$run.$tr.txt" -transport "$tr" -url "$url" -pid "$LD_PID" -clients "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP"
+			done
+			so=$tmp/W.$run.sse.txt wo=$tmp/W.$run.ws.txt
+			sp=$(field "$so" 'p99 ([0-9.]+(ms|µs|s))') wp=$(field "$wo" 'p99 ([0-9.]+(ms|µs|s))')
+			sc=$(field "$so" 'per client-second ([0-9.]+)µs') wc=$(field "$wo" 'per client-second ([0-9.]+)µs')
+			printf 'W run %d (%s first): sse p99 %sms cpu %sµs/client-s deliveries/s %s gaps %s | ws p99 %sms cpu %sµs/client-s deliveries/s %s gaps %s dups %s | ratio ws/sse p99 %s cpu %s\n' \
+				"$run" "${order%% *}" "$sp" "$sc" "$(field "$so" 'deliveries/s ([0-9]+)')" "$(field "$so" 'gaps ([0-9]+)')" \
+				"$wp" "$wc" "$(field "$wo" 'deliveries/s ([0-9]+)')" "$(field "$wo" 'gaps ([0-9]+)')" "$(field "$wo" 'dups ([0-9]+)')" \
+				"$(ratio "$wp" "$sp")" "$(ratio "$wc" "$sc")"
+			w_sp+=("$sp") w_sc+=("$sc") w_wp+=("$wp") w_wc+=("$wc") w_rp+=("$(ratio "$wp" "$sp")") w_rc+=("$(ratio "$wc" "$sc")")
+		done
+		printf 'W median of %d: sse p99 %sms cpu %sµs/client-s | ws p99 %sms cpu %sµs/client-s | median ratio ws/sse p99 %s cpu %s\n' "$RUNS" \
+			"$(median "${w_sp[@]}")" "$(median "${w_sc[@]}")" "$(median "${w_wp[@]}")" "$(median "${w_wc[@]}")" \
+			"$(median "${w_rp[@]}")" "$(median "${w_rc[@]}")"
+		stop "$LD_PID"
+		for run in $(seq "$RUNS"); do
+			for tr in sse ws; do
+				start_livedash "wr$run$tr" ""
+				url=$LD_URL
+				[[ $tr == ws ]] && url=${LD_URL%/stream}/ws
+				out=$tmp/WR.$run.$tr.txt
+				bench "$out" -transport "$tr" -url "$url?topics=loadbench_idle" -pid "$LD_PID" -clients "$CLIENTS" -duration 2s -warmup 3s
+				printf 'W idle run %d %s: %s idle connections: %s\n' "$run" "$tr" "$CLIENTS" "$(grep -o 'server rss.*' "$out")"
+				stop "$LD_PID"
+			done
+		done
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac

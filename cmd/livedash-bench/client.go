@@ -79,6 +79,11 @@ type client struct {
 	// would otherwise fault in fresh pages for every one of them. (stream
 	// runs in one goroutine per client, one call at a time.)
 	br, chunkBR *bufio.Reader
+
+	// WebSocket: the message being read, the inflated one, the inflater.
+	msg, inflated []byte
+	deflate       bool // permessage-deflate was negotiated
+	inflater      io.ReadCloser
 }
 
 var errStatus = errors.New("non-200 answer")
@@ -95,6 +100,10 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 	defer stop()
 	defer conn.Close()
 	req := "GET " + c.b.target.RequestURI() + " HTTP/1.1\r\nHost: " + c.b.target.Host + "\r\nAccept: text/event-stream\r\n"
+	ws := c.b.o.transport == "ws"
+	if ws {
+		req = "GET " + c.b.target.RequestURI() + " HTTP/1.1\r\nHost: " + c.b.target.Host + wsHandshake(c.b.o.deflate)
+	}
 	if resume && len(c.lastID) > 0 {
 		req += "Last-Event-ID: " + string(c.lastID) + "\r\n"
 	}
@@ -111,10 +120,11 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(status, "HTTP/1.1 200") {
+	if want := map[bool]string{false: "HTTP/1.1 200", true: "HTTP/1.1 101"}[ws]; !strings.HasPrefix(status, want) {
 		return fmt.Errorf("%w: %q", errStatus, strings.TrimSpace(status))
 	}
 	chunked := false
+	c.deflate = false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -126,10 +136,15 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 		}
 		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked") {
 			chunked = true
+		} else if ok && strings.EqualFold(k, "Sec-WebSocket-Extensions") && strings.Contains(v, "permessage-deflate") {
+			c.deflate = true
 		}
 	}
 	if connected != nil {
 		connected()
+	}
+	if ws {
+		return c.readWS(br)
 	}
 	if !chunked {
 		return c.read(br)

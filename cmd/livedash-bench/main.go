@@ -10,9 +10,11 @@
 //	livedash-bench -url http://127.0.0.1:9100/ -pid $! -clients 1000 -duration 10s
 //	livedash-bench -scenario storm -storm 5000 -behind 100 -control 100 -url … -pid …
 //	livedash-bench -scenario longpoll -clients 5000 -rounds 5 -token T -url http://127.0.0.1:7070/
+//	livedash-bench -transport ws -url http://127.0.0.1:7070/api/v1/ws -pid $(pidof livedash) -clients 10000
 //
 // Clients are plain TCP connections speaking just enough HTTP/1.1 (chunked)
-// and SSE to count frames, so that the tool itself costs little CPU: on a
+// and SSE — or, with -transport ws, the WebSocket handshake and frames — to
+// count frames, so that the tool itself costs little CPU: on a
 // 2-core machine the load client shares the cores with the server. They are
 // spread over the source addresses 127.0.0.2, 127.0.0.3, … (about 28k
 // ephemeral ports each). Only loopback targets are accepted, and the number
@@ -56,6 +58,9 @@ type options struct {
 	// longpoll
 	rounds int
 	token  string
+	// transport: sse (GET /api/v1/stream) or ws (GET /api/v1/ws)
+	transport string
+	deflate   bool // ws: offer permessage-deflate
 }
 
 func main() {
@@ -82,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
 	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll | pipeline (probe: the storm's own-process control clients)")
+	fs.StringVar(&o.transport, "transport", "sse", "steady, storm: sse (the -url is an event stream) or ws (the -url is /api/v1/ws: WebSocket)")
+	fs.BoolVar(&o.deflate, "deflate", false, "ws: offer permessage-deflate (used when the server enables it)")
 	fs.IntVar(&o.rounds, "rounds", 5, "longpoll: measured rounds (after one warm-up)")
 	fs.StringVar(&o.token, "token", "", "longpoll: the server's push.token")
 	fs.IntVar(&o.clients, "clients", 1000, "steady: number of clients")
@@ -108,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("clients: %d, want 1…%d", total, maxClients)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("duration %v, want up to %v", o.duration, maxDuration)
+	case o.transport != "sse" && o.transport != "ws":
+		return fmt.Errorf("-transport %q: want sse or ws", o.transport)
 	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe" && o.scenario != "pipeline":
 		return fmt.Errorf("unknown scenario %q", o.scenario)
 	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0 || o.probe < 0 || o.probe > maxClients-total):

@@ -32,6 +32,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 )
 
 // newBrowser starts a fresh headless Chromium for tb, 1280×1000, and
@@ -83,7 +84,9 @@ type pageDebug struct {
 	RenderMsAvg  *float64
 	RenderMsMax  float64
 	Hub          struct {
-		Stats struct{ Streams, Polls, Frames, Dups, Gaps, Resets, Fallbacks int }
+		Transport string
+		Topics    []string
+		Stats     struct{ Streams, Polls, Frames, Dups, Gaps, Resets, Fallbacks int }
 	}
 }
 
@@ -433,14 +436,27 @@ func TestBrowserStoreWiped(t *testing.T) {
 // bufferingProxy passes everything through, except that stream responses
 // are held in a 1 MiB buffer (nginx with proxy_buffering on): headers go out,
 // the body does not.
-func bufferingProxy(tb testing.TB, upstream string) string {
+//
+// passWS: WebSocket upgrades pass through (the proxy buffers only event
+// streams); otherwise sockets are accepted and held as well: they open and
+// never say anything.
+func bufferingProxy(tb testing.TB, upstream string, passWS bool) string {
 	tb.Helper()
 	u, _ := url.Parse(upstream)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // aborted long polls are expected
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/ws" && !passWS {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			_, _, _ = c.Read(context.Background()) // until the client gives up
+			return
+		}
 		if r.URL.Path != "/api/v1/stream" {
-			rp.ServeHTTP(w, r)
+			rp.ServeHTTP(w, r) // WebSocket upgrades included
 			return
 		}
 		out := r.Clone(r.Context())
@@ -478,12 +494,12 @@ func bufferingProxy(tb testing.TB, upstream string) string {
 	return "http://" + ln.Addr().String()
 }
 
-// Stream blocked by a buffering proxy → the page polls within 15 s and keeps
-// updating.
+// Stream and WebSocket both held by a buffering proxy → the page polls
+// within 15 s and keeps updating.
 func TestBrowserBufferingProxy(t *testing.T) {
 	srv := startServer(t)
 	waitCatalog(t, srv.URL, defaultTopics)
-	proxy := bufferingProxy(t, srv.URL)
+	proxy := bufferingProxy(t, srv.URL, false)
 	ctx := newBrowser(t)
 	check := watchConsole(t, ctx)
 	start := time.Now()
@@ -501,6 +517,61 @@ func TestBrowserBufferingProxy(t *testing.T) {
 	epoch, _ := statusOf(t, srv.URL)
 	checkExact(t, srv.URL, d, epoch, 3)
 	screenshot(t, ctx, "livedash-polling.png")
+	check()
+}
+
+// A proxy that buffers text/event-stream but passes WebSocket upgrades: the
+// page ends up on WebSocket with live, exact charts, and the badge says so.
+// Hiding a chart takes its topic out of the subscription (a subscribe on the
+// open socket); showing it again re-loads it and it goes on live, exact.
+func TestBrowserBufferingProxyWebSocket(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	proxy := bufferingProxy(t, srv.URL, true)
+	ctx := newBrowser(t)
+	check := watchConsole(t, ctx)
+	start := time.Now()
+	if err := chromedp.Do(ctx, chromedp.Navigate(proxy+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "WebSocket", 15*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		return d.State == "live" && d.Hub.Transport == "ws"
+	})
+	t.Logf("on WebSocket %v after navigation", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "live charts over WebSocket", 15*time.Second, func() bool { return liveOnAll(debugOf(t, ctx), 3) })
+	epoch, _ := statusOf(t, srv.URL)
+	checkExact(t, srv.URL, debugOf(t, ctx), epoch, 3)
+	badge, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('status-state').textContent`))
+	if err != nil || badge != "live · WebSocket" {
+		t.Errorf("badge %q (%v), want it to say live · WebSocket", badge, err)
+	}
+	screenshot(t, ctx, "livedash-websocket.png")
+
+	// Hide the memory chart: the subscription loses the topic.
+	click := func(topic string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.livedash.panels().get('`+topic+`').hideBtn.click() || true`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	click("memory")
+	waitFor(t, "memory unsubscribed", 10*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		return d.Hub.Topics != nil && !slices.Contains(d.Hub.Topics, "memory") && slices.Contains(d.Hub.Topics, "cpu")
+	})
+	// Show it again: re-loaded once the connection carries it, then live.
+	click("memory")
+	waitFor(t, "memory subscribed again", 10*time.Second, func() bool { return debugOf(t, ctx).Hub.Topics == nil })
+	waitFor(t, "memory live again", 15*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		return d.Charts["memory"].State == "ready" && len(d.Charts["memory"].Seqs) >= 3 && liveOnAll(d, 3)
+	})
+	d := debugOf(t, ctx)
+	if d.Hub.Transport != "ws" || d.Hub.Stats.Fallbacks != 1 {
+		t.Errorf("transport %q after %d fallbacks, want ws after 1", d.Hub.Transport, d.Hub.Stats.Fallbacks)
+	}
+	checkExact(t, srv.URL, d, epoch, 3)
 	check()
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	sse "github.com/tmaxmax/go-sse"
 
 	"livedash/dashboard/store"
@@ -29,6 +31,9 @@ Print frames from a livedash server as JSON lines (one frame per line) on
 stdout, following the stream (GET /api/v1/stream) and reconnecting with
 exponential backoff and full jitter. Resets (the server could not resume
 from the given ID) are printed to stderr, and tail goes on from the head.
+With --transport ws it follows GET /api/v1/ws instead (for proxies that
+buffer event streams but pass WebSocket): the same output, cursor and
+reconnects.
 
 Flags:
 `
@@ -41,6 +46,7 @@ type tailFlags struct {
 	state       string
 	maxBackoff  time.Duration
 	idleTimeout time.Duration
+	transport   string // sse or ws
 }
 
 // runTail implements `livedash tail`: a go-sse client wrapped in a reconnect
@@ -59,6 +65,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.since, "since", "", "resume after this frame `ID` (wins over --state)")
 	fs.StringVar(&f.state, "state", "", "resume `file`: read at start, rewritten with the last ID after each batch")
 	fs.DurationVar(&f.maxBackoff, "max-backoff", 30*time.Second, "longest wait between reconnects")
+	fs.StringVar(&f.transport, "transport", "sse", "`sse` (GET /api/v1/stream) or ws (GET /api/v1/ws)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 45*time.Second,
 		"reconnect when nothing (not even a heartbeat) arrives for this long; 0 = never")
 	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
@@ -67,7 +74,10 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usageErr("tail: unexpected argument %q", fs.Arg(0))
 	}
-	streamURL, err := tailURL(f.server, f.topics)
+	if f.transport != "sse" && f.transport != "ws" {
+		return usageErr("tail: --transport %q: want sse or ws", truncate(f.transport, 20))
+	}
+	streamURL, err := tailURL(f.server, f.topics, f.transport)
 	if err != nil {
 		return usageErr("tail: --server: %v", err)
 	}
@@ -94,7 +104,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return t.loop(ctx)
 }
 
-func tailURL(server, topics string) (string, error) {
+func tailURL(server, topics, transport string) (string, error) {
 	u, err := url.Parse(server)
 	if err != nil {
 		return "", errors.New("not a URL")
@@ -103,6 +113,10 @@ func tailURL(server, topics string) (string, error) {
 		return "", fmt.Errorf("%q: want http://host:port or https://host:port", truncate(server, 80))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v1/stream"
+	if transport == "ws" {
+		u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		u.Path = strings.TrimSuffix(u.Path, "/stream") + "/ws"
+	}
 	q := url.Values{}
 	if topics != "" {
 		q.Set("topics", topics)
@@ -220,6 +234,9 @@ func (e *outputError) Error() string { return e.err.Error() }
 func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if t.flags.transport == "ws" {
+		return t.sessionWS(ctx, cancel)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
 		return 0, &outputError{err}
@@ -251,6 +268,14 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 		}
 	})
 
+	return t.follow(ctx, cancel, items, &hint, conn.Connect)
+}
+
+// follow runs connect (which reads the server and sends what it reads to
+// items until the connection ends) beside the writer and the idle watchdog,
+// and says why the session ended.
+func (t *tailer) follow(ctx context.Context, cancel context.CancelCauseFunc, items chan tailItem, hint *atomic.Int64,
+	connect func() error) (time.Duration, error) {
 	var wg sync.WaitGroup
 	var outErr error
 	wg.Add(1)
@@ -264,7 +289,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 	}()
 	stopWatch := t.watchdog(ctx, cancel)
 	t.lastRead.Store(time.Now().UnixNano())
-	err = conn.Connect()
+	err := connect()
 	stopWatch()
 	close(items)
 	wg.Wait()
@@ -278,6 +303,62 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 		err = errors.New("stream ended")
 	}
 	return time.Duration(hint.Load()), err
+}
+
+// sessionWS is session over GET /api/v1/ws: the same events as JSON objects,
+// several per message. The cursor goes on the URL; the hello's head is the
+// position when there is none (as the SSE hello's id is).
+func (t *tailer) sessionWS(ctx context.Context, cancel context.CancelCauseFunc) (time.Duration, error) {
+	u := t.url
+	if t.cursor != "" {
+		u += map[bool]string{false: "?", true: "&"}[strings.Contains(u, "?")] + "lastEventId=" + url.QueryEscape(t.cursor)
+	}
+	hadCursor := t.cursor != ""
+	items := make(chan tailItem, 1024)
+	var hint atomic.Int64
+	return t.follow(ctx, cancel, items, &hint, func() error {
+		c, _, err := websocket.Dial(ctx, u, nil)
+		if err != nil {
+			return err
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(64 << 20) // a replay chunk holds many frames
+		for {
+			// One reader, no timer on the read: the watchdog cancels ctx.
+			_, msg, err := c.Read(ctx)
+			if err != nil {
+				return err
+			}
+			t.lastRead.Store(time.Now().UnixNano())
+			for line := range bytes.SplitSeq(msg, []byte("\n")) {
+				var ev struct {
+					Event string          `json:"event"`
+					Data  json.RawMessage `json:"data"`
+				}
+				if json.Unmarshal(line, &ev) != nil {
+					return errors.New("the server sent something that is not an event")
+				}
+				var d struct {
+					ID      string `json:"id"`
+					Head    string `json:"head"`
+					RetryMS int64  `json:"retry_ms"`
+				}
+				_ = json.Unmarshal(ev.Data, &d)
+				switch ev.Event {
+				case "frame":
+					items <- tailItem{data: string(ev.Data), id: d.ID}
+				case "reset":
+					fmt.Fprintf(t.stderr, "livedash tail: reset: %s\n", ev.Data)
+					items <- tailItem{id: d.Head}
+				case "hello":
+					hint.Store(int64(max(d.RetryMS, 1)) * int64(time.Millisecond))
+					if !hadCursor {
+						items <- tailItem{id: d.Head}
+					}
+				}
+			}
+		}
+	})
 }
 
 // write prints what arrives and saves the cursor after each batch: all items

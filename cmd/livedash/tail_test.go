@@ -22,6 +22,7 @@ import (
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/ws"
 )
 
 type tailEnv struct {
@@ -42,14 +43,19 @@ func newTailEnv(t *testing.T) *tailEnv {
 		ReplayMaxFrames: 10000, ReplayMaxBytes: 8 << 20, DrainWindow: config.Duration(100 * time.Millisecond)}
 	te := &tailEnv{store: st, hub: sse.New(hub.New(st, cfg, hub.Options{}), sse.Options{})}
 	st.OnCommit(te.hub.Publish)
+	wsT := ws.New(te.hub.Hub, ws.Options{})
 	e := echo.New()
-	e.GET("/api/v1/stream", func(c echo.Context) error {
-		if te.fail.Load() > 0 {
-			te.fail.Add(-1)
-			return c.String(http.StatusServiceUnavailable, "deploying")
+	failing := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if te.fail.Load() > 0 {
+				te.fail.Add(-1)
+				return c.String(http.StatusServiceUnavailable, "deploying")
+			}
+			return next(c)
 		}
-		return te.hub.ServeStream(c)
-	})
+	}
+	e.GET("/api/v1/stream", failing(te.hub.ServeStream))
+	e.GET("/api/v1/ws", failing(wsT.Serve))
 	te.srv = httptest.NewServer(e)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -129,70 +135,83 @@ func ids(fs []store.Frame) []string {
 // with its last ID and prints every frame exactly once, in order; the state
 // file holds the last ID.
 func TestTailResumesAcrossDisconnects(t *testing.T) {
-	te := newTailEnv(t)
-	te.append(t, "cpu", 3) // before tail: not printed (starts live)
-	state := filepath.Join(t.TempDir(), "tail.state")
-	out, _, stop := startTail(t, "--server", te.srv.URL, "--state", state, "--max-backoff", "200ms")
-	waitUntil(t, "tail connected", func() bool { return te.hub.Streams() == 1 })
+	forEachTransport(t, func(t *testing.T, transport string) {
+		te := newTailEnv(t)
+		te.append(t, "cpu", 3) // before tail: not printed (starts live)
+		state := filepath.Join(t.TempDir(), "tail.state")
+		out, _, stop := startTail(t, "--transport", transport, "--server", te.srv.URL, "--state", state, "--max-backoff", "200ms")
+		waitUntil(t, "tail connected", func() bool { return te.hub.Streams() == 1 })
 
-	var want []string
-	want = append(want, ids(te.append(t, "cpu", 5))...)
-	waitUntil(t, "5 frames", func() bool { return strings.Count(out.String(), "\n") == 5 })
-	for range 3 {
-		te.srv.CloseClientConnections()
-		want = append(want, ids(te.append(t, "cpu", 4))...) // while disconnected
-		waitUntil(t, "reconnect", func() bool { return te.hub.Streams() == 1 })
-		want = append(want, ids(te.append(t, "memory", 2))...)
-		n := len(want)
-		waitUntil(t, "frames after reconnect", func() bool { return strings.Count(out.String(), "\n") >= n })
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if got := frameIDs(t, out.String()); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("printed\n%v\nwant\n%v", got, want)
-	}
-	b, err := os.ReadFile(state)
-	if err != nil || strings.TrimSpace(string(b)) != want[len(want)-1] {
-		t.Fatalf("state %q (%v), want %s", b, err, want[len(want)-1])
-	}
+		var want []string
+		want = append(want, ids(te.append(t, "cpu", 5))...)
+		waitUntil(t, "5 frames", func() bool { return strings.Count(out.String(), "\n") == 5 })
+		for range 3 {
+			te.srv.CloseClientConnections()
+			want = append(want, ids(te.append(t, "cpu", 4))...) // while disconnected
+			waitUntil(t, "reconnect", func() bool { return te.hub.Streams() == 1 })
+			want = append(want, ids(te.append(t, "memory", 2))...)
+			n := len(want)
+			waitUntil(t, "frames after reconnect", func() bool { return strings.Count(out.String(), "\n") >= n })
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got := frameIDs(t, out.String()); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("printed\n%v\nwant\n%v", got, want)
+		}
+		b, err := os.ReadFile(state)
+		if err != nil || strings.TrimSpace(string(b)) != want[len(want)-1] {
+			t.Fatalf("state %q (%v), want %s", b, err, want[len(want)-1])
+		}
 
-	// A new tail with the state file resumes after the last printed frame.
-	more := ids(te.append(t, "cpu", 3))
-	out2, _, stop2 := startTail(t, "--server", te.srv.URL, "--state", state)
-	waitUntil(t, "resumed frames", func() bool { return strings.Count(out2.String(), "\n") >= 3 })
-	_ = stop2()
-	if got := frameIDs(t, out2.String()); strings.Join(got, " ") != strings.Join(more, " ") {
-		t.Fatalf("resume from state printed %v, want %v", got, more)
-	}
+		// A new tail with the state file resumes after the last printed frame.
+		more := ids(te.append(t, "cpu", 3))
+		out2, _, stop2 := startTail(t, "--transport", transport, "--server", te.srv.URL, "--state", state)
+		waitUntil(t, "resumed frames", func() bool { return strings.Count(out2.String(), "\n") >= 3 })
+		_ = stop2()
+		if got := frameIDs(t, out2.String()); strings.Join(got, " ") != strings.Join(more, " ") {
+			t.Fatalf("resume from state printed %v, want %v", got, more)
+		}
+	})
 }
 
 // TestTailRetriesNon200: a 503 (a deploy) is not final for tail.
 func TestTailRetriesNon200(t *testing.T) {
-	te := newTailEnv(t)
-	te.fail.Store(3)
-	out, errOut, _ := startTail(t, "--server", te.srv.URL+"/", "--topics", "cpu", "--max-backoff", "100ms")
-	waitUntil(t, "tail connected after 503s", func() bool { return te.hub.Streams() == 1 })
-	te.append(t, "memory", 1)
-	f := te.append(t, "cpu", 1)
-	waitUntil(t, "frame", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
-	if strings.Contains(out.String(), `"memory"`) {
-		t.Fatalf("topic filter ignored: %s", out.String())
-	}
-	if !strings.Contains(errOut.String(), "503") {
-		t.Fatalf("stderr does not mention the 503: %q", errOut.String())
-	}
+	forEachTransport(t, func(t *testing.T, transport string) {
+		te := newTailEnv(t)
+		te.fail.Store(3)
+		out, errOut, _ := startTail(t, "--transport", transport, "--server", te.srv.URL+"/", "--topics", "cpu", "--max-backoff", "100ms")
+		waitUntil(t, "tail connected after 503s", func() bool { return te.hub.Streams() == 1 })
+		te.append(t, "memory", 1)
+		f := te.append(t, "cpu", 1)
+		waitUntil(t, "frame", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
+		if strings.Contains(out.String(), `"memory"`) {
+			t.Fatalf("topic filter ignored: %s", out.String())
+		}
+		if !strings.Contains(errOut.String(), "503") {
+			t.Fatalf("stderr does not mention the 503: %q", errOut.String())
+		}
+	})
 }
 
 // TestTailReset: --since of another epoch gets a reset on stderr; tail goes
 // on with live frames.
 func TestTailReset(t *testing.T) {
-	te := newTailEnv(t)
-	other := store.ID{Epoch: te.store.Epoch() ^ 1, Seq: 7}.String()
-	out, errOut, _ := startTail(t, "--server", te.srv.URL, "--since", other)
-	waitUntil(t, "reset on stderr", func() bool { return strings.Contains(errOut.String(), `"reason":"unknown_epoch"`) })
-	f := te.append(t, "cpu", 1)
-	waitUntil(t, "frame after reset", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
+	forEachTransport(t, func(t *testing.T, transport string) {
+		te := newTailEnv(t)
+		other := store.ID{Epoch: te.store.Epoch() ^ 1, Seq: 7}.String()
+		out, errOut, _ := startTail(t, "--transport", transport, "--server", te.srv.URL, "--since", other)
+		waitUntil(t, "reset on stderr", func() bool { return strings.Contains(errOut.String(), `"reason":"unknown_epoch"`) })
+		f := te.append(t, "cpu", 1)
+		waitUntil(t, "frame after reset", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })
+	})
+}
+
+// forEachTransport runs f over SSE and over WebSocket: tail behaves alike.
+func forEachTransport(t *testing.T, f func(t *testing.T, transport string)) {
+	for _, tr := range []string{"sse", "ws"} {
+		t.Run(tr, func(t *testing.T) { f(t, tr) })
+	}
 }
 
 func TestTailFlags(t *testing.T) {
@@ -201,6 +220,7 @@ func TestTailFlags(t *testing.T) {
 		{"--server", "localhost:7070"},
 		{"--since", "nope"},
 		{"--max-backoff", "0s"},
+		{"--transport", "udp"},
 		{"extra"},
 		{"--bogus"},
 	} {

@@ -18,6 +18,7 @@ import (
 	"livedash/dashboard/push"
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
+	"livedash/dashboard/ws"
 )
 
 // parts is everything runServe starts besides the store and the server.
@@ -43,6 +44,14 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
 	store.OnCommit(h.Publish)
 	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream")})
+	// WebSocket: the same hub, for clients behind proxies that buffer SSE.
+	// Browsers of the CORS origins may open sockets too; no other site can.
+	p.deps.WebSocket = ws.New(h, ws.Options{
+		Logger:         log.With("component", "ws"),
+		Registerer:     reg,
+		AllowedOrigins: cfg.HTTP.CORSOrigins,
+		Compression:    cfg.Stream.WSCompression,
+	}).Serve
 
 	if flags.dev {
 		p.deps.Assets, p.deps.DevAssets = assets.Dir(flags.devDir), true

@@ -35,6 +35,12 @@ type Request struct {
 	// Cursor is the last ID the client saw, as it sent it ("" = none: start
 	// at the head). Anything that is not a resumable ID gets a reset.
 	Cursor string
+	// Continue, in a Change, ignores Cursor and goes on from where the
+	// subscriber is: the frames it has passed are not sent (again), every
+	// frame after its position that matches the new topics is (replayed
+	// when needed, then live), so the topics both subscriptions share have
+	// no gap and no duplicate. Without it a Change starts where Cursor says.
+	Continue bool
 }
 
 // Hello is the first event of every (re)subscription.
@@ -107,6 +113,7 @@ type Subscriber struct {
 
 	lastWrite time.Time // monotonic; for the idle heartbeat
 	parts     [][]byte  // scratch for coalescing, cleared after every write
+	pos       uint64    // where live stopped for a Change: every seq up to it was passed
 }
 
 // Close unregisters s. It is idempotent; the transport calls it when the
@@ -202,6 +209,9 @@ func (s *Subscriber) loop(req Request) string {
 			return reason
 		}
 		req = *s.takeChange()
+		if req.Continue {
+			req.Cursor = s.h.IDString(s.pos)
+		}
 	}
 }
 
@@ -352,6 +362,7 @@ func (s *Subscriber) live(cur *node, floor uint64, lifetime <-chan time.Time) (s
 				return writeErrReason(err), false
 			}
 		case <-change:
+			s.pos = max(cur.last, floor)
 			return "", true
 		case <-lifetime:
 			return DisconnectLifetime, false

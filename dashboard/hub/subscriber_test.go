@@ -275,6 +275,26 @@ func TestSubscriberChange(t *testing.T) {
 	}
 }
 
+// A Change with Continue goes on from the subscriber's position: the new
+// topics from there on, the shared ones without gap or duplicate.
+func TestSubscriberChangeContinue(t *testing.T) {
+	e := newHubEnv(t, config.Stream{})
+	sub, sink, stop := e.run(t, Request{Topics: ParseTopics([]string{"cpu"})})
+	sink.waitEvents(t, 1)
+	e.append(t, "cpu", "mem") // 1-2
+	sink.waitEvents(t, 2)
+	sub.Change(Request{Topics: ParseTopics([]string{"cpu,mem"}), Cursor: "ignored", Continue: true})
+	sink.waitEvents(t, 3)
+	e.append(t, "mem", "cpu") // 3-4
+	got := sink.waitEvents(t, 5)
+	if want := []string{"hello", "frame:1", "hello", "frame:3", "frame:4"}; !equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	if r := stop(); r != DisconnectClient {
+		t.Fatalf("reason %q", r)
+	}
+}
+
 // Cursor checks: each impossible cursor gets its reset, then live frames.
 func TestSubscriberResets(t *testing.T) {
 	cfg := config.Stream{ReplayMaxFrames: 5}

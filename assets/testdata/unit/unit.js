@@ -219,6 +219,40 @@ test('hub: buffered stream → polling on the same cursor, then back to the stre
   ok(h.stats.fallbacks >= 1, 'fell back');
 });
 
+test('hub: buffered stream → WebSocket on the same cursor; topics change with subscribe', async () => {
+  const h = new Hub({ base: '/fake/ws', retryMs: 50, capMs: 100, helloTimeoutMs: 500, probeMs: 60000 });
+  const s = fakeSub(); h.add(s);
+  h.need(s, id(0));
+  await until(() => h.transport === 'ws' && h.state === 'live' && seqsOf(s).length >= 10, 5000, 'on WebSocket');
+  h.setTopics(s, ['cpu']);
+  await until(() => h.topics && h.topics.join() === 'cpu', 3000, 'subscription confirmed');
+  eq(await (await fetch('/fake/ws/topics')).json(), ['cpu'], 'the server got the subscribe');
+  const n = seqsOf(s).length;
+  await until(() => seqsOf(s).length >= n + 10, 5000, 'frames after the change');
+  h.stop();
+  const got = seqsOf(s);
+  eq(got, Array.from({ length: got.length }, (_, i) => i + 1), 'dense and ordered across the hand-over and the change');
+  eq(h.stats.fallbacks, 1, 'one step down');
+  ok(s.msgs.some((m) => m.type === 'status' && m.status.transport === 'ws' && m.status.state === 'live'), 'status says ws');
+});
+
+test('hub: the session\'s transport is where it starts; better ones are probed later', async () => {
+  const h = new Hub({ base: '/fake/ws', retryMs: 50, capMs: 100, helloTimeoutMs: 300, probeMs: 400 });
+  const s = fakeSub(); h.add(s);
+  const t0 = Date.now();
+  h.need(s, id(0), 'ws');
+  await until(() => h.transport === 'ws' && h.state === 'live', 2000, 'on WebSocket at once');
+  ok(Date.now() - t0 < 300, 'no SSE attempt first');
+  const streams = h.stats.streams;
+  await until(() => h.stats.streams >= streams + 2, 3000, 'SSE probed again (and held by the proxy)');
+  await until(() => seqsOf(s).length >= 20, 5000, '20 frames');
+  h.stop();
+  eq(h.transport, 'ws', 'still on WebSocket');
+  eq(h.stats.fallbacks, 0);
+  const got = seqsOf(s);
+  eq(got, Array.from({ length: got.length }, (_, i) => i + 1), 'dense and ordered');
+});
+
 test('hub watchdog: a silent stream is dropped after 2x heartbeat; heartbeats keep it alive', async () => {
   const h = new Hub({ base: '/fake/silent', retryMs: 50, capMs: 100, heartbeatMs: 300 });
   const s = fakeSub(); h.add(s);

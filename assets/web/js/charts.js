@@ -193,6 +193,16 @@ export class Panel {
     this.note = document.createElement('span');
     this.note.className = 'note';
     h.append(' ', this.note);
+    // Hide: the chart stops drawing and its topic leaves the subscription
+    // (main.js); Show: it re-loads its window.
+    this.hidden = false;
+    this.hideBtn = document.createElement('button');
+    this.hideBtn.type = 'button';
+    this.hideBtn.className = 'hide';
+    this.hideBtn.textContent = 'Hide';
+    this.hideBtn.setAttribute('aria-pressed', 'false');
+    this.hideBtn.addEventListener('click', () => { if (this.onToggle) this.onToggle(); });
+    h.append(this.hideBtn);
     this.body = document.createElement('div');
     this.body.className = 'chart';
     el.append(h, this.body);
@@ -241,6 +251,14 @@ export class Panel {
   }
 
   reloading() { this.state = 'loading'; }
+
+  setHidden(hidden) {
+    this.hidden = hidden;
+    this.el.classList.toggle('hidden', hidden);
+    this.hideBtn.textContent = hidden ? 'Show' : 'Hide';
+    this.hideBtn.setAttribute('aria-pressed', String(hidden));
+    if (hidden) { this.queue = []; this.state = 'hidden'; } else this.dirty = true;
+  }
 
   // ensure returns the series for (name, labels), adding it (null-filled for
   // earlier times) when it is new and the topic's filter keeps it.
@@ -674,7 +692,7 @@ export class Panel {
 
   debug() {
     return {
-      state: this.state, points: this.xs.length, series: this.series.length, lastSeq: this.lastSeq,
+      state: this.state, hidden: this.hidden, points: this.xs.length, series: this.series.length, lastSeq: this.lastSeq,
       epoch: this.epoch, seqs: this.seqs.slice(), dups: this.dups, marks: this.marks.length,
       firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
       firstDataX: this.xs.find((x, i) => this.series.some((s) => s.col[i] !== null)) ?? null,

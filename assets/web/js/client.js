@@ -12,6 +12,16 @@
 //   - it cannot tell "connected, but nothing arrives" (a buffering proxy) from
 //     a slow server. With fetch we see the response and every byte.
 //
+// Transports, best first: SSE (fetch + our parser), then WebSocket
+// (/api/v1/ws) when SSE is buffered (connected, but no hello in time — a proxy
+// holding text/event-stream) or keeps failing, then long polling. The choice
+// is the page's for the session (main.js keeps it in sessionStorage) and a
+// better transport is probed again later (30 s, doubling up to 10 min). All
+// three resume on the same cursor, so a hand-over loses and repeats nothing.
+// The topics the tabs need (a hidden chart's are not) are the union over
+// tabs; WebSocket changes them on the open connection ("subscribe"), SSE
+// reconnects with the cursor, polling asks for them on its next poll.
+//
 // Exactness: every frame carries `<epoch>-<seq>`, seq global across topics. The
 // hub delivers frames in seq order and never the same seq twice (dedupe on the
 // last delivered seq, also across the stream/poll hand-over). Tabs back-fill
@@ -122,11 +132,20 @@ export const defaults = {
   heartbeatMs: 15000,   // the server's idle heartbeat (stream.heartbeat); the watchdog is 2x
   helloTimeoutMs: 5000, // response or `hello` not seen by then: a buffering proxy
   failuresToPoll: 3,    // reachable-but-broken stream attempts before polling
-  probeMs: 30000,       // while polling, try the stream again after this (doubles, cap 10 min)
+  probeMs: 30000,       // on WebSocket or polling, try a better transport after this (doubles, cap 10 min)
   pollWait: '25s',      // long-poll hold (the server clamps it)
   pollLimit: 500,
   bufferFrames: 2000,   // recent frames kept for tabs that join (a few seconds suffice)
 };
+
+// transports, best first; Hub.transport is one of them.
+export const transports = ['sse', 'ws', 'poll'];
+
+// sameTopics compares two topic lists (sorted arrays, or null for all).
+function sameTopics(a, b) {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((t, i) => t === b[i]);
+}
 
 // Hub owns the connection and fans frames out to subscribers. A subscriber is
 // any object with post(msg); messages:
@@ -142,6 +161,12 @@ export class Hub {
     this.subs = new Set();
     this.state = 'idle'; // idle | connecting | live | reconnecting | polling
     this.mode = 'stream'; // stream | poll
+    this.transport = 'sse'; // sse | ws | poll (see transports)
+    this.level = 0; // transports.indexOf(this.transport)
+    this.want = null; // the topics the subscribers need (sorted), null: all
+    this.topics = null; // the topics the connection serves now
+    this.probeIn = this.o.probeMs;
+    this.probeAt = 0;
     this.cursor = null; // last ID delivered (or the position to resume from)
     this.epoch = null;
     this.lastSeq = -1;
@@ -161,7 +186,8 @@ export class Hub {
 
   status() {
     return {
-      state: this.state, mode: this.mode, lastId: this.cursor, epoch: this.epoch,
+      state: this.state, mode: this.mode, transport: this.transport, topics: this.topics,
+      lastId: this.cursor, epoch: this.epoch,
       nextTryAt: this.nextTryAt, lag: this.lag, offset: this.offset, subscribers: this.subs.size,
       stats: { ...this.stats },
     };
@@ -172,14 +198,65 @@ export class Hub {
     sub.post({ type: 'status', status: this.status() });
   }
 
-  remove(sub) { this.subs.delete(sub); }
+  remove(sub) { this.subs.delete(sub); this.updateTopics(); }
+
+  setTransport(t) {
+    this.level = Math.max(0, transports.indexOf(t));
+    this.transport = transports[this.level];
+    this.mode = this.transport === 'poll' ? 'poll' : 'stream';
+  }
+
+  // announce tells every subscriber the current status.
+  announce() { this.broadcast({ type: 'status', status: this.status() }); }
+
+  // setTopics: sub needs these topics (an array), or every topic (null).
+  setTopics(sub, topics) {
+    sub.topics = Array.isArray(topics) ? [...new Set(topics.filter((t) => typeof t === 'string' && t))].sort() : null;
+    this.updateTopics();
+  }
+
+  union() {
+    if (!this.subs.size) return this.want;
+    const set = new Set();
+    for (const s of this.subs) {
+      if (!s.topics) return null;
+      for (const t of s.topics) set.add(t);
+    }
+    return [...set].sort();
+  }
+
+  // updateTopics moves the connection to the union of what the subscribers
+  // need; the subscribers hear of it (status.topics) once the server serves
+  // it, and re-load the charts that were not covered before.
+  updateTopics() {
+    const want = this.union();
+    if (sameTopics(want, this.want)) return;
+    this.want = want;
+    if (!this.started) { this.topics = want; return; }
+    if (this.transport === 'ws') {
+      if (this.wsSync) this.wsSync();
+    } else if (this.transport === 'sse') {
+      if (this.ctl) { this.switching = true; this.ctl.abort(); }
+    } else if (this.pollCtl) {
+      this.pollCtl.abort(); // the next poll asks for the new topics
+    }
+  }
+
+  confirm(topics) {
+    if (sameTopics(topics, this.topics)) return;
+    this.topics = topics;
+    this.announce();
+  }
 
   // need: sub has everything up to afterId (its back-fill's `last`). The first
-  // need starts the connection exactly there, so the first tab has no seam.
-  need(sub, afterId) {
+  // need starts the connection exactly there, so the first tab has no seam;
+  // transport is the session's last choice, where the connection starts.
+  need(sub, afterId, transport) {
     const id = parseId(afterId);
     if (!this.started) {
       this.started = true;
+      if (transports.includes(transport)) this.setTransport(transport);
+      this.topics = this.want;
       if (id) {
         this.cursor = afterId;
         this.epoch = id.epoch;
@@ -223,7 +300,8 @@ export class Hub {
       if (!id) continue;
       if (this.epoch !== null && id.epoch !== this.epoch) continue; // a reset comes first; never mix epochs
       if (id.seq <= this.lastSeq) { this.stats.dups++; continue; }
-      if (this.lastSeq >= 0 && id.seq !== this.lastSeq + 1) this.stats.gaps++; // all topics are streamed, so seqs are dense
+      // With every topic streamed, seqs are dense.
+      if (this.topics === null && this.lastSeq >= 0 && id.seq !== this.lastSeq + 1) this.stats.gaps++;
       this.epoch = id.epoch;
       this.lastSeq = id.seq;
       this.cursor = f.id;
@@ -268,31 +346,89 @@ export class Hub {
 
   stop() {
     this.stopped = true;
-    for (const c of [this.ctl, this.probeCtl, this.pollCtl]) if (c) c.abort();
+    for (const c of [this.ctl, this.probeCtl, this.pollCtl, this.wsCtl, this.probeWsCtl]) if (c) c.abort();
+    clearTimeout(this.probeTimer);
   }
 
   async run() {
+    if (this.transport === 'poll') this.probeAt = Date.now() + this.probeIn;
     while (!this.stopped) {
       let r;
-      if (this.mode === 'stream') {
-        r = await this.streamOnce(false);
-      } else {
+      if (this.transport === 'poll') {
         await this.pollLoop();
-        if (this.stopped || this.mode !== 'stream' || !this.probePromise) continue;
-        r = await this.probePromise; // the probe took over: it is the stream now
+        if (this.stopped || this.transport === 'poll' || !this.probePromise) continue;
+        r = await this.probePromise; // the probe took over: it is the connection now
+      } else {
+        r = await this.connectOnce(this.transport, false);
+        while (this.tookOver && !this.stopped) { this.tookOver = false; r = await this.probePromise; }
       }
       if (this.stopped) return;
+      if (r.switch) continue; // new topics on SSE: reconnect at once, same cursor
       if (r.healthy) { this.attempt = 0; this.failures = 0; } else { this.attempt++; }
-      if (r.reachable && !r.healthy) this.failures++;
+      // A WebSocket that does not open says nothing about the server: SSE
+      // reached it (or the session did) before, so it counts as a failure.
+      if (!r.healthy && (r.reachable || this.transport === 'ws')) this.failures++;
       if (r.blocked || this.failures >= this.o.failuresToPoll) {
-        this.mode = 'poll';
-        this.stats.fallbacks++;
-        this.failures = 0;
-        this.attempt = 0;
+        this.stepDown();
         continue;
       }
       await this.wait(backoffDelay(this.attempt, this.retryMs, this.o.capMs));
     }
+  }
+
+  // stepDown moves to the next transport (SSE → WebSocket → polling).
+  stepDown() {
+    if (this.level >= transports.length - 1) return;
+    this.setTransport(transports[this.level + 1]);
+    this.stats.fallbacks++;
+    this.failures = 0;
+    this.attempt = 0;
+    this.probeIn = this.o.probeMs;
+    this.probeAt = Date.now() + this.probeIn;
+    this.announce();
+  }
+
+  connectOnce(t, probe) { return t === 'ws' ? this.wsOnce(probe) : this.streamOnce(probe); }
+
+  // scheduleProbe tries the transports above the current one later.
+  scheduleProbe() {
+    clearTimeout(this.probeTimer);
+    if (this.level === 0 || this.stopped) return;
+    this.probeAt = Date.now() + this.probeIn;
+    if (this.transport !== 'poll') this.probeTimer = setTimeout(() => this.probeUp(), this.probeIn);
+  }
+
+  // probeUp tries each better transport in turn beside the current one; the
+  // first that says hello takes over (takeOver). Otherwise the next probe
+  // comes twice as late.
+  async probeUp() {
+    if (this.probing || this.stopped || this.level === 0) return;
+    this.probing = true;
+    const top = this.level;
+    for (let l = 0; l < top && !this.stopped; l++) {
+      this.probePromise = this.connectOnce(transports[l], true);
+      const r = await this.probePromise;
+      if (r.hello) { this.probing = false; return; }
+    }
+    this.probing = false;
+    this.probeIn = Math.min(this.probeIn * 2, 600000);
+    this.scheduleProbe();
+  }
+
+  // takeOver: a probe said hello; it becomes the connection and the one it
+  // replaces ends. Frames both delivered are dropped by deliver's dedupe.
+  takeOver(t) {
+    const from = this.transport;
+    this.setTransport(t);
+    this.probeIn = this.o.probeMs;
+    clearTimeout(this.probeTimer);
+    if (from === 'poll') {
+      if (this.pollCtl) this.pollCtl.abort();
+    } else {
+      this.tookOver = true;
+      for (const c of [this.ctl, this.wsCtl]) if (c) c.abort();
+    }
+    this.announce();
   }
 
   wait(ms) {
@@ -302,12 +438,12 @@ export class Hub {
 
   // streamOnce holds one stream until it ends. Result: reachable (the server
   // answered), healthy (hello and then data or heartbeats arrived), blocked
-  // (answered 200 but no hello within helloTimeoutMs: something buffers).
-  // probe: run alongside polling; on hello, stop the poll loop and take over.
+  // (answered 200 but no hello within helloTimeoutMs: something buffers),
+  // switch (ended to change topics).
+  // probe: run beside a worse transport; on hello, take over.
   async streamOnce(probe) {
     const ctl = new AbortController();
-    if (!probe) this.ctl = ctl;
-    else this.probeCtl = ctl;
+    if (!probe) { this.ctl = ctl; this.switching = false; } else this.probeCtl = ctl;
     const r = { reachable: false, healthy: false, blocked: false, hello: false };
     let timer = null;
     let why = '';
@@ -322,7 +458,9 @@ export class Hub {
     try {
       const headers = {};
       if (this.cursor) headers['Last-Event-ID'] = this.cursor;
-      const res = await this.fetch(this.base + '/api/v1/stream', {
+      const topics = this.want;
+      const q = topics ? '?topics=' + encodeURIComponent(topics.join(',')) : '';
+      const res = await this.fetch(this.base + '/api/v1/stream' + q, {
         headers, cache: 'no-store', credentials: 'same-origin', signal: ctl.signal,
       });
       r.reachable = true;
@@ -358,7 +496,8 @@ export class Hub {
               this.lastSeq = Math.max(this.lastSeq, at.seq);
               this.floor = Math.max(this.floor ?? -1, at.seq);
             }
-            if (probe) this.takeOver();
+            if (probe) { this.takeOver('sse'); this.ctl = ctl; }
+            this.confirm(topics);
             this.setState('live', { nextTryAt: 0 });
             arm(2 * this.o.heartbeatMs, 'watchdog');
           } else if (ev.type === 'reset') {
@@ -390,6 +529,7 @@ export class Hub {
       if (!why) why = (e && e.name) || 'error';
     } finally {
       clearTimeout(timer);
+      if (!probe && this.switching && this.ctl === ctl) { this.switching = false; why = 'topics'; r.switch = true; }
       if (pending.length) this.deliver(pending.splice(0));
       // No hello in time, with or without response headers: something between
       // us and the server holds the bytes. Retrying the stream won't help.
@@ -399,41 +539,27 @@ export class Hub {
     return r;
   }
 
-  // takeOver: a probe stream said hello while polling; it becomes the stream.
-  // Frames the last poll still returns are dropped by deliver's dedupe.
-  takeOver() {
-    this.mode = 'stream';
-    this.probing = false;
-    if (this.pollCtl) this.pollCtl.abort();
-  }
-
-  // pollLoop long-polls /api/v1/frames on the same cursor until a stream probe
-  // succeeds (then the probe's stream continues in its own loop).
+  // pollLoop long-polls /api/v1/frames on the same cursor until a probe of
+  // a better transport takes over (its connection then goes on in run).
   async pollLoop() {
     this.setState('polling', { nextTryAt: 0 });
-    let probeIn = this.o.probeMs;
-    let probeAt = Date.now() + probeIn;
     let attempt = 0;
-    while (!this.stopped && this.mode === 'poll') {
-      if (!this.probing && Date.now() >= probeAt) {
-        this.probing = true;
-        this.probePromise = this.streamOnce(true);
-        this.probePromise.then((r) => {
-          this.probing = false;
-          if (!r.hello) { probeIn = Math.min(probeIn * 2, 600000); probeAt = Date.now() + probeIn; }
-        });
-      }
+    while (!this.stopped && this.transport === 'poll') {
+      if (!this.probing && Date.now() >= this.probeAt) this.probeUp();
       const ctl = new AbortController();
       this.pollCtl = ctl;
       const timer = setTimeout(() => ctl.abort(), 60000);
       try {
         const q = new URLSearchParams({ limit: String(this.o.pollLimit), wait: this.o.pollWait });
         if (this.cursor) q.set('after', this.cursor);
+        const topics = this.want;
+        if (topics) q.set('topics', topics.join(','));
+        this.confirm(topics);
         this.stats.polls++;
         const res = await this.fetch(this.base + '/api/v1/frames?' + q, { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
         if (res.status !== 200) throw new Error('status ' + res.status);
         const body = await res.json();
-        if (this.mode !== 'poll') break; // a probe took over while we waited; its stream re-sends what we drop here
+        if (this.transport !== 'poll') break; // a probe took over while we waited; it re-sends what we drop here
         if (body.reset) this.onReset(body.reset);
         this.deliver(body.frames || []);
         if (!(body.frames || []).length && parseId(body.next)) {
@@ -444,7 +570,8 @@ export class Hub {
         attempt = 0;
         this.setState('polling', { nextTryAt: 0 });
       } catch (e) {
-        if (this.mode !== 'poll' || this.stopped) break;
+        if (this.transport !== 'poll' || this.stopped) break;
+        if (!sameTopics(this.want, this.topics)) continue; // aborted for new topics
         this.stats.lastError = 'poll: ' + ((e && e.message) || e);
         await this.wait(backoffDelay(attempt++, this.retryMs, this.o.capMs));
       } finally {
@@ -453,4 +580,108 @@ export class Hub {
     }
   }
 
+  // wsOnce holds one WebSocket until it closes; the result is streamOnce's.
+  // Messages hold events separated by "\n", each {"event","data"}. Topic
+  // changes go to the server as {"op":"subscribe","topics":[…]} without
+  // "after": the server goes on from where the connection is, so the topics
+  // kept lose and repeat nothing; its hello confirms the change.
+  wsOnce(probe) {
+    return new Promise((resolve) => {
+      const r = { reachable: false, healthy: false, blocked: false, hello: false };
+      let why = '';
+      let timer = null;
+      let ws;
+      const ctl = { abort: () => { if (!why) why = 'aborted'; try { ws.close(1000); } catch { /* not open */ } } };
+      if (!probe) { this.wsCtl = ctl; this.setState('connecting', { nextTryAt: 0 }); } else this.probeWsCtl = ctl;
+      const arm = (ms, reason) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => { why = reason; try { ws.close(4000); } catch { /* closed */ } }, ms);
+      };
+      this.stats.streams++;
+      const u = new URL(this.base + '/api/v1/ws', location.href);
+      u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+      let asked = this.want; // the topics of the subscription the next hello answers
+      const queue = []; // subscriptions sent, not yet confirmed
+      if (asked) u.searchParams.set('topics', asked.join(','));
+      if (this.cursor) u.searchParams.set('lastEventId', this.cursor);
+      const sync = () => {
+        // One change in flight at a time; the newest wish wins.
+        if (!r.hello || queue.length || ws.readyState !== 1 || sameTopics(this.want, asked)) return;
+        const want = this.want;
+        const msg = { op: 'subscribe' };
+        if (want) msg.topics = want;
+        queue.push(want);
+        ws.send(JSON.stringify(msg));
+      };
+      arm(this.o.helloTimeoutMs, 'no-hello');
+      try {
+        ws = new WebSocket(u);
+      } catch (e) {
+        this.stats.lastError = 'ws: ' + ((e && e.message) || e);
+        resolve(r);
+        return;
+      }
+      ws.onopen = () => { r.reachable = true; };
+      ws.onmessage = (e) => {
+        if (typeof e.data !== 'string') return;
+        const frames = [];
+        for (const line of e.data.split('\n')) {
+          let ev;
+          try { ev = JSON.parse(line); } catch { continue; }
+          const d = ev && ev.data;
+          if (!d || typeof d !== 'object') continue;
+          if (ev.event === 'frame') {
+            frames.push(d);
+            r.healthy = true;
+            arm(2 * this.o.heartbeatMs, 'watchdog');
+          } else if (ev.event === 'hb') {
+            this.clock(d.server_time);
+            if (r.hello) { r.healthy = true; arm(2 * this.o.heartbeatMs, 'watchdog'); }
+          } else if (ev.event === 'hello') {
+            if (frames.length) this.deliver(frames.splice(0));
+            const first = !r.hello;
+            r.hello = true;
+            this.clock(d.server_time);
+            if (d.retry_ms > 0) this.retryMs = d.retry_ms;
+            if (this.epoch === null && typeof d.epoch === 'string') this.epoch = d.epoch;
+            // Without a cursor the server starts live at its head, the
+            // hello's: resume from there if we drop before any frame.
+            const at = parseId(d.head);
+            if (!this.cursor && at && (this.epoch === null || at.epoch === this.epoch)) {
+              this.cursor = d.head;
+              this.epoch = at.epoch;
+              this.lastSeq = Math.max(this.lastSeq, at.seq);
+              this.floor = Math.max(this.floor ?? -1, at.seq);
+            }
+            if (!first && queue.length) asked = queue.shift();
+            if (probe && first) { this.takeOver('ws'); this.wsCtl = ctl; probe = false; }
+            if (!probe) {
+              this.wsSync = sync;
+              this.confirm(asked);
+              this.setState('live', { nextTryAt: 0 });
+              if (first) this.scheduleProbe();
+            }
+            arm(2 * this.o.heartbeatMs, 'watchdog');
+            sync();
+          } else if (ev.event === 'reset') {
+            if (frames.length) this.deliver(frames.splice(0));
+            if (d.head === undefined) continue;
+            this.epoch = parseId(d.head)?.epoch ?? this.epoch;
+            this.onReset(d);
+          }
+        }
+        if (frames.length) this.deliver(frames);
+      };
+      ws.onclose = (e) => {
+        clearTimeout(timer);
+        if (this.wsSync === sync) this.wsSync = null;
+        // 1013 (over capacity, shutting down) says when to come back.
+        const m = /retry_ms=([0-9]+)/.exec(e.reason || '');
+        if (e.code === 1013 && m) this.retryMs = Number(m[1]);
+        if (why === 'no-hello' && r.reachable) r.blocked = true;
+        this.stats.lastError = 'ws: ' + (why || 'close ' + e.code + (e.reason ? ' ' + e.reason : ''));
+        resolve(r);
+      };
+    });
+  }
 }

@@ -64,7 +64,8 @@ function connect(onMsg) {
   hub.add(sub);
   st.transport = 'page';
   return (m) => {
-    if (m.type === 'need') hub.need(sub, m.after);
+    if (m.type === 'need') hub.need(sub, m.after, m.transport);
+    else if (m.type === 'topics') hub.setTopics(sub, m.topics);
     else if (m.type === 'debug') sub.post({ type: 'debug', hub: hub.status() });
   };
 }
@@ -72,7 +73,7 @@ function connect(onMsg) {
 let debugWaiters = [];
 const post = connect((m) => {
   switch (m.type) {
-    case 'status': st.hub = m.status; st.lastId = m.status.lastId || st.lastId; badge(); break;
+    case 'status': onStatus(m.status); break;
     case 'frames': onFrames(m); break;
     case 'reset': reloadAll(true); break;
     case 'gap': reloadAll(true); break;
@@ -81,12 +82,60 @@ const post = connect((m) => {
   }
 });
 
+// The transport the connection settled on is the session's: the next page
+// load starts there (and the hub still probes better ones later).
+const transportKey = 'livedash.transport';
+function remembered() {
+  try { return sessionStorage.getItem(transportKey); } catch { return null; }
+}
+
+function onStatus(s) {
+  const before = st.hub.topics;
+  st.hub = s;
+  st.lastId = s.lastId || st.lastId;
+  if (s.state === 'live' || s.state === 'polling') {
+    try { sessionStorage.setItem(transportKey, s.transport); } catch { /* storage off */ }
+  }
+  // Charts shown again wait until the connection carries their topic, then
+  // re-load their window: the query covers everything up to then.
+  if (!sameSet(before, s.topics)) {
+    for (const p of st.panels.values()) {
+      if (p.awaiting && covered(p.topic)) { p.awaiting = false; loadPanel(p, st.gen); }
+    }
+  }
+  badge();
+}
+
+function sameSet(a, b) { return (a ?? null) === (b ?? null) || (Array.isArray(a) && Array.isArray(b) && a.join() === b.join()); }
+function covered(topic) { const t = st.hub.topics; return t === null || t === undefined || t.includes(topic); }
+
+// shownTopics: what this tab needs streamed — every topic (null) unless a
+// chart is hidden, then the shown ones.
+function shownTopics() {
+  const ps = [...st.panels.values()];
+  if (!ps.some((p) => p.hidden)) return null;
+  return ps.filter((p) => !p.hidden).map((p) => p.topic);
+}
+
+// toggle hides or shows a chart. Hidden, its topic leaves this tab's
+// subscription (on WebSocket a "subscribe" on the open connection); shown
+// again, it re-loads once the connection carries the topic again.
+function toggle(p) {
+  p.setHidden(!p.hidden);
+  post({ type: 'topics', topics: shownTopics() });
+  if (p.hidden) return;
+  p.reloading();
+  if (covered(p.topic)) loadPanel(p, st.gen);
+  else p.awaiting = true;
+}
+
 function onFrames(m) {
   st.lastId = m.lastId;
   st.lag = m.lag;
   for (const f of m.frames) {
     st.frames++;
     let p = st.panels.get(f.topic);
+    if (p && p.hidden) continue;
     if (!p) {
       if (typeof f.topic !== 'string' || !f.topic) continue;
       p = addPanel(f.topic);
@@ -142,6 +191,7 @@ function addPanel(topic) {
   const after = next[next.indexOf(topic) + 1];
   const before = after ? st.panels.get(after).el : null;
   const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [], intervalMs: st.intervals.get(topic), before });
+  p.onToggle = () => toggle(p);
   st.panels.set(topic, p);
   resizeObs.observe(p.body);
   onScreenObs.observe(p.el);
@@ -158,8 +208,9 @@ function sortTopics(ts) {
 async function reloadAll(markGap) {
   const gen = ++st.gen;
   const now = (Date.now() + (st.hub.offset || 0)) / 1000; // server clock, like the x axis
-  for (const p of st.panels.values()) p.reloading();
-  const lasts = await Promise.all([...st.panels.values()].map((p) => loadPanel(p, gen)));
+  const shown = [...st.panels.values()].filter((p) => !p.hidden);
+  for (const p of shown) p.reloading();
+  const lasts = await Promise.all(shown.map((p) => loadPanel(p, gen)));
   if (gen !== st.gen) return;
   if (markGap) for (const p of st.panels.values()) p.mark(now);
   needFrom(lasts);
@@ -171,7 +222,7 @@ function needFrom(lasts) {
     const id = parseId(l);
     if (id && (min === null || id.seq < min.seq)) min = { ...id, s: l };
   }
-  post({ type: 'need', after: min ? min.s : null });
+  post({ type: 'need', after: min ? min.s : null, transport: remembered() });
 }
 
 async function start() {
@@ -222,7 +273,7 @@ function renderAll() {
   for (let k = 0; k < ps.length; k++) {
     const i = (st.rr + k) % ps.length;
     const p = ps[i];
-    if (!p.dirty || p.state !== 'ready' || (p.u && !p.onScreen)) continue;
+    if (p.hidden || !p.dirty || p.state !== 'ready' || (p.u && !p.onScreen)) continue;
     if (drew && performance.now() - t0 > frameBudgetMs) {
       st.rr = i;
       schedule();
@@ -310,8 +361,9 @@ function controls() {
 // are queued per panel, so no "need" round trip is necessary.
 async function reloadWindows() {
   const gen = ++st.gen;
-  for (const p of st.panels.values()) p.reloading();
-  await Promise.all([...st.panels.values()].map((p) => loadPanel(p, gen)));
+  const shown = [...st.panels.values()].filter((p) => !p.hidden);
+  for (const p of shown) p.reloading();
+  await Promise.all(shown.map((p) => loadPanel(p, gen)));
 }
 
 function badge() {
@@ -321,7 +373,7 @@ function badge() {
   if (st.paused) state = 'paused';
   let text;
   switch (state) {
-    case 'live': text = 'live'; break;
+    case 'live': text = 'live · ' + (h.transport === 'ws' ? 'WebSocket' : 'SSE'); break;
     case 'polling': text = 'polling (stream blocked)'; break;
     case 'paused': text = 'paused'; break;
     case 'reconnecting': {
