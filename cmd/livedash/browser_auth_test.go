@@ -130,10 +130,9 @@ func TestBrowserTLSBasicAuth(t *testing.T) {
 	}
 	polled, err := chromedp.Run(ctx, chromedp.Evaluate[pollResult](`import('/js/client.js').then((m) => new Promise((resolve) => {
 	  const h = new m.Hub({ base: location.origin, pollWait: '1s' });
-	  h.mode = 'poll';
 	  let got = 0;
 	  h.add({ post(msg) { if (msg.type === 'frames') got += msg.frames.length; } });
-	  h.need({ post() {} }, null);
+	  h.need({ post() {} }, null, 'poll');
 	  const until = Date.now() + 8000;
 	  const tick = () => {
 	    if (got >= 2 || Date.now() > until) { h.stop(); resolve({ got, polls: h.stats.polls, lastError: h.stats.lastError }); return; }
