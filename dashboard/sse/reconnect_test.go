@@ -161,7 +161,7 @@ func rawGet(t *testing.T, addr, proto, target string, headers ...string) *rawCon
 	if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(minWait))
 	rc := &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
 	for {
 		line, err := rc.br.ReadString('\n')
