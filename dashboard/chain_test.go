@@ -81,10 +81,10 @@ func appendFrame(t *testing.T, h *harness, topic string, v float64) store.ID {
 // waitMetric waits until the /metrics line starting with prefix has value v.
 func waitMetric(t *testing.T, h *harness, prefix string, v float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for metricValue(t, h, prefix) != v {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is %v after 5s, want %v", prefix, metricValue(t, h, prefix), v)
+			t.Fatalf("%s is %v after 15s, want %v", prefix, metricValue(t, h, prefix), v)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -313,7 +313,7 @@ func TestPanicInParkedLongPoll(t *testing.T) {
 	// ID comes first).
 	expectID := func(want store.ID) {
 		t.Helper()
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(15 * time.Second)
 		for {
 			select {
 			case id := <-ids:
