@@ -60,13 +60,14 @@ base=http://127.0.0.1:$port
 "$tmp/livedash" serve --listen "127.0.0.1:$port" --store "$tmp/bench.db" --config "$tmp/config.yaml" >"$tmp/log" 2>&1 &
 pid=$!
 query="/api/v1/query?series=cpu_usage_ratio&after=-3600&points=300"
-# Ready once the index holds the hour: the query then has ten series.
-for i in $(seq 300); do
-	if curl -fs --max-time 1 "$base$query" 2>/dev/null | grep -q '"cpu_usage_ratio".*"cpu_usage_ratio".*"cpu_usage_ratio"'; then
-		n=$(curl -fs "$base$query" | grep -o '"name":"cpu_usage_ratio"' | wc -l)
-		(( n == 10 )) && break
+# Ready once the index holds the hour (it loads oldest first): the query
+# then reads up to the head, frame 14,400, and has the ten series.
+for i in $(seq 600); do
+	body=$(curl -fs --max-time 1 "$base$query" 2>/dev/null || true)
+	if grep -q '"last":"[0-9a-f]*-14400"' <<<"$body" && (( $(grep -o '"name":"cpu_usage_ratio"' <<<"$body" | wc -l) == 10 )); then
+		break
 	fi
-	(( i < 300 )) || { cat "$tmp/log" >&2; die "livedash did not serve the bench store within 30 s"; }
+	(( i < 600 )) || { cat "$tmp/log" >&2; die "livedash did not serve the bench store within 60 s"; }
 	sleep 0.1
 done
 

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,6 +25,19 @@ var benchTopics = []struct {
 	{"net", "net_some_bytes", "k", 5},
 	{"disk", "disk_some_bytes", "k", 5},
 }
+
+// collectorsOff is the configuration the benchmark's server runs with: no
+// collector appends to the store, so the data stays put.
+const collectorsOff = `collectors:
+  cpu: {enabled: false}
+  memory: {enabled: false}
+  load: {enabled: false}
+  disk: {enabled: false}
+  filesystem: {enabled: false}
+  network: {enabled: false}
+  system: {enabled: false}
+  self: {enabled: false}
+`
 
 // writeBenchStore writes 1 h of 1 s frames of benchTopics ending at end
 // (one frame per topic per second) to a new store at path.
@@ -82,18 +96,24 @@ func TestBenchStore(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, "--store", path)
+	// Served as scripts/httpbench.sh serves it: collectors off.
+	conf := filepath.Join(t.TempDir(), "quiet.yaml")
+	if err := os.WriteFile(conf, []byte(collectorsOff), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--store", path, "--config", conf)
 	var q struct {
 		Labels []string
 		Data   [][]*float64
+		Last   string
 	}
-	// The index is loaded beside the server's start: the query answers
-	// from the whole hour once it is.
-	waitFor(t, "the hour indexed", 30*time.Second, func() bool {
+	// The index is loaded beside the server's start, oldest frames first:
+	// the query answers from the whole hour once it reads up to the head.
+	waitFor(t, "the hour indexed", time.Minute, func() bool {
 		getJSON(t, srv.URL+"/api/v1/query?series=cpu_usage_ratio&after=-3600&points=300", &q)
-		return len(q.Labels) >= 11
+		return seqOf(q.Last) == int64(n)
 	})
-	if len(q.Data) != len(q.Labels) || len(q.Data[0]) < 300 || q.Data[1][len(q.Data[1])/2] == nil {
+	if len(q.Labels) != 11 || len(q.Data) != 11 || len(q.Data[0]) < 300 || q.Data[1][len(q.Data[1])/2] == nil {
 		t.Fatalf("query of the bench store: %d labels, %d columns of %d points", len(q.Labels), len(q.Data), len(q.Data[0]))
 	}
 }

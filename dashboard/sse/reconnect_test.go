@@ -262,6 +262,9 @@ func TestReconnectWrites(t *testing.T) {
 			cfg := testConfig()
 			cfg.ReplayMaxFrames = 150
 			cfg.MaxStreamsPerIP = 4
+			// Writes and bytes are counted exactly: no idle stream's
+			// heartbeat may come between, however slowly this runs.
+			cfg.Heartbeat = config.Duration(time.Hour)
 			e := newRawEnv(t, cfg, tc.handler)
 			var fs []store.Frame
 			for range 3 {
