@@ -243,11 +243,18 @@ func chainCoversEveryRoute(t *testing.T, proto string, reject bool) {
 		resp.Body.Close()
 	}
 
-	// Every answer above was counted by route template, the 401s too.
+	// Every answer above was counted by route template, the 401s too. A
+	// request is counted when its handler returns: over HTTP/2 the
+	// stream's handler returns once it sees the client close, which can be
+	// after this point, so the count is awaited.
 	code := map[bool]string{false: "200", true: "401"}[reject]
 	for _, route := range []string{"/", "/api/v1/frames", "/api/v1/stream", "/api/v1/push/:topic", "/healthz"} {
 		prefix := fmt.Sprintf(`livedash_http_requests_total{code=%q,method=%q,route=%q} `, code,
 			map[bool]string{false: "GET", true: "POST"}[route == "/api/v1/push/:topic"], route)
+		deadline := time.Now().Add(15 * time.Second)
+		for metricValue(t, h, prefix) < 1 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if v := metricValue(t, h, prefix); v < 1 {
 			t.Errorf("%s not counted", prefix)
 		}
