@@ -42,12 +42,20 @@ test: test-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) test -race -shuffle=on -timeout 12m $(PKGS)
 
-# Benchmarks: medians over BENCHCOUNT runs (pipe through benchstat), then a
-# short load run of the SSE path side by side with the baseline (livedash-bench
-# serve-baseline, built from this repository).
-bench: assets
+# Benchmarks: every figure of the README's Performance table. Go benchmarks
+# (BENCHCOUNT runs in bench.txt for benchstat, and their medians), the
+# collectors' cost on the real binary, the JSON API under wrk, the page in
+# headless Chromium, and a short load run of the SSE path beside the
+# baseline (livedash-bench serve-baseline, built from this repository).
+bench: test-deps
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing wrk for the HTTP benchmark"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
+	bash scripts/benchmedian.sh bench.txt
 	bash scripts/collectcost.sh 20
+	bash scripts/httpbench.sh
+	bash scripts/pagebench.sh
 	bash scripts/loadbench.sh
 
 fuzz:

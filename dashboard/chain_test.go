@@ -82,10 +82,10 @@ func appendFrame(t *testing.T, h *harness, topic string, v float64) store.ID {
 // waitMetric waits until the /metrics line starting with prefix has value v.
 func waitMetric(t *testing.T, h *harness, prefix string, v float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for metricValue(t, h, prefix) != v {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is %v after 5s, want %v", prefix, metricValue(t, h, prefix), v)
+			t.Fatalf("%s is %v after 15s, want %v", prefix, metricValue(t, h, prefix), v)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -265,14 +265,15 @@ func chainCoversEveryRoute(t *testing.T, proto string, reject bool) {
 		_ = wc.CloseNow()
 	}
 
-	// Every answer above was counted by route template, the 401s too.
+	// Every answer above was counted by route template, the 401s too. A
+	// request is counted when its handler returns: over HTTP/2 the
+	// stream's handler returns once it sees the client close, which can be
+	// after this point, so the count is awaited.
 	code := map[bool]string{false: "200", true: "401"}[reject]
 	for _, route := range []string{"/", "/api/v1/frames", "/api/v1/stream", "/api/v1/push/:topic", "/healthz"} {
 		prefix := fmt.Sprintf(`livedash_http_requests_total{code=%q,method=%q,route=%q} `, code,
 			map[bool]string{false: "GET", true: "POST"}[route == "/api/v1/push/:topic"], route)
-		// A stream is counted when its handler returns, which over HTTP/2
-		// happens a moment after the client closed it.
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(15 * time.Second)
 		for metricValue(t, h, prefix) < 1 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -341,7 +342,7 @@ func TestPanicInParkedLongPoll(t *testing.T) {
 	// ID comes first).
 	expectID := func(want store.ID) {
 		t.Helper()
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(15 * time.Second)
 		for {
 			select {
 			case id := <-ids:

@@ -31,7 +31,7 @@ func rawStream(t *testing.T, h *harness, req, want string) (head, body string) {
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	var all []byte
 	buf := make([]byte, 64<<10)
 	for {
@@ -118,7 +118,7 @@ func TestRequestEdges(t *testing.T) {
 	defer conn.Close()
 	_, _ = conn.Write([]byte("GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n"))
 	_ = conn.(*net.TCPConn).CloseWrite()
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	resp, _ := io.ReadAll(conn)
 	if !strings.HasPrefix(string(resp), "HTTP/1.1 400 ") {
 		t.Errorf("head cut short: %q", resp)
@@ -204,12 +204,11 @@ func TestShutdownClosesHalfReadHeads(t *testing.T) {
 			break
 		}
 	}
-	d := h.shutdown(t, 5*time.Second)
+	// Undelayed, the backstop closes it at the drain window + 2 s; the
+	// ceiling tells that from waiting for the 30 s read-header timeout.
+	d := h.shutdown(t, 20*time.Second)
 	t.Logf("Serve returned after %v", d)
-	if d > 100*time.Millisecond+2*time.Second+time.Second {
-		t.Fatalf("Serve returned after %v", d)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := conn.Read(make([]byte, 64)); n != 0 || err == nil || isTimeout(err) {
 		t.Fatalf("half-read head: %d, %v; want it closed", n, err)
 	}
@@ -238,13 +237,12 @@ func TestStreamsReleaseListenerSlots(t *testing.T) {
 		if _, err := c.Write([]byte(req)); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
 		return c
 	}
 	for round := range 3 {
-		for hb.Streams() != 0 { // the last round's streams have seen their clients go
-			time.Sleep(5 * time.Millisecond)
-		}
+		// The last round's streams have seen their clients go.
+		waitUntil(t, 15*time.Second, "the last round's streams to end", func() bool { return hb.Streams() == 0 })
 		held := []net.Conn{open(), open()}
 		for _, c := range held {
 			br := bufio.NewReader(c)

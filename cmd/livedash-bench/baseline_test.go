@@ -80,7 +80,7 @@ func TestBaselineStream(t *testing.T) {
 			t.Fatalf("id %d after %d", id, last)
 		}
 		last = id
-		if age := time.Since(time.UnixMilli(ts)); age < -time.Second || age > 5*time.Second {
+		if age := time.Since(time.UnixMilli(ts)); age < -time.Second || age > time.Minute {
 			t.Fatalf("ts %d is %v old", ts, age)
 		}
 	}
@@ -102,11 +102,17 @@ func TestBaselineWithLoadClient(t *testing.T) {
 	connected := make(chan struct{})
 	ended := make(chan error, 1)
 	go func() { ended <- c.stream(t.Context(), false, func() { close(connected) }) }()
-	<-connected
-	deadline := time.Now().Add(5 * time.Second)
+	select {
+	case <-connected:
+	case err := <-ended:
+		t.Fatalf("the stream ended before connecting: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not connected within 30s")
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for c.st.Load().frames.Load() < 40 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d frames after 5s", c.st.Load().frames.Load())
+			t.Fatalf("%d frames after 30s", c.st.Load().frames.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -118,14 +124,16 @@ func TestBaselineWithLoadClient(t *testing.T) {
 		if err != io.EOF {
 			t.Fatalf("stream ended with %v, want io.EOF", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the stream did not end at shutdown")
 	}
 	st := c.st.Load()
 	if st.gaps.Load() != 0 || st.dups.Load() != 0 || st.noTS.Load() != 0 || st.resets.Load() != 0 {
 		t.Fatalf("frames %d gaps %d dups %d no_ts %d resets %d", st.frames.Load(), st.gaps.Load(), st.dups.Load(), st.noTS.Load(), st.resets.Load())
 	}
-	if p := st.percentile(.99); p > 2*time.Second {
+	// A ceiling that catches a latency computed wrong (units, clocks), not
+	// a slow machine.
+	if p := st.percentile(.99); p > 30*time.Second {
 		t.Fatalf("latency p99 %v", p)
 	}
 }

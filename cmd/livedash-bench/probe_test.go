@@ -73,7 +73,7 @@ func TestProbeProtocol(t *testing.T) {
 			out := &lockedBuf{}
 			done := make(chan error, 1)
 			go func() { done <- b.probe(context.Background(), out) }()
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for !strings.HasPrefix(out.String(), "probe connected\n") {
 				if time.Now().After(deadline) {
 					t.Fatalf("not connected: %q", out.String())
@@ -90,7 +90,12 @@ func TestProbeProtocol(t *testing.T) {
 				}
 				time.Sleep(150 * time.Millisecond)
 			}
-			err := <-done
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("probe did not return within 30s of its script")
+			}
 			_ = pw.Close()
 			if tc.fails {
 				if err == nil {
@@ -110,8 +115,9 @@ func TestProbeProtocol(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// 3 clients × ~15 frames in 150 ms
-				if w.frames < 9 || w.gaps != 0 || w.dups != 0 || w.elapsed < 100*time.Millisecond || w.p99 > w.max {
+				// 3 clients × ~15 frames in 150 ms undelayed; at least one
+				// each on a loaded machine.
+				if w.frames < 3 || w.gaps != 0 || w.dups != 0 || w.elapsed < 100*time.Millisecond || w.p99 > w.max {
 					t.Fatalf("window %+v from %q", w, l)
 				}
 			}

@@ -101,8 +101,13 @@ func TestCursorEquivalenceAcrossTransports(t *testing.T) {
 	start := pollFrames(t, ts.URL+"/api/v1/frames").Next // the head: nothing old
 	cursor := start
 	var seen []string
-	deadline := time.Now().Add(4 * time.Second)
-	for round := 0; time.Now().Before(deadline); round++ {
+	// Rounds until 200 frames were seen over at least 10 of them (about 4 s
+	// undelayed); the deadline only catches a stream or poll that stalls.
+	deadline := time.Now().Add(2 * time.Minute)
+	for round := 0; len(seen) < 200 || round < 10; round++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d frames seen in %d rounds within 2 minutes", len(seen), round)
+		}
 		if round%2 == 0 {
 			limit := 1 + rand.IntN(40)
 			p := pollFrames(t, fmt.Sprintf("%s/api/v1/frames?after=%s&limit=%d&wait=2s", ts.URL, cursor, limit))

@@ -239,7 +239,9 @@ func TestSecondServerOnSameStoreFailsFast(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), ts.Store) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second server: %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// The lock timeout is 1 s and the first server never lets go: the
+	// ceiling only tells failing fast from waiting.
+	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("took %v", d)
 	}
 }

@@ -55,6 +55,20 @@ func (c *resumingClient) run(ctx context.Context, base func() string, first stri
 	}
 }
 
+// allClients says whether every client saw at least n frames, the last
+// with a seq above after.
+func allClients(clients []*resumingClient, after int64, n int) bool {
+	for _, c := range clients {
+		c.mu.Lock()
+		ok := len(c.ids) >= n && seqOf(c.ids[len(c.ids)-1]) > after
+		c.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Restart: stop the server mid-stream, start it again on the same store (and
 // address): every client resumes with no gap and no duplicate, and no reset.
 func TestStreamsResumeAcrossRestart(t *testing.T) {
@@ -77,7 +91,10 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 		clients[i] = &resumingClient{}
 		wg.Go(func() { clients[i].run(ctx, base, start) })
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Every client streams before the stop, and resumes after the restart:
+	// it gets frames committed by the second server (past its first head)
+	// and 100 in all.
+	waitFor(t, "every client streaming", 30*time.Second, func() bool { return allClients(clients, 0, 30) })
 	if err := srv.Stop(); err != nil {
 		t.Fatalf("first server: %v", err)
 	}
@@ -86,9 +103,18 @@ func TestStreamsResumeAcrossRestart(t *testing.T) {
 	mu.Lock()
 	url = srv2.URL
 	mu.Unlock()
-	time.Sleep(1500 * time.Millisecond)
+	_, head2 := statusOf(t, srv2.URL)
+	waitFor(t, "every client resumed on the second server", 30*time.Second, func() bool {
+		return allClients(clients, seqOf(head2), 100)
+	})
 	cancel()
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("clients did not stop within 30s of their context ending")
+	}
 
 	// The ring's sequence from start to the newest ID any client saw.
 	var newest string

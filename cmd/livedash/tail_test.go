@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"livedash/config"
 	"livedash/dashboard/hub"
@@ -29,7 +30,8 @@ type tailEnv struct {
 	store *bolt.Store
 	hub   *sse.Transport
 	srv   *httptest.Server
-	fail  atomic.Int32 // answer this many stream requests with 503 first
+	fail  atomic.Int32         // answer this many stream requests with 503 first
+	reg   *prometheus.Registry // the hub's metrics
 }
 
 func newTailEnv(t *testing.T) *tailEnv {
@@ -41,7 +43,8 @@ func newTailEnv(t *testing.T) *tailEnv {
 	cfg := config.Stream{QueueSize: 1024, WriteTimeout: config.Duration(2 * time.Second),
 		Heartbeat: config.Duration(15 * time.Second), Retry: config.Duration(100 * time.Millisecond),
 		ReplayMaxFrames: 10000, ReplayMaxBytes: 8 << 20, DrainWindow: config.Duration(100 * time.Millisecond)}
-	te := &tailEnv{store: st, hub: sse.New(hub.New(st, cfg, hub.Options{}), sse.Options{})}
+	te := &tailEnv{store: st, reg: prometheus.NewRegistry()}
+	te.hub = sse.New(hub.New(st, cfg, hub.Options{Registerer: te.reg}), sse.Options{})
 	st.OnCommit(te.hub.Publish)
 	wsT := ws.New(te.hub.Hub, ws.Options{})
 	e := echo.New()
@@ -99,10 +102,10 @@ func startTail(t *testing.T, args ...string) (out, errOut *syncBuffer, stop func
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after 30s waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -140,7 +143,7 @@ func TestTailResumesAcrossDisconnects(t *testing.T) {
 		te.append(t, "cpu", 3) // before tail: not printed (starts live)
 		state := filepath.Join(t.TempDir(), "tail.state")
 		out, _, stop := startTail(t, "--transport", transport, "--server", te.srv.URL, "--state", state, "--max-backoff", "200ms")
-		waitUntil(t, "tail connected", func() bool { return te.hub.Streams() == 1 })
+		te.waitLive(t)
 
 		var want []string
 		want = append(want, ids(te.append(t, "cpu", 5))...)
@@ -181,7 +184,7 @@ func TestTailRetriesNon200(t *testing.T) {
 		te := newTailEnv(t)
 		te.fail.Store(3)
 		out, errOut, _ := startTail(t, "--transport", transport, "--server", te.srv.URL+"/", "--topics", "cpu", "--max-backoff", "100ms")
-		waitUntil(t, "tail connected after 503s", func() bool { return te.hub.Streams() == 1 })
+		te.waitLive(t) // after the 503s
 		te.append(t, "memory", 1)
 		f := te.append(t, "cpu", 1)
 		waitUntil(t, "frame", func() bool { return strings.Contains(out.String(), f[0].ID.String()) })

@@ -2,11 +2,8 @@ package api
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -93,30 +90,3 @@ func BenchmarkFramesNearHead(b *testing.B) {
 }
 
 func BenchmarkSeries(b *testing.B) { benchHandler(b, "/api/v1/series", nil) }
-
-// TestServeForLoad serves 1 h of 1 s frames on $LIVEDASH_LOAD_ADDR until
-// $LIVEDASH_LOAD_SECONDS pass, for measuring with wrk (see README-scripts.md).
-// Skipped unless the variable is set.
-func TestServeForLoad(t *testing.T) {
-	addr := os.Getenv("LIVEDASH_LOAD_ADDR")
-	if addr == "" {
-		t.Skip("LIVEDASH_LOAD_ADDR not set")
-	}
-	st, now := benchStoreT(t)
-	a := New(st, testCfg(), Options{Now: func() time.Time { return now }})
-	st.OnCommit(a.OnCommit)
-	if err := a.Load(); err != nil {
-		t.Fatal(err)
-	}
-	e := newEcho(a)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: e}
-	go func() { _ = hs.Serve(ln) }()
-	secs, _ := strconv.Atoi(os.Getenv("LIVEDASH_LOAD_SECONDS"))
-	time.Sleep(time.Duration(max(secs, 10)) * time.Second)
-	a.Close()
-	_ = hs.Close()
-}

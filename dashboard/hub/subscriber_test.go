@@ -187,7 +187,14 @@ func (e *hubEnv) run(tb testing.TB, req Request) (sub *Subscriber, sink *memSink
 	var once sync.Once
 	var r string
 	stop = func() string {
-		once.Do(func() { close(gone); r = <-done })
+		once.Do(func() {
+			close(gone)
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				tb.Errorf("Run did not return within 30s of its client going away")
+			}
+		})
 		return r
 	}
 	tb.Cleanup(func() { stop() })
@@ -380,8 +387,13 @@ func TestSubscriberShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range dones {
-		if r := <-d; r != DisconnectShutdown {
-			t.Fatalf("reason %q", r)
+		select {
+		case r := <-d:
+			if r != DisconnectShutdown {
+				t.Fatalf("reason %q", r)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a subscriber's Run did not return after Shutdown")
 		}
 	}
 	if s, r := e.hub.Subscribe(netip.Addr{}); s != nil || r != RejectShutdown {

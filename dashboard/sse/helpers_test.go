@@ -209,9 +209,15 @@ func (c *client) close() {
 	<-c.done
 }
 
-// next returns the next event or fails after d.
+// minWait is the least any wait of these tests lasts before it fails: the
+// durations they pass are ceilings that catch a hang, and a loaded machine
+// running the race detector must not reach them.
+const minWait = 15 * time.Second
+
+// next returns the next event or fails after d (at least minWait).
 func (c *client) next(tb testing.TB, d time.Duration) sse.Event {
 	tb.Helper()
+	d = max(d, minWait)
 	select {
 	case ev, ok := <-c.events:
 		if !ok {
@@ -247,8 +253,10 @@ func seqOf(tb testing.TB, id string) uint64 {
 	return x.Seq
 }
 
+// waitFor polls cond until it holds, failing after d (at least minWait).
 func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	d = max(d, minWait)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -104,7 +104,7 @@ func TestMalformedHeaderRaw(t *testing.T) {
 	defer conn.Close()
 	id := "\x80\xc3(" + strings.Repeat("9", 200)
 	fmt.Fprintf(conn, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: %s\r\n\r\n", id)
-	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(minWait))
 	br := bufio.NewReader(conn)
 	status, _ := br.ReadString('\n')
 	if !strings.HasPrefix(status, "HTTP/1.1 200") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"livedash/config"
 	"livedash/dashboard/hub"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
@@ -53,7 +54,9 @@ func TestTickIsOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h := New(hub.New(st, testConfig(), hub.Options{}), Options{})
+	cfg := testConfig()
+	cfg.Heartbeat = config.Duration(time.Hour) // writes are counted exactly: no heartbeat between
+	h := New(hub.New(st, cfg, hub.Options{}), Options{})
 	st.OnCommit(h.Publish)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +78,7 @@ func TestTickIsOneWrite(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(minWait))
 	br := bufio.NewReader(conn)
 	var head []string
 	for {
@@ -158,7 +161,10 @@ func TestWriteDeadlineRenewal(t *testing.T) {
 	var writes, bytes, target atomic.Int64
 	target.Store(-1)
 	w := &deadlineRW{countingRW: countingRW{hdr: http.Header{}, writes: &writes, bytes: &bytes, target: &target}}
-	s := &stream{timeout: 2 * time.Second, w: w, rc: http.NewResponseController(w), flush: w.FlushError}
+	// A timeout of minutes, so that the margins below (10 s either side of
+	// half of it) hold however slowly the writes run.
+	const timeout = 2 * time.Minute
+	s := &stream{timeout: timeout, w: w, rc: http.NewResponseController(w), flush: w.FlushError}
 
 	start := time.Now()
 	for range 10 {
@@ -166,20 +172,21 @@ func TestWriteDeadlineRenewal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(w.deadlines) != 1 || w.deadlines[0].Sub(start) < 2*time.Second || w.deadlines[0].Sub(start) > 3*time.Second {
-		t.Fatalf("after 10 quick writes: deadlines %v (start %v)", w.deadlines, start)
+	end := time.Now()
+	if len(w.deadlines) != 1 || w.deadlines[0].Before(start.Add(timeout)) || w.deadlines[0].After(end.Add(timeout)) {
+		t.Fatalf("after 10 writes: deadlines %v (writes from %v to %v)", w.deadlines, start, end)
 	}
-	// Just under half of the timeout left: the next write renews it.
-	s.deadline = time.Now().Add(time.Second - time.Millisecond)
+	// Under half of the timeout left: the next write renews it.
+	s.deadline = time.Now().Add(timeout/2 - 10*time.Second)
 	before := time.Now()
 	if _, err := s.writeRaw([]byte("data: x\n\n")); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.deadlines) != 2 || w.deadlines[1].Before(before.Add(2*time.Second)) {
+	if len(w.deadlines) != 2 || w.deadlines[1].Before(before.Add(timeout)) {
 		t.Fatalf("renewal: deadlines %v", w.deadlines)
 	}
-	// Just over half left: kept.
-	s.deadline = time.Now().Add(time.Second + 100*time.Millisecond)
+	// Over half left: kept.
+	s.deadline = time.Now().Add(timeout/2 + 10*time.Second)
 	if _, err := s.writeRaw([]byte("data: x\n\n")); err != nil {
 		t.Fatal(err)
 	}
