@@ -40,7 +40,7 @@ func newTailEnv(t *testing.T) *tailEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Stream{QueueSize: 1024, WriteTimeout: config.Duration(2 * time.Second),
+	cfg := config.Stream{QueueSize: 1024, WriteTimeout: config.Duration(10 * time.Second),
 		Heartbeat: config.Duration(15 * time.Second), Retry: config.Duration(100 * time.Millisecond),
 		ReplayMaxFrames: 10000, ReplayMaxBytes: 8 << 20, DrainWindow: config.Duration(100 * time.Millisecond)}
 	te := &tailEnv{store: st, reg: prometheus.NewRegistry()}

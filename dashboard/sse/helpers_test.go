@@ -24,10 +24,14 @@ import (
 	"livedash/dashboard/store/bolt"
 )
 
+// testConfig is the tests' stream configuration. Its write timeout is long
+// enough that a stall of a loaded machine between a write's deadline and
+// the write never cuts a healthy stream; the tests of the deadline set
+// their own.
 func testConfig() config.Stream {
 	return config.Stream{
 		QueueSize:       1024,
-		WriteTimeout:    config.Duration(2 * time.Second),
+		WriteTimeout:    config.Duration(10 * time.Second),
 		Heartbeat:       config.Duration(15 * time.Second),
 		Retry:           config.Duration(2 * time.Second),
 		MaxStreams:      0,
