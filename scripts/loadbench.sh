@@ -33,6 +33,16 @@
 #      livedash on the default collectors, over /api/v1/stream and over
 #      /api/v1/ws in turn, RUNS alternating pairs; then R's idle RSS per
 #      connection for each, on fresh servers. Ratios are WebSocket/SSE.
+#   M  several instances on one Redis (not in the default set): a redis-server
+#      started here (REDIS_CONF, default packaging/redis/livedash.conf), A with
+#      the synthetic collector at 100ms, B with no collector; M_CLIENTS (1000)
+#      clients on B, then on A, then on a bbolt instance alone (also at 100ms),
+#      rotating the order each run: the latency p99 from each frame's ts (the
+#      commit on A) to a client of B, beside A's own and bbolt's.
+#   CR reconnect storm on Redis beside bbolt (not in the default set): C's storm
+#      (STORM clients BEHIND frames behind, CONTROL control clients, synthetic
+#      at 100ms) against an instance on the redis-server started here and
+#      against one on bbolt, alternating which goes first.
 #
 # LOADBENCH_LIVEDASH=<path> measures that livedash binary instead of building this
 # tree's (before/after comparisons under the same load tool).
@@ -53,15 +63,19 @@ RUNS=${RUNS:-1}
 SCENARIOS=${SCENARIOS:-"A B S C R L"}
 LP_CLIENTS=${LP_CLIENTS:-5000}
 LP_ROUNDS=${LP_ROUNDS:-5}
+M_CLIENTS=${M_CLIENTS:-1000}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 REFHUB_DIR=${REFHUB_DIR:-}
+REDIS_CONF=${REDIS_CONF-$root/packaging/redis/livedash.conf}
 
 die() { echo "loadbench: $*" >&2; exit 1; }
 [[ $CLIENTS =~ ^[0-9]+$ && $CLIENTS -ge 1 && $CLIENTS -le 20000 ]] || die "CLIENTS=$CLIENTS: want 1…20000"
 [[ $SAT_CLIENTS =~ ^[0-9]+$ && $SAT_CLIENTS -ge 1 && $SAT_CLIENTS -le 20000 ]] || die "SAT_CLIENTS: want 1…20000"
 [[ $B_CLIENTS =~ ^[0-9]+$ && $B_CLIENTS -ge 1 && $B_CLIENTS -le 20000 ]] || die "B_CLIENTS: want 1…20000"
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 && $RUNS -le 10 ]] || die "RUNS=$RUNS: want 1…10"
+[[ $M_CLIENTS =~ ^[0-9]+$ && $M_CLIENTS -ge 1 && $M_CLIENTS -le 20000 ]] || die "M_CLIENTS: want 1…20000"
+[[ -z $REDIS_CONF || -f $REDIS_CONF ]] || die "REDIS_CONF=$REDIS_CONF: not a file"
 (( STORM + CONTROL <= 20000 )) || die "STORM+CONTROL: at most 20000"
 [[ -z $REFHUB_DIR || -d $REFHUB_DIR ]] || die "REFHUB_DIR=$REFHUB_DIR: not a directory"
 # The name the baseline's figures are printed under.
@@ -135,6 +149,24 @@ EOF
 	wait_http "http://127.0.0.1:$port/api/v1/frames"
 }
 
+# start_redis NAME → sets RD_PID and RD_URL: a redis-server on a free
+# loopback port with REDIS_CONF (none: no persistence), data under $tmp/NAME.
+start_redis() {
+	local dir=$tmp/$1 port
+	mkdir -p "$dir"
+	port=$(free_port)
+	command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+	local -a conf=()
+	[[ -n $REDIS_CONF ]] && conf=("$REDIS_CONF") || conf=(--save "" --appendonly no)
+	redis-server "${conf[@]}" --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize no \
+		--logfile "$dir/log" --protected-mode no >/dev/null 2>&1 &
+	RD_PID=$!
+	pids+=("$RD_PID")
+	RD_URL=redis://127.0.0.1:$port/0
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.1; done
+	die "redis-server did not start"
+}
+
 # start_baseline RATE BATCH SIZE → sets BL_PID, BL_URL and BL_ARGS (an array):
 # the baseline publishing BATCH events of about SIZE bytes each (the whole
 # event) RATE times a second.
@@ -191,6 +223,9 @@ field() {
 	*) echo "$v" ;;
 	esac
 }
+
+# proc_cpu PID: the process's CPU time so far (user + system), in seconds.
+proc_cpu() { awk '{ sub(/^.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
 
@@ -361,6 +396,93 @@ for sc in $SCENARIOS; do
 				stop "$LD_PID"
 			done
 		done
+	M)
+		start_redis m
+		on_redis="store:
+  redis:
+    url: $RD_URL
+    key_prefix: loadbench-m"
+		at100=${synthetic_only/interval: 10ms/interval: 100ms}
+		start_livedash ma "node: node-a
+$on_redis
+$at100"
+		a_url=$LD_URL a_pid=$LD_PID
+		start_livedash mb "node: node-b
+$on_redis
+${synthetic_only%synthetic:*}synthetic: {enabled: false}"
+		b_url=$LD_URL b_pid=$LD_PID
+		start_livedash ms "$at100"
+		s_url=$LD_URL s_pid=$LD_PID
+		echo "M: $M_CLIENTS clients at 10 frames/s (synthetic at 100ms on A); Redis ${REDIS_CONF:-without persistence}: clients on B (another instance), on A (the collector's), and on bbolt alone"
+		m_b=() m_a=() m_s=() m_ba=() m_bs=()
+		for run in $(seq "$RUNS"); do
+			case $(( run % 3 )) in
+			1) order="b a s" ;; 2) order="a s b" ;; 0) order="s b a" ;;
+			esac
+			for who in $order; do
+				case $who in
+				b) bench "$tmp/M.$run.b.txt" -url "$b_url" -pid "$b_pid" -clients "$M_CLIENTS" -duration "$DURATION" -warmup "$WARMUP" ;;
+				a) bench "$tmp/M.$run.a.txt" -url "$a_url" -pid "$a_pid" -clients "$M_CLIENTS" -duration "$DURATION" -warmup "$WARMUP" ;;
+				s) bench "$tmp/M.$run.s.txt" -url "$s_url" -pid "$s_pid" -clients "$M_CLIENTS" -duration "$DURATION" -warmup "$WARMUP" ;;
+				esac
+			done
+			pb=$(field "$tmp/M.$run.b.txt" 'p99 ([0-9.]+(ms|µs|s))')
+			pa=$(field "$tmp/M.$run.a.txt" 'p99 ([0-9.]+(ms|µs|s))')
+			ps=$(field "$tmp/M.$run.s.txt" 'p99 ([0-9.]+(ms|µs|s))')
+			printf 'M run %d (%s): p99 B %sms (p50 %sms, deliveries/s %s, gaps %s dups %s resets %s, cpu %sµs/client-s) | A %sms (p50 %sms, cpu %sµs/client-s) | bbolt %sms (p50 %sms, cpu %sµs/client-s) | B/A %s B/bbolt %s\n' \
+				"$run" "$order" "$pb" "$(field "$tmp/M.$run.b.txt" 'p50 ([0-9.]+(ms|µs|s))')" "$(field "$tmp/M.$run.b.txt" 'deliveries/s ([0-9]+)')" \
+				"$(field "$tmp/M.$run.b.txt" 'gaps ([0-9]+)')" "$(field "$tmp/M.$run.b.txt" 'dups ([0-9]+)')" "$(field "$tmp/M.$run.b.txt" 'resets ([0-9]+)')" \
+				"$(field "$tmp/M.$run.b.txt" 'per client-second ([0-9.]+)µs')" \
+				"$pa" "$(field "$tmp/M.$run.a.txt" 'p50 ([0-9.]+(ms|µs|s))')" "$(field "$tmp/M.$run.a.txt" 'per client-second ([0-9.]+)µs')" \
+				"$ps" "$(field "$tmp/M.$run.s.txt" 'p50 ([0-9.]+(ms|µs|s))')" "$(field "$tmp/M.$run.s.txt" 'per client-second ([0-9.]+)µs')" \
+				"$(ratio "$pb" "$pa")" "$(ratio "$pb" "$ps")"
+			m_b+=("$pb") m_a+=("$pa") m_s+=("$ps") m_ba+=("$(ratio "$pb" "$pa")") m_bs+=("$(ratio "$pb" "$ps")")
+		done
+		printf 'M median of %d: p99 B %sms | A %sms | bbolt %sms | median ratio B/A %s B/bbolt %s\n' "$RUNS" \
+			"$(median "${m_b[@]}")" "$(median "${m_a[@]}")" "$(median "${m_s[@]}")" "$(median "${m_ba[@]}")" "$(median "${m_bs[@]}")"
+		stop "$a_pid"; stop "$b_pid"; stop "$s_pid"; stop "$RD_PID"
+		;;
+	CR)
+		start_redis cr
+		at100=${synthetic_only/interval: 10ms/interval: 100ms}
+		start_livedash crr "store:
+  redis:
+    url: $RD_URL
+    key_prefix: loadbench-cr
+$at100"
+		r_url=$LD_URL r_pid=$LD_PID
+		start_livedash crb "$at100"
+		b_url=$LD_URL b_pid=$LD_PID
+		echo "CR: storm $STORM clients $BEHIND frames behind, $CONTROL control clients; synthetic at 100ms; Redis (${REDIS_CONF:-without persistence}) beside bbolt"
+		declare -A cr=()
+		for run in $(seq "$RUNS"); do
+			if (( run % 2 )); then order="redis bbolt"; else order="bbolt redis"; fi
+			for who in $order; do
+				out=$tmp/CR.$run.$who.txt
+				if [[ $who == redis ]]; then url=$r_url pid=$r_pid; else url=$b_url pid=$b_pid; fi
+				rc0=$(proc_cpu "$RD_PID")
+				bench "$out" -scenario storm -storm "$STORM" -behind "$BEHIND" -control "$CONTROL" -url "$url" -pid "$pid" -duration "$DURATION" -warmup "$WARMUP"
+				cp=$(field "$out" 'catch-up p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+				cb=$(field "$out" 'control baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+				cdur=$(field "$out" 'during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+				pb=$(field "$out" 'probe [^|]*baseline [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+				pd=$(field "$out" 'probe .*during storm [^:]*: p50 [^ ]+  p99 ([0-9.]+(ms|µs|s))')
+				rcpu=$(awk -v a="$rc0" -v b="$(proc_cpu "$RD_PID")" 'BEGIN { printf "%.2f", b - a }')
+				[[ $who == redis ]] || rcpu=NA # the storm is not on Redis
+				printf 'CR run %d %s (%s first): caught up %s/%s catch-up p99 %sms max %sms | control p99 baseline %sms during %sms | probe p99 baseline %sms during %sms (ratio %s) | storm gaps %s dups %s resets %s | server cpu during storm %ss, redis-server cpu over the run %ss\n' \
+					"$run" "$who" "${order%% *}" "$(field "$out" 'caught up ([0-9]+)/')" "$STORM" "$cp" \
+					"$(field "$out" 'catch-up p50 .* max ([0-9.]+(ms|µs|s))')" "$cb" "$cdur" "$pb" "$pd" "$(ratio "$pd" "$pb")" \
+					"$(field "$out" 'storm clients: frames [0-9]+  gaps ([0-9]+)')" "$(field "$out" 'storm clients: .*dups ([0-9]+)')" \
+					"$(field "$out" 'storm clients: .*resets ([0-9]+)')" "$(field "$out" 'server cpu during storm ([0-9.]+)s')" "$rcpu"
+				cr[$who.p99]+=" $cp" cr[$who.ctl]+=" $cdur" cr[$who.probe]+=" $(ratio "$pd" "$pb")"
+			done
+		done
+		for who in redis bbolt; do
+			# shellcheck disable=SC2086
+			printf 'CR median of %d %s: catch-up p99 %sms | control p99 during storm %sms | probe p99 ratio during/baseline %s\n' "$RUNS" "$who" \
+				"$(median ${cr[$who.p99]})" "$(median ${cr[$who.ctl]})" "$(median ${cr[$who.probe]})"
+		done
+		stop "$r_pid"; stop "$b_pid"; stop "$RD_PID"
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac

@@ -141,46 +141,31 @@ func nginxPath(tb testing.TB) string {
 	return ""
 }
 
-// The nginx configuration of packaging/, as written (only its ports,
-// upstream address and certificate paths changed), in front of livedash
-// trusting it: TLS and HTTP/2 at nginx, the stream unbuffered, and
-// X-Forwarded-For from nginx deciding the client for the per-client stream
-// limit — two users behind the proxy no longer count as one, and a client
-// cannot pass for another by sending the header itself.
-func TestNginxReverseProxy(t *testing.T) {
-	nginx := nginxPath(t)
-	dir := t.TempDir()
-	certs := testcert.Write(t, dir, "dash.example.com")
-	cfgPath := filepath.Join(dir, "livedash.yaml")
-	if err := os.WriteFile(cfgPath, []byte(`
-http:
-  trusted_proxies: [127.0.0.1]
-  allowed_hosts: [dash.example.com]
-stream:
-  max_streams_per_ip: 1
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, "--config", cfgPath)
-
+// freePort returns a loopback port nothing listens on (for nginx, which
+// cannot be handed a socket).
+func freePort(tb testing.TB) int {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := repoFile(t, "packaging/nginx/livedash.conf")
-	for _, r := range [][2]string{
-		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", port)},
-		{"server 127.0.0.1:7070;", "server " + ts.Addr + ";"},
-		{"/etc/ssl/livedash/fullchain.pem", certs.Cert},
-		{"/etc/ssl/livedash/privkey.pem", certs.Key},
-	} {
-		if strings.Count(conf, r[0]) != 1 {
-			t.Fatalf("packaging/nginx/livedash.conf should hold %q once", r[0])
-		}
-		conf = strings.Replace(conf, r[0], r[1], 1)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNginx runs Debian's nginx in the foreground with conf (a file for
+// the http block, as packaging/nginx holds) included in a minimal main
+// configuration, everything under dir; it waits until nginx accepts on
+// conf's one listen address, which it returns, and stops nginx when the
+// test ends (showing its error log if the test failed).
+func startNginx(t *testing.T, dir, conf string) (front string) {
+	t.Helper()
+	nginx := nginxPath(t)
+	m := regexp.MustCompile(`(?m)^\s*listen (127\.0\.0\.1:\d+)[ ;]`).FindAllStringSubmatch(conf, -1)
+	if len(m) != 1 {
+		t.Fatalf("nginx configuration: want one listen 127.0.0.1:port, got %q", m)
 	}
+	front = m[0][1]
 	if err := os.WriteFile(filepath.Join(dir, "livedash.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +207,6 @@ http {
 			t.Logf("nginx error.log:\n%s", b)
 		}
 	})
-	front := fmt.Sprintf("127.0.0.1:%d", port)
 	waitFor(t, "nginx listening", 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", front)
 		if err == nil {
@@ -230,6 +214,52 @@ http {
 		}
 		return err == nil
 	})
+	return front
+}
+
+// substitute replaces each pair's first string, which conf (the repository
+// file name) must hold exactly once, by its second: a packaging file run as
+// written but for its ports and paths.
+func substitute(tb testing.TB, name, conf string, pairs ...[2]string) string {
+	tb.Helper()
+	for _, r := range pairs {
+		if strings.Count(conf, r[0]) != 1 {
+			tb.Fatalf("%s should hold %q once", name, r[0])
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
+	}
+	return conf
+}
+
+// The nginx configuration of packaging/, as written (only its ports,
+// upstream address and certificate paths changed), in front of livedash
+// trusting it: TLS and HTTP/2 at nginx, the stream unbuffered, and
+// X-Forwarded-For from nginx deciding the client for the per-client stream
+// limit — two users behind the proxy no longer count as one, and a client
+// cannot pass for another by sending the header itself.
+func TestNginxReverseProxy(t *testing.T) {
+	dir := t.TempDir()
+	certs := testcert.Write(t, dir, "dash.example.com")
+	cfgPath := filepath.Join(dir, "livedash.yaml")
+	if err := os.WriteFile(cfgPath, []byte(`
+http:
+  trusted_proxies: [127.0.0.1]
+  allowed_hosts: [dash.example.com]
+stream:
+  max_streams_per_ip: 1
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, "--config", cfgPath)
+
+	port := freePort(t)
+	conf := substitute(t, "packaging/nginx/livedash.conf", repoFile(t, "packaging/nginx/livedash.conf"),
+		[2]string{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", port)},
+		[2]string{"server 127.0.0.1:7070;", "server " + ts.Addr + ";"},
+		[2]string{"/etc/ssl/livedash/fullchain.pem", certs.Cert},
+		[2]string{"/etc/ssl/livedash/privkey.pem", certs.Key},
+	)
+	front := startNginx(t, dir, conf)
 
 	// client returns an HTTP client speaking to nginx from the loopback
 	// address src, as dash.example.com.

@@ -123,8 +123,16 @@ func startChild(t *testing.T, args ...string) (base string, cmd *exec.Cmd) {
 	t.Helper()
 	addr := redistest.UnusedAddr(t)
 	args = append([]string{"serve", "--listen", addr, "--store", filepath.Join(t.TempDir(), "unused.db")}, args...)
-	cmd = exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childServeEnv+"="+strings.Join(args, "\x1f"))
+	return "http://" + addr, spawnChild(t, nil, addr, args...)
+}
+
+// spawnChild runs `livedash args…` in a child process (the test binary in
+// childServeEnv mode) with env added to the test's environment, waits until
+// it is ready at addr (its listen address), and kills it when the test ends.
+func spawnChild(t *testing.T, env []string, addr string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), childServeEnv+"="+strings.Join(args, "\x1f"))
 	var log syncBuffer
 	cmd.Stderr = &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -137,19 +145,18 @@ func startChild(t *testing.T, args ...string) (base string, cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("child log:\n%s", log.String())
+			t.Logf("child %v log:\n%s", env, log.String())
 		}
 	})
-	base = "http://" + addr
 	waitFor(t, "the child to be ready", 20*time.Second, func() bool {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return base, cmd
+	return cmd
 }
 
 // startReady starts a server (startServer) and waits until it is ready: on

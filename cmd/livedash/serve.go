@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -22,8 +22,8 @@ import (
 	"livedash/config"
 	"livedash/dashboard"
 	"livedash/dashboard/store"
-	"livedash/dashboard/store/redis"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/store/redis"
 )
 
 // serveFlags are the flags of `livedash serve`. Flags win over the

@@ -32,6 +32,12 @@ type Options struct {
 	Persist bool
 	// Password, when set, is required of clients (requirepass).
 	Password string
+	// ConfigFile, when set, is a redis.conf the server reads first; the
+	// options Start passes on the command line (port, bind, dir, logging,
+	// and requirepass when Password is set) come after it and win.
+	// Persistence (save, appendonly, appendfsync) is the file's: Persist is
+	// unused.
+	ConfigFile string
 }
 
 // Server is one redis-server process.
@@ -98,15 +104,22 @@ func (s *Server) URL() string {
 }
 
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
-		"--save", "", "--daemonize", "no", "--loglevel", "warning", "--logfile", "",
-		"--protected-mode", "no",
+	var a []string
+	if s.opts.ConfigFile != "" {
+		a = append(a, s.opts.ConfigFile)
 	}
-	if s.opts.Persist {
-		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		a = append(a, "--appendonly", "no")
+	a = append(a,
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
+		"--daemonize", "no", "--loglevel", "warning", "--logfile", "",
+		"--protected-mode", "no",
+	)
+	switch {
+	case s.opts.ConfigFile != "":
+		// persistence as the file says
+	case s.opts.Persist:
+		a = append(a, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	default:
+		a = append(a, "--save", "", "--appendonly", "no")
 	}
 	if s.opts.Password != "" {
 		a = append(a, "--requirepass", s.opts.Password)
