@@ -48,6 +48,9 @@ type options struct {
 	duration time.Duration
 	warmup   time.Duration
 	sources  int
+	// TLS, login, HTTP/2 (secure.go)
+	tls   bool
+	basic string
 	// storm
 	storm   int
 	behind  int
@@ -72,11 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
 		return runServeBaseline(ctx, args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "gencert" {
+		return runGenCert(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("livedash-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: livedash-bench [flags]\n       livedash-bench serve-baseline [-addr a] [-rate r] [-batch n] [-size b]")
+		fmt.Fprintln(stderr, "usage: livedash-bench [flags]\n       livedash-bench serve-baseline [-addr a] [-rate r] [-batch n] [-size b]\n       livedash-bench gencert -dir d [-basic user:password]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
@@ -92,11 +98,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.behind, "behind", 100, "storm: frames each storm client misses before reconnecting")
 	fs.IntVar(&o.control, "control", 100, "storm: connected control clients")
 	fs.IntVar(&o.probe, "probe", 100, "storm: control clients measured again from a process of their own (0: none)")
+	addSecureFlags(fs, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	u, err := checkTarget(o.url)
 	if err != nil {
+		return err
+	}
+	if err := o.checkSecure(u); err != nil {
 		return err
 	}
 	total := o.clients
@@ -134,11 +144,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return b.steady(ctx, stdout)
 }
 
-// checkTarget accepts only http URLs whose host resolves to 127.0.0.0/8 only.
+// checkTarget accepts only http and https URLs whose host resolves to
+// 127.0.0.0/8 only.
 func checkTarget(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("-url %q: want http://127.x.x.x:port/path", raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-url %q: want http(s)://127.x.x.x:port/path", raw)
 	}
 	host := u.Hostname()
 	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", host)
@@ -153,7 +164,7 @@ func checkTarget(raw string) (*url.URL, error) {
 		}
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(addrs[0].String(), "80")
+		u.Host = net.JoinHostPort(addrs[0].String(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	} else {
 		u.Host = net.JoinHostPort(addrs[0].String(), u.Port())
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -354,7 +353,7 @@ func (b *bench) storm(ctx context.Context, w io.Writer) error {
 func (b *bench) scrape(w io.Writer) {
 	u := *b.target
 	u.Path, u.RawQuery = "/metrics", ""
-	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(u.String())
+	resp, err := b.httpClient(3 * time.Second).Get(u.String())
 	if err != nil {
 		return
 	}
