@@ -51,6 +51,7 @@ type options struct {
 	// TLS, login, HTTP/2 (secure.go)
 	tls   bool
 	basic string
+	h2    bool
 	// storm
 	storm   int
 	behind  int
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
-	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll | pipeline (probe: the storm's own-process control clients)")
+	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll | pipeline | idle (probe: the storm's own-process control clients)")
 	fs.IntVar(&o.rounds, "rounds", 5, "longpoll: measured rounds (after one warm-up)")
 	fs.StringVar(&o.token, "token", "", "longpoll: the server's push.token")
 	fs.IntVar(&o.clients, "clients", 1000, "steady: number of clients")
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("clients: %d, want 1…%d", total, maxClients)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("duration %v, want up to %v", o.duration, maxDuration)
-	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe" && o.scenario != "pipeline":
+	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe" && o.scenario != "pipeline" && o.scenario != "idle":
 		return fmt.Errorf("unknown scenario %q", o.scenario)
 	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0 || o.probe < 0 || o.probe > maxClients-total):
 		return errors.New("storm: -storm, -behind and -control must be positive, -probe not negative")
@@ -140,6 +141,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return b.probe(ctx, stdout)
 	case "pipeline":
 		return b.pipeline(ctx, stdout)
+	case "idle":
+		return b.idle(ctx, stdout)
 	}
 	return b.steady(ctx, stdout)
 }

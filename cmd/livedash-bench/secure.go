@@ -1,6 +1,6 @@
 package main
 
-// -tls and -basic: the load tool against a livedash that serves TLS
+// -tls, -basic and -h2: the load tool against a livedash that serves TLS
 // (HTTP/2 offered through ALPN) and asks for a login, as configured by a
 // web-config file (livedash serve --web.config.file; `livedash-bench
 // gencert` writes one).
@@ -8,6 +8,7 @@ package main
 //	livedash-bench gencert -dir /tmp/lb -basic bench:secret
 //	livedash serve --web.config.file /tmp/lb/web.yml … &
 //	livedash-bench -url https://127.0.0.1:7070/api/v1/stream -basic bench:secret -pid $! -clients 10000
+//	livedash-bench -scenario idle -h2 -url 'https://127.0.0.1:7070/api/v1/stream?topics=idle' -pid $! -clients 10000
 //
 // Every connection the tool opens goes through bench.dial (TLS when -tls,
 // ALPN http/1.1), every request it writes by hand carries bench.authLine,
@@ -30,10 +31,11 @@ import (
 	"time"
 )
 
-// addSecureFlags defines -tls and -basic.
+// addSecureFlags defines -tls, -basic and -h2.
 func addSecureFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.tls, "tls", false, "dial TLS (ALPN http/1.1); an https -url implies it. The server's certificate is NOT verified: loopback benchmarks against a test certificate only")
 	fs.StringVar(&o.basic, "basic", "", "user:password: a basic-auth login sent with every request (streams, long polls, the push, pipeline, /metrics)")
+	fs.BoolVar(&o.h2, "h2", false, "idle: the streams multiplexed over HTTP/2 connections, 200 per connection (needs TLS)")
 }
 
 // checkSecure settles the TLS and login options against the target u
@@ -50,6 +52,9 @@ func (o *options) checkSecure(u *url.URL) error {
 		if user, _, ok := strings.Cut(o.basic, ":"); !ok || user == "" {
 			return errors.New("-basic: want user:password")
 		}
+	}
+	if o.h2 && (!o.tls || o.scenario != "idle") {
+		return errors.New("-h2: only with TLS (-tls or an https -url) and -scenario idle")
 	}
 	return nil
 }

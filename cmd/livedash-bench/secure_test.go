@@ -241,6 +241,43 @@ func TestTLSFlagAndNoLogin(t *testing.T) {
 	}
 }
 
+// The idle scenario over HTTP/2 opens its streams on ceil(N/200)
+// connections, over HTTP/1.1 one connection per stream (TLS or plain), and
+// reports the RSS per stream; every request carries the login.
+func TestIdleScenario(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	for _, tc := range []struct {
+		name          string
+		tls           bool
+		args          []string
+		streams       int
+		conns         int
+		proto, seenAs string
+	}{
+		{"h2", true, []string{"-h2"}, 450, 3, "HTTP/2 TLS", "HTTP/2.0 h2 /api/v1/stream"},
+		{"h1 tls", true, nil, 30, 30, "HTTP/1.1 TLS", "HTTP/1.1 http/1.1 /api/v1/stream"},
+		{"h1 plain", false, nil, 30, 30, "HTTP/1.1", "HTTP/1.1 - /api/v1/stream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFake(t, tc.tls)
+			args := append([]string{"-scenario", "idle", "-url", f.url + "/api/v1/stream?topics=idle", "-basic", testLogin,
+				"-clients", strconv.Itoa(tc.streams), "-duration", "200ms", "-warmup", "100ms", "-pid", pid}, tc.args...)
+			out := runBench(t, args...)
+			want := fmt.Sprintf("idle %s  streams %d  connections %d  server rss base ", tc.proto, tc.streams, tc.conns)
+			if !strings.Contains(out, want) || !strings.Contains(out, "KiB per stream)") || !strings.Contains(out, "streams ended early 0") {
+				t.Fatalf("want %q and no early ends in:\n%s", want, out)
+			}
+			seen, refused, h2Conns, _ := f.counts()
+			if len(refused) > 0 || seen[tc.seenAs] != tc.streams {
+				t.Fatalf("seen %v, refused %q; want %d × %q", seen, refused, tc.streams, tc.seenAs)
+			}
+			if tc.args != nil && h2Conns != tc.conns {
+				t.Fatalf("streams came over %d HTTP/2 connections, want %d", h2Conns, tc.conns)
+			}
+		})
+	}
+}
+
 // Long polls, the push (with its token in X-Push-Token beside the login),
 // the /metrics polling and the pipelined requests all carry the login,
 // over TLS.
@@ -275,8 +312,11 @@ func TestSecureOptions(t *testing.T) {
 	}{
 		{[]string{"-url", "https://10.0.0.1:7070/"}, "only loopback"},
 		{[]string{"-url", "ftp://127.0.0.1/"}, "want http(s)://"},
+		{[]string{"-h2", "-scenario", "idle", "-url", "http://127.0.0.1:1/"}, "-h2: only with TLS"},
+		{[]string{"-h2", "-url", "https://127.0.0.1:1/"}, "-h2: only with TLS (-tls or an https -url) and -scenario idle"},
 		{[]string{"-basic", "nocolon", "-url", "https://127.0.0.1:1/"}, "-basic: want user:password"},
 		{[]string{"-basic", ":pw", "-url", "https://127.0.0.1:1/"}, "-basic: want user:password"},
+		{[]string{"-scenario", "idle", "-url", "https://127.0.0.1:1/"}, "idle: -pid is needed"},
 	} {
 		err := run(t.Context(), tc.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
