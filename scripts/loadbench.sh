@@ -383,7 +383,7 @@ for sc in $SCENARIOS; do
 			declare -A ta_p99=() ta_cpu=() ta_rp=() ta_rc=()
 			for run in $(seq "$RUNS"); do
 				order=$(t_order "$run" plain tls auth)
-				declare -A p=() c=() d=() g=()
+				declare -A p=() c=() d=() g=() lt=()
 				for v in $order; do
 					out=$tmp/Ta.$run.$v.txt
 					args=()
@@ -393,14 +393,15 @@ for sc in $SCENARIOS; do
 					c[$v]=$(field "$out" 'per client-second ([0-9.]+)µs')
 					d[$v]=$(field "$out" 'deliveries/s ([0-9]+)')
 					g[$v]=$(field "$out" 'gaps ([0-9]+)')/$(field "$out" 'dups ([0-9]+)')/$(field "$out" 'conn_ends ([0-9]+)')
+					lt[$v]=$(field "$out" 'load tool cpu [0-9.]+s \(([0-9]+)% of one core')
 					ta_p99[$v]+=" ${p[$v]}" ta_cpu[$v]+=" ${c[$v]}"
 				done
 				for v in tls auth; do
 					ta_rp[$v]+=" $(ratio "${p[$v]}" "${p[plain]}")" ta_rc[$v]+=" $(ratio "${c[$v]}" "${c[plain]}")"
 				done
-				printf 'T a run %d (%s): p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | deliveries/s %s %s %s | gaps/dups/ends %s %s %s | tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' \
+				printf 'T a run %d (%s): p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | deliveries/s %s %s %s | gaps/dups/ends %s %s %s | load tool %% of a core %s %s %s | tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' \
 					"$run" "$order" "${p[plain]}" "${p[tls]}" "${p[auth]}" "${c[plain]}" "${c[tls]}" "${c[auth]}" \
-					"${d[plain]}" "${d[tls]}" "${d[auth]}" "${g[plain]}" "${g[tls]}" "${g[auth]}" \
+					"${d[plain]}" "${d[tls]}" "${d[auth]}" "${g[plain]}" "${g[tls]}" "${g[auth]}" "${lt[plain]}" "${lt[tls]}" "${lt[auth]}" \
 					"$(ratio "${p[tls]}" "${p[plain]}")" "$(ratio "${c[tls]}" "${c[plain]}")" "$(ratio "${p[auth]}" "${p[plain]}")" "$(ratio "${c[auth]}" "${c[plain]}")"
 			done
 			# shellcheck disable=SC2086 # the lists are space-separated numbers
