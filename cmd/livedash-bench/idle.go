@@ -43,17 +43,17 @@ func (b *bench) idle(ctx context.Context, w io.Writer) error {
 	t0 := time.Now()
 	var conns int
 	var ended func() int64
+	var h2 *h2Streams
 	proto := "HTTP/1.1"
 	if o.tls {
 		proto = "HTTP/1.1 TLS"
 	}
 	if o.h2 {
 		proto = "HTTP/2 TLS"
-		var n *atomic.Int64
-		if conns, n, err = b.connectH2(runCtx, o.clients, &wg); err != nil {
+		if h2, err = b.connectH2(runCtx, o.clients, &wg); err != nil {
 			return err
 		}
-		ended = n.Load
+		conns, ended = h2.conns, h2.ended.Load
 	} else {
 		g := b.newGroup(o.clients, 0)
 		if err := b.connectAll(runCtx, g, &wg); err != nil {
@@ -77,6 +77,28 @@ func (b *bench) idle(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "idle %s  streams %d  connections %d  server rss base %d MiB  connected %d MiB (+%.1f KiB per stream)  end %d MiB  streams ended early %d\n",
 		proto, o.clients, conns, base.rss>>20, connected.rss>>20, float64(connected.rss-base.rss)/1024/float64(o.clients), end.rss>>20, ended())
+	if err := h2.firstEnd(); err != nil {
+		fmt.Fprintf(w, "first stream that ended early: %v\n", err)
+	}
+	return nil
+}
+
+// h2Streams are the idle scenario's HTTP/2 streams.
+type h2Streams struct {
+	conns int
+	ended atomic.Int64          // streams that ended before the scenario did
+	first atomic.Pointer[error] // why the first of them ended
+}
+
+// firstEnd is why the first stream that ended early ended (nil: none did;
+// h nil: HTTP/1.1, not recorded).
+func (h *h2Streams) firstEnd() error {
+	if h == nil {
+		return nil
+	}
+	if err := h.first.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 
@@ -84,9 +106,9 @@ func (b *bench) idle(ctx context.Context, w io.Writer) error {
 // HTTP/2 connections (TLS, ALPN h2 only), each connection from the next
 // source address, and returns once every stream has its 200. Each stream's
 // body is read (and dropped) in a goroutine of its own, added to wg, until
-// ctx ends; streams that end before that are counted in ended. The
-// connections are closed when ctx ends.
-func (b *bench) connectH2(ctx context.Context, n int, wg *sync.WaitGroup) (conns int, ended *atomic.Int64, err error) {
+// ctx ends; streams that end before that are counted. The connections are
+// closed when ctx ends.
+func (b *bench) connectH2(ctx context.Context, n int, wg *sync.WaitGroup) (*h2Streams, error) {
 	var p http.Protocols
 	p.SetHTTP2(true)
 	var next atomic.Int64
@@ -109,13 +131,13 @@ func (b *bench) connectH2(ctx context.Context, n int, wg *sync.WaitGroup) (conns
 		cc, err := tr.NewClientConn(ctx, "https", b.target.Host)
 		if err != nil {
 			closeAll()
-			return 0, nil, fmt.Errorf("h2 connection: %w", err)
+			return nil, fmt.Errorf("h2 connection: %w", err)
 		}
 		ccs = append(ccs, cc)
 	}
 	wg.Go(func() { <-ctx.Done(); closeAll() })
 
-	ended = &atomic.Int64{}
+	h := &h2Streams{conns: k}
 	sem := make(chan struct{}, 256) // streams being opened at once
 	errc := make(chan error, 1)
 	var ready sync.WaitGroup
@@ -136,22 +158,23 @@ func (b *bench) connectH2(ctx context.Context, n int, wg *sync.WaitGroup) (conns
 			defer resp.Body.Close()
 			buf := make([]byte, 512)
 			for {
-				if _, err := resp.Body.Read(buf); err != nil {
+				if _, err = resp.Body.Read(buf); err != nil {
 					break
 				}
 			}
 			if ctx.Err() == nil {
-				ended.Add(1)
+				h.ended.Add(1)
+				h.first.CompareAndSwap(nil, &err)
 			}
 		})
 	}
 	ready.Wait()
 	select {
 	case err := <-errc:
-		return 0, nil, err
+		return nil, err
 	default:
 	}
-	return k, ended, ctx.Err()
+	return h, ctx.Err()
 }
 
 // openH2Stream sends one stream request on cc and returns its response

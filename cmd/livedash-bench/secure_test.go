@@ -125,7 +125,14 @@ func (f *fakeLivedash) stream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	io.WriteString(w, "retry: 1000\nevent: hello\ndata: {\"epoch\":\"e\"}\n\n")
 	w.(http.Flusher).Flush()
-	if r.URL.Query().Get("topics") == "idle" {
+	switch r.URL.Query().Get("topics") {
+	case "idle":
+		<-r.Context().Done()
+		return
+	case "cut":
+		// A write deadline left armed: over HTTP/2, Go's server resets
+		// the stream when it fires, writing or not.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		<-r.Context().Done()
 		return
 	}
@@ -275,6 +282,17 @@ func TestIdleScenario(t *testing.T) {
 				t.Fatalf("streams came over %d HTTP/2 connections, want %d", h2Conns, tc.conns)
 			}
 		})
+	}
+}
+
+// Streams the server resets during the hold are counted, with the first
+// one's error.
+func TestIdleCountsStreamsThatEnd(t *testing.T) {
+	f := startFake(t, true)
+	out := runBench(t, "-scenario", "idle", "-h2", "-url", f.url+"/api/v1/stream?topics=cut", "-basic", testLogin,
+		"-clients", "10", "-duration", "300ms", "-warmup", "100ms", "-pid", strconv.Itoa(os.Getpid()))
+	if !strings.Contains(out, "streams ended early 10\n") || !strings.Contains(out, "first stream that ended early: stream error: stream ID") {
+		t.Fatalf("resets not reported:\n%s", out)
 	}
 }
 
