@@ -43,6 +43,19 @@
 #      (STORM clients BEHIND frames behind, CONTROL control clients, synthetic
 #      at 100ms) against an instance on the redis-server started here and
 #      against one on bbolt, alternating which goes first.
+#   T  the cost of TLS and of a login (not in the default set), each part RUNS
+#      times with the variants alternating (the order rotates every run):
+#      a) CLIENTS clients on the default collectors, as in A, against three
+#         servers: plain HTTP, TLS, TLS + basic auth; p99 and server CPU per
+#         client-second, and their ratios over plain.
+#      b) GET /api/v1/latest with wrk (50 keep-alive connections, WRK_DURATION)
+#         against the same three: requests/s and p99, ratios over plain.
+#      c) RSS per idle stream as in R, IDLE_CLIENTS streams on a fresh server
+#         each: HTTP/1.1 plain, HTTP/1.1 TLS (a connection per stream), HTTP/2
+#         TLS (200 streams per connection), with stream.write_timeout 60s (see
+#         below).
+#      T_PARTS="a b c" picks the parts. Certificates and web-config files
+#      come from `livedash-bench gencert` (ECDSA P-256, bcrypt cost 10).
 #
 # LOADBENCH_LIVEDASH=<path> measures that livedash binary instead of building this
 # tree's (before/after comparisons under the same load tool).
@@ -64,6 +77,9 @@ SCENARIOS=${SCENARIOS:-"A B S C R L"}
 LP_CLIENTS=${LP_CLIENTS:-5000}
 LP_ROUNDS=${LP_ROUNDS:-5}
 M_CLIENTS=${M_CLIENTS:-1000}
+T_PARTS=${T_PARTS:-"a b c"}
+WRK_DURATION=${WRK_DURATION:-10s}
+IDLE_CLIENTS=${IDLE_CLIENTS:-$CLIENTS}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 REFHUB_DIR=${REFHUB_DIR:-}
@@ -77,6 +93,8 @@ die() { echo "loadbench: $*" >&2; exit 1; }
 [[ $M_CLIENTS =~ ^[0-9]+$ && $M_CLIENTS -ge 1 && $M_CLIENTS -le 20000 ]] || die "M_CLIENTS: want 1…20000"
 [[ -z $REDIS_CONF || -f $REDIS_CONF ]] || die "REDIS_CONF=$REDIS_CONF: not a file"
 (( STORM + CONTROL <= 20000 )) || die "STORM+CONTROL: at most 20000"
+[[ $IDLE_CLIENTS =~ ^[0-9]+$ && $IDLE_CLIENTS -ge 1 && $IDLE_CLIENTS -le 20000 ]] || die "IDLE_CLIENTS: want 1…20000"
+[[ $WRK_DURATION =~ ^[0-9]+s$ && ${WRK_DURATION%s} -ge 1 && ${WRK_DURATION%s} -le 120 ]] || die "WRK_DURATION=$WRK_DURATION: want 1s…120s"
 [[ -z $REFHUB_DIR || -d $REFHUB_DIR ]] || die "REFHUB_DIR=$REFHUB_DIR: not a directory"
 # The name the baseline's figures are printed under.
 if [[ -n $REFHUB_DIR ]]; then bl_name=refhub; else bl_name=baseline; fi
@@ -114,9 +132,12 @@ free_port() {
 	die "no free port"
 }
 
-wait_http() { # url
-	for _ in $(seq 100); do curl -fs -o /dev/null --max-time 1 "$1" && return; sleep 0.1; done
-	die "$1 did not answer"
+wait_http() { # url [curl options…]
+	local u=$1
+	shift
+	# -k: scenario T's servers have a self-signed certificate (loopback only).
+	for _ in $(seq 100); do curl -fsk -o /dev/null --max-time 1 "$@" "$u" && return; sleep 0.1; done
+	die "$u did not answer"
 }
 
 stop() { # pid
@@ -124,9 +145,13 @@ stop() { # pid
 	wait "$1" 2>/dev/null || true
 }
 
-# start_livedash NAME CONFIG-BODY → sets LD_PID, LD_URL
+# start_livedash NAME CONFIG-BODY [WEB-CONFIG [USER:PASSWORD]] → sets LD_PID,
+# LD_URL (https with a web config; the login is what it asks for)
 start_livedash() {
-	local dir=$tmp/$1 port
+	local dir=$tmp/$1 port scheme=http
+	local -a web=() login=()
+	[[ -n ${3:-} ]] && web=(--web.config.file "$3") scheme=https
+	[[ -n ${4:-} ]] && login=(-u "$4")
 	mkdir -p "$dir"
 	port=$(free_port)
 	cat >"$dir/config.yaml" <<EOF
@@ -142,11 +167,11 @@ stream:
   max_streams_per_ip: 0
 $2
 EOF
-	"$tmp/livedash" serve --listen "127.0.0.1:$port" --store "$dir/l.db" --config "$dir/config.yaml" >"$dir/log" 2>&1 &
+	"$tmp/livedash" serve --listen "127.0.0.1:$port" --store "$dir/l.db" --config "$dir/config.yaml" "${web[@]}" >"$dir/log" 2>&1 &
 	LD_PID=$!
 	pids+=("$LD_PID")
-	LD_URL=http://127.0.0.1:$port/api/v1/stream
-	wait_http "http://127.0.0.1:$port/api/v1/frames"
+	LD_URL=$scheme://127.0.0.1:$port/api/v1/stream
+	wait_http "$scheme://127.0.0.1:$port/api/v1/frames" "${login[@]}"
 }
 
 # start_redis NAME → sets RD_PID and RD_URL: a redis-server on a free
@@ -259,6 +284,24 @@ side_by_side() {
 		"$name" "$RUNS" "$(median "${l_p99[@]}")" "$(median "${l_cpu[@]}")" "$(median "${l_dps[@]}")" "$bl_name" \
 		"$(median "${r_p99[@]}")" "$(median "${r_cpu[@]}")" "$(median "${h_dps[@]}")" \
 		"$(median "${q_p99[@]}")" "$(median "${q_cpu[@]}")"
+}
+
+# t_order RUN NAME…: the names, rotated by RUN-1 places (scenario T
+# alternates which variant goes first).
+t_order() {
+	local r=$(( ($1 - 1) % ($# - 1) ))
+	shift
+	echo "${@:r+1}" "${@:1:r}"
+}
+
+# cpu_ticks PID: the process's user+system time in 1/100 s.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# wrk_ms DURATION: wrk's 1.23ms / 456.00us / 1.02s / 2.00m in ms.
+wrk_ms() {
+	awk -v x="$1" 'BEGIN { n = x + 0; u = x; sub(/^[0-9.]+/, "", u)
+		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; else if (u != "ms") { print "NA"; exit }
+		printf "%.2f\n", n }'
 }
 
 synthetic_only='collectors:
@@ -396,6 +439,7 @@ for sc in $SCENARIOS; do
 				stop "$LD_PID"
 			done
 		done
+		;;
 	M)
 		start_redis m
 		on_redis="store:
@@ -483,6 +527,122 @@ $at100"
 				"$(median ${cr[$who.p99]})" "$(median ${cr[$who.ctl]})" "$(median ${cr[$who.probe]})"
 		done
 		stop "$r_pid"; stop "$b_pid"; stop "$RD_PID"
+		;;
+	T)
+		t_login=bench:loadbench-login-0123
+		t_auth="Authorization: Basic $(printf %s "$t_login" | base64 -w0)"
+		"$tmp/bench" gencert -dir "$tmp/tls" >/dev/null
+		"$tmp/bench" gencert -dir "$tmp/tlsauth" -basic "$t_login" >/dev/null
+		declare -A t_url=() t_pid=() t_name=([plain]=plain [tls]=tls [auth]=tls+auth [h1]="h1 plain" [h1tls]="h1 tls" [h2tls]="h2 tls")
+		if [[ $T_PARTS == *a* || $T_PARTS == *b* ]]; then
+			start_livedash tplain ""
+			t_url[plain]=$LD_URL t_pid[plain]=$LD_PID
+			start_livedash ttls "" "$tmp/tls/web.yml"
+			t_url[tls]=$LD_URL t_pid[tls]=$LD_PID
+			start_livedash tauth "" "$tmp/tlsauth/web.yml" "$t_login"
+			t_url[auth]=$LD_URL t_pid[auth]=$LD_PID
+		fi
+		if [[ $T_PARTS == *a* ]]; then
+			read -r batch size < <(probe "${t_url[plain]}" 3.5)
+			echo "T a: $CLIENTS clients, default collectors at 1s ($batch frames per tick, mean event $size B): plain HTTP, TLS, TLS + basic auth"
+			declare -A ta_p99=() ta_cpu=() ta_rp=() ta_rc=()
+			for run in $(seq "$RUNS"); do
+				order=$(t_order "$run" plain tls auth)
+				declare -A p=() c=() d=() g=() lt=()
+				for v in $order; do
+					out=$tmp/Ta.$run.$v.txt
+					args=()
+					[[ $v == auth ]] && args=(-basic "$t_login")
+					bench "$out" -url "${t_url[$v]}" -pid "${t_pid[$v]}" -clients "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" "${args[@]}"
+					p[$v]=$(field "$out" 'p99 ([0-9.]+(ms|µs|s))')
+					c[$v]=$(field "$out" 'per client-second ([0-9.]+)µs')
+					d[$v]=$(field "$out" 'deliveries/s ([0-9]+)')
+					g[$v]=$(field "$out" 'gaps ([0-9]+)')/$(field "$out" 'dups ([0-9]+)')/$(field "$out" 'conn_ends ([0-9]+)')
+					lt[$v]=$(field "$out" 'load tool cpu [0-9.]+s \(([0-9]+)% of one core')
+					ta_p99[$v]+=" ${p[$v]}" ta_cpu[$v]+=" ${c[$v]}"
+				done
+				for v in tls auth; do
+					ta_rp[$v]+=" $(ratio "${p[$v]}" "${p[plain]}")" ta_rc[$v]+=" $(ratio "${c[$v]}" "${c[plain]}")"
+				done
+				printf 'T a run %d (%s): p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | deliveries/s %s %s %s | gaps/dups/ends %s %s %s | load tool %% of a core %s %s %s | tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' \
+					"$run" "$order" "${p[plain]}" "${p[tls]}" "${p[auth]}" "${c[plain]}" "${c[tls]}" "${c[auth]}" \
+					"${d[plain]}" "${d[tls]}" "${d[auth]}" "${g[plain]}" "${g[tls]}" "${g[auth]}" "${lt[plain]}" "${lt[tls]}" "${lt[auth]}" \
+					"$(ratio "${p[tls]}" "${p[plain]}")" "$(ratio "${c[tls]}" "${c[plain]}")" "$(ratio "${p[auth]}" "${p[plain]}")" "$(ratio "${c[auth]}" "${c[plain]}")"
+			done
+			# shellcheck disable=SC2086 # the lists are space-separated numbers
+			printf 'T a median of %d: p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | median ratio tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' "$RUNS" \
+				"$(median ${ta_p99[plain]})" "$(median ${ta_p99[tls]})" "$(median ${ta_p99[auth]})" \
+				"$(median ${ta_cpu[plain]})" "$(median ${ta_cpu[tls]})" "$(median ${ta_cpu[auth]})" \
+				"$(median ${ta_rp[tls]})" "$(median ${ta_rc[tls]})" "$(median ${ta_rp[auth]})" "$(median ${ta_rc[auth]})"
+		fi
+		if [[ $T_PARTS == *b* ]]; then
+			echo "T b: GET /api/v1/latest, wrk -t2 -c50 -d$WRK_DURATION: plain HTTP, TLS, TLS + basic auth"
+			declare -A tb_rps=() tb_p99=() tb_cpu=() tb_rr=() tb_rc=()
+			for run in $(seq "$RUNS"); do
+				order=$(t_order "$run" plain tls auth)
+				declare -A r=() l=() c=()
+				for v in $order; do
+					out=$tmp/Tb.$run.$v.txt
+					hdr=()
+					[[ $v == auth ]] && hdr=(-H "$t_auth")
+					c0=$(cpu_ticks "${t_pid[$v]}")
+					timeout $(( ${WRK_DURATION%s} + 30 )) wrk -t2 -c50 -d"$WRK_DURATION" --timeout 5s --latency "${hdr[@]}" "${t_url[$v]%/api/v1/stream}/api/v1/latest" >"$out" 2>&1 ||
+						{ cat "$out" >&2; die "wrk failed"; }
+					c1=$(cpu_ticks "${t_pid[$v]}")
+					! grep -q 'Non-2xx' "$out" || { cat "$out" >&2; die "T b: $v: answers other than 2xx"; }
+					r[$v]=$(sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p' "$out")
+					l[$v]=$(wrk_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+					# server CPU (1/100 s ticks) per request, in µs
+					c[$v]=$(awk -v t=$(( c1 - c0 )) -v n="$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' "$out")" 'BEGIN { printf "%.1f", t * 10000 / n }')
+					tb_rps[$v]+=" ${r[$v]}" tb_p99[$v]+=" ${l[$v]}" tb_cpu[$v]+=" ${c[$v]}"
+				done
+				for v in tls auth; do
+					tb_rr[$v]+=" $(ratio "${r[$v]}" "${r[plain]}")" tb_rc[$v]+=" $(ratio "${c[$v]}" "${c[plain]}")"
+				done
+				printf 'T b run %d (%s): req/s plain %s tls %s tls+auth %s | p99 plain %sms tls %sms tls+auth %sms | server cpu µs/req plain %s tls %s tls+auth %s | tls/plain req/s %s cpu %s | tls+auth/plain req/s %s cpu %s\n' \
+					"$run" "$order" "${r[plain]}" "${r[tls]}" "${r[auth]}" "${l[plain]}" "${l[tls]}" "${l[auth]}" "${c[plain]}" "${c[tls]}" "${c[auth]}" \
+					"$(ratio "${r[tls]}" "${r[plain]}")" "$(ratio "${c[tls]}" "${c[plain]}")" "$(ratio "${r[auth]}" "${r[plain]}")" "$(ratio "${c[auth]}" "${c[plain]}")"
+			done
+			# shellcheck disable=SC2086
+			printf 'T b median of %d: req/s plain %s tls %s tls+auth %s | p99 plain %sms tls %sms tls+auth %sms | server cpu µs/req plain %s tls %s tls+auth %s | median ratio tls/plain req/s %s cpu %s | tls+auth/plain req/s %s cpu %s\n' "$RUNS" \
+				"$(median ${tb_rps[plain]})" "$(median ${tb_rps[tls]})" "$(median ${tb_rps[auth]})" \
+				"$(median ${tb_p99[plain]})" "$(median ${tb_p99[tls]})" "$(median ${tb_p99[auth]})" \
+				"$(median ${tb_cpu[plain]})" "$(median ${tb_cpu[tls]})" "$(median ${tb_cpu[auth]})" \
+				"$(median ${tb_rr[tls]})" "$(median ${tb_rc[tls]})" "$(median ${tb_rr[auth]})" "$(median ${tb_rc[auth]})"
+		fi
+		if [[ $T_PARTS == *a* || $T_PARTS == *b* ]]; then
+			stop "${t_pid[plain]}"; stop "${t_pid[tls]}"; stop "${t_pid[auth]}"
+		fi
+		if [[ $T_PARTS == *c* ]]; then
+			echo "T c: RSS per idle stream, $IDLE_CLIENTS streams on a fresh server each: HTTP/1.1 plain, HTTP/1.1 TLS, HTTP/2 TLS"
+			declare -A tc_kib=()
+			# Continues the stream: block of start_livedash's config. Over HTTP/2
+			# the write deadline a stream's last write set stays armed and Go's
+			# server resets the stream when it fires (RST_STREAM INTERNAL_ERROR),
+			# so with the default write_timeout (10s) below the heartbeat (15s)
+			# every idle HTTP/2 stream would be cut 10 s after its hello. A longer
+			# timeout keeps them open for the measurement (all three variants).
+			tc_conf='  write_timeout: 60s'
+			for run in $(seq "$RUNS"); do
+				order=$(t_order "$run" h1 h1tls h2tls)
+				line=""
+				for v in $order; do
+					if [[ $v == h1 ]]; then start_livedash "tc$run$v" "$tc_conf"; else start_livedash "tc$run$v" "$tc_conf" "$tmp/tls/web.yml"; fi
+					out=$tmp/Tc.$run.$v.txt
+					args=()
+					[[ $v == h2tls ]] && args=(-h2)
+					bench "$out" -scenario idle -url "$LD_URL?topics=loadbench_idle" -pid "$LD_PID" -clients "$IDLE_CLIENTS" -duration 2s -warmup 3s "${args[@]}"
+					stop "$LD_PID"
+					tc_kib[$v]+=" $(field "$out" '\+([0-9.]+) KiB per stream')"
+					line+=" | ${t_name[$v]}: $(grep -o 'connections [0-9]*  server rss.*' "$out")"
+					! grep -q '^first stream that ended early' "$out" || line+=" ($(grep '^first stream that ended early' "$out"))"
+				done
+				printf 'T c run %d (%s)%s\n' "$run" "$order" "$line"
+			done
+			# shellcheck disable=SC2086
+			printf 'T c median of %d: KiB RSS per idle stream: HTTP/1.1 plain %s, HTTP/1.1 TLS %s, HTTP/2 TLS %s\n' "$RUNS" \
+				"$(median ${tc_kib[h1]})" "$(median ${tc_kib[h1tls]})" "$(median ${tc_kib[h2tls]})"
+		fi
 		;;
 	*) die "unknown scenario $sc" ;;
 	esac

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http/httputil"
 	"strings"
 	"sync/atomic"
@@ -91,8 +90,7 @@ var errStatus = errors.New("non-200 answer")
 // stream dials, sends the request and reads events until the connection
 // ends or ctx is done. connected is called once the 200 status was read.
 func (c *client) stream(ctx context.Context, resume bool, connected func()) error {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: c.b.sourceIP(c.i)}, Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", c.b.target.Host)
+	conn, err := c.b.dial(ctx, c.i) // TCP, or TLS with -tls (secure.go)
 	if err != nil {
 		return err
 	}
@@ -107,6 +105,7 @@ func (c *client) stream(ctx context.Context, resume bool, connected func()) erro
 	if resume && len(c.lastID) > 0 {
 		req += "Last-Event-ID: " + string(c.lastID) + "\r\n"
 	}
+	req += c.b.authLine() // -basic (secure.go)
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		return err
 	}

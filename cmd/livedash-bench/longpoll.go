@@ -21,7 +21,7 @@ import (
 // includes the push's commit (fsync): an upper bound on "after the commit".
 // Rounds repeat on the same connections; the first is a warm-up.
 func (b *bench) longpoll(ctx context.Context, w io.Writer) error {
-	base := "http://" + b.target.Host
+	base := b.baseURL()
 	const topic = "benchlp"
 	n := b.o.clients
 	conns := make([]net.Conn, n)
@@ -42,16 +42,16 @@ func (b *bench) longpoll(ctx context.Context, w io.Writer) error {
 	}
 	var p99s []time.Duration
 	for round := 0; round <= b.o.rounds; round++ {
-		req := []byte("GET /api/v1/frames?topics=" + topic + "&wait=60s HTTP/1.1\r\nHost: " + b.target.Host + "\r\n\r\n")
+		req := []byte("GET /api/v1/frames?topics=" + topic + "&wait=60s HTTP/1.1\r\nHost: " + b.target.Host + "\r\n" + b.authLine() + "\r\n")
 		for i, c := range conns {
 			if _, err := c.Write(req); err != nil {
 				return fmt.Errorf("poll %d: %w", i, err)
 			}
 		}
 		deadline := time.Now().Add(30 * time.Second)
-		for parkedPolls(base) < n {
+		for b.parkedPolls() < n {
 			if time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("only %d of %d polls parked", parkedPolls(base), n)
+				return fmt.Errorf("only %d of %d polls parked", b.parkedPolls(), n)
 			}
 			sleep(ctx, 20*time.Millisecond)
 		}
@@ -80,11 +80,15 @@ func (b *bench) longpoll(ctx context.Context, w io.Writer) error {
 		}
 		sleep(ctx, 200*time.Millisecond) // readers blocked in Read
 		push, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/v1/push/"+topic, strings.NewReader(fmt.Sprintf(`{"x":%d}`, round)))
-		push.Header.Set("Authorization", "Bearer "+b.o.token)
+		if b.o.basic != "" {
+			push.Header.Set("X-Push-Token", b.o.token) // Authorization carries the login
+		} else {
+			push.Header.Set("Authorization", "Bearer "+b.o.token)
+		}
 		push.Header.Set("Content-Type", "application/json")
 		start = time.Now()
 		gate.Unlock()
-		resp, err := http.DefaultClient.Do(push)
+		resp, err := b.httpClient(30 * time.Second).Do(push)
 		if err != nil {
 			return fmt.Errorf("push: %w", err)
 		}
@@ -208,14 +212,13 @@ func slowAnswer(r *bufio.Reader) ([]byte, error) {
 func (b *bench) dialChecked(ctx context.Context, i int, topic string) (net.Conn, *bufio.Reader, error) {
 	var last error
 	for range 3 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: b.sourceIP(i)}, Timeout: 5 * time.Second}
-		c, err := d.DialContext(ctx, "tcp", b.target.Host)
+		c, err := b.dial(ctx, i)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dial %d: %w", i, err)
 		}
 		r := bufio.NewReader(c)
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Write([]byte("GET /api/v1/frames?topics=" + topic + " HTTP/1.1\r\nHost: " + b.target.Host + "\r\n\r\n"))
+		_, err = c.Write([]byte("GET /api/v1/frames?topics=" + topic + " HTTP/1.1\r\nHost: " + b.target.Host + "\r\n" + b.authLine() + "\r\n"))
 		if err == nil {
 			var resp *http.Response
 			if resp, err = http.ReadResponse(r, nil); err == nil {
@@ -237,8 +240,8 @@ func (b *bench) dialChecked(ctx context.Context, i int, topic string) (net.Conn,
 }
 
 // parkedPolls reads livedash_api_long_polls from /metrics (-1 if missing).
-func parkedPolls(base string) int {
-	resp, err := http.Get(base + "/metrics")
+func (b *bench) parkedPolls() int {
+	resp, err := b.httpClient(5 * time.Second).Get(b.baseURL() + "/metrics")
 	if err != nil {
 		return -1
 	}

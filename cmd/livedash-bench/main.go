@@ -50,6 +50,10 @@ type options struct {
 	duration time.Duration
 	warmup   time.Duration
 	sources  int
+	// TLS, login, HTTP/2 (secure.go)
+	tls   bool
+	basic string
+	h2    bool
 	// storm
 	storm   int
 	behind  int
@@ -77,16 +81,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
 		return runServeBaseline(ctx, args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "gencert" {
+		return runGenCert(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("livedash-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: livedash-bench [flags]\n       livedash-bench serve-baseline [-addr a] [-rate r] [-batch n] [-size b]")
+		fmt.Fprintln(stderr, "usage: livedash-bench [flags]\n       livedash-bench serve-baseline [-addr a] [-rate r] [-batch n] [-size b]\n       livedash-bench gencert -dir d [-basic user:password]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:7070/api/v1/stream", "stream URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
-	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll | pipeline (probe: the storm's own-process control clients)")
+	fs.StringVar(&o.scenario, "scenario", "steady", "steady | storm | longpoll | pipeline | idle (probe: the storm's own-process control clients)")
 	fs.StringVar(&o.transport, "transport", "sse", "steady, storm: sse (the -url is an event stream) or ws (the -url is /api/v1/ws: WebSocket)")
 	fs.BoolVar(&o.deflate, "deflate", false, "ws: offer permessage-deflate (used when the server enables it)")
 	fs.IntVar(&o.rounds, "rounds", 5, "longpoll: measured rounds (after one warm-up)")
@@ -99,11 +106,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.behind, "behind", 100, "storm: frames each storm client misses before reconnecting")
 	fs.IntVar(&o.control, "control", 100, "storm: connected control clients")
 	fs.IntVar(&o.probe, "probe", 100, "storm: control clients measured again from a process of their own (0: none)")
+	addSecureFlags(fs, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	u, err := checkTarget(o.url)
 	if err != nil {
+		return err
+	}
+	if err := o.checkSecure(u); err != nil {
 		return err
 	}
 	total := o.clients
@@ -117,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("duration %v, want up to %v", o.duration, maxDuration)
 	case o.transport != "sse" && o.transport != "ws":
 		return fmt.Errorf("-transport %q: want sse or ws", o.transport)
-	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe" && o.scenario != "pipeline":
+	case o.scenario != "steady" && o.scenario != "storm" && o.scenario != "longpoll" && o.scenario != "probe" && o.scenario != "pipeline" && o.scenario != "idle":
 		return fmt.Errorf("unknown scenario %q", o.scenario)
 	case o.scenario == "storm" && (o.behind <= 0 || o.control <= 0 || o.storm <= 0 || o.probe < 0 || o.probe > maxClients-total):
 		return errors.New("storm: -storm, -behind and -control must be positive, -probe not negative")
@@ -139,15 +150,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return b.probe(ctx, stdout)
 	case "pipeline":
 		return b.pipeline(ctx, stdout)
+	case "idle":
+		return b.idle(ctx, stdout)
 	}
 	return b.steady(ctx, stdout)
 }
 
-// checkTarget accepts only http URLs whose host resolves to 127.0.0.0/8 only.
+// checkTarget accepts only http and https URLs whose host resolves to
+// 127.0.0.0/8 only.
 func checkTarget(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("-url %q: want http://127.x.x.x:port/path", raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-url %q: want http(s)://127.x.x.x:port/path", raw)
 	}
 	host := u.Hostname()
 	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", host)
@@ -162,7 +176,7 @@ func checkTarget(raw string) (*url.URL, error) {
 		}
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(addrs[0].String(), "80")
+		u.Host = net.JoinHostPort(addrs[0].String(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	} else {
 		u.Host = net.JoinHostPort(addrs[0].String(), u.Port())
 	}

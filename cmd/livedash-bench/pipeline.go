@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -26,11 +25,11 @@ func (b *bench) pipeline(ctx context.Context, w io.Writer) error {
 	const batch, per = 50, 1000
 	pairs := (o.clients + per - 1) / per * per
 	addr := b.target.Host
-	idle, err := healthzLatencies(ctx, addr, 500, nil)
+	idle, err := b.healthzLatencies(ctx, 500, nil)
 	if err != nil {
 		return err
 	}
-	conn, err := net.Dial("tcp", addr)
+	conn, err := b.dial(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -38,7 +37,7 @@ func (b *bench) pipeline(ctx context.Context, w io.Writer) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var reqs []byte
 	for range batch {
-		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: "+addr+"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"...)
+		reqs = append(reqs, "GET /api/v1/frames?topics=zz&wait=1ns HTTP/1.1\r\nHost: "+addr+"\r\n"+b.authLine()+"\r\nGET /healthz HTTP/1.1\r\nHost: "+addr+"\r\n"+b.authLine()+"\r\n"...)
 	}
 	stop := make(chan struct{})
 	type result struct {
@@ -47,7 +46,7 @@ func (b *bench) pipeline(ctx context.Context, w io.Writer) error {
 	}
 	loadedc := make(chan result, 1)
 	go func() {
-		lat, err := healthzLatencies(ctx, addr, 0, stop)
+		lat, err := b.healthzLatencies(ctx, 0, stop)
 		loadedc <- result{lat, err}
 	}()
 	req := &http.Request{Method: http.MethodGet}
@@ -104,8 +103,8 @@ func (b *bench) pipeline(ctx context.Context, w io.Writer) error {
 
 // healthzLatencies times /healthz requests on one keep-alive connection of
 // its own, n of them, or until stop is closed when n is 0.
-func healthzLatencies(ctx context.Context, addr string, n int, stop <-chan struct{}) ([]time.Duration, error) {
-	conn, err := net.Dial("tcp", addr)
+func (b *bench) healthzLatencies(ctx context.Context, n int, stop <-chan struct{}) ([]time.Duration, error) {
+	conn, err := b.dial(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +122,7 @@ func healthzLatencies(ctx context.Context, addr string, n int, stop <-chan struc
 		}
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 		t0 := time.Now()
-		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+b.target.Host+"\r\n"+b.authLine()+"\r\n"); err != nil {
 			return out, err
 		}
 		resp, err := http.ReadResponse(br, req)

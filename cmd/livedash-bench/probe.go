@@ -110,7 +110,8 @@ func (b *bench) startProbe(ctx context.Context, n int) (*probeProc, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe, "-scenario", "probe", "-clients", strconv.Itoa(n),
-		"-url", b.target.String(), "-sources", strconv.Itoa(b.o.sources), "-duration", b.o.duration.String())
+		"-url", b.target.String(), "-sources", strconv.Itoa(b.o.sources), "-duration", b.o.duration.String(),
+		"-tls="+strconv.FormatBool(b.o.tls), "-basic", b.o.basic)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
