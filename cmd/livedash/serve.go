@@ -32,7 +32,10 @@ type serveFlags struct {
 	devDir                                     string
 }
 
-func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, help bool, err error) {
+// serveFlagSet declares serve's flags on a new FlagSet and returns it with
+// the values it fills in.
+func serveFlagSet() (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
 	fs := flag.NewFlagSet("livedash serve", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "YAML configuration file (default: built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "listen address, e.g. 127.0.0.1:7070 (overrides listen)")
@@ -43,13 +46,18 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, hel
 	fs.BoolVar(&f.demo, "demo", false, "enable the synthetic collector (demo data)")
 	fs.BoolVar(&f.dev, "dev", false, "serve the page from assets/web on disk instead of the embedded copy")
 	fs.StringVar(&f.devDir, "dev-dir", "assets/web", "directory --dev serves the page from")
+	return fs, f
+}
+
+func parseServeFlags(args []string, stdout, stderr io.Writer) (serveFlags, bool, error) {
+	fs, f := serveFlagSet()
 	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
-		return f, help, err
+		return *f, help, err
 	}
 	if fs.NArg() > 0 {
-		return f, false, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return *f, false, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	return f, false, nil
+	return *f, false, nil
 }
 
 // loadConfig applies file, environment and flags, then validates, and
