@@ -53,6 +53,7 @@ func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 		API:      a.Routes(),
 		Push:     push.Handler(nopAppender{}, cfg.Push, reg),
 		Assets:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		Licenses: []byte("licenses"),
 	})
 	return srv, a
 }

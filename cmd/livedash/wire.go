@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -31,11 +32,15 @@ type parts struct {
 // wire connects the parts: the store's commit hook feeds the hub and the API
 // indexes; collectors and push append to the store.
 func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheus.Registry, log *slog.Logger) (parts, error) {
+	b := buildInfo()
 	p := parts{deps: dashboard.Deps{
-		Store:    store,
-		Registry: reg,
-		Logger:   log.With("component", "http"),
-		Version:  version(),
+		Store:     store,
+		Registry:  reg,
+		Logger:    log.With("component", "http"),
+		Version:   b.Version,
+		Commit:    b.Commit,
+		BuildDate: b.Date,
+		Host:      hostName(),
 	}}
 
 	// The hub first: its commit hook must see every frame the collectors
@@ -44,13 +49,16 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	store.OnCommit(h.Publish)
 	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream")})
 
+	page := assets.FS()
 	if flags.dev {
-		p.deps.Assets, p.deps.DevAssets = assets.Dir(flags.devDir), true
-	} else {
-		p.deps.Assets = assets.FS()
+		page, p.deps.DevAssets = assets.Dir(flags.devDir), true
 	}
-	if err := assets.Check(p.deps.Assets); err != nil {
-		log.Warn("the dashboard page is incomplete; the API works", "err", err)
+	p.deps.Licenses = assets.Licenses(page)
+	var err error
+	if p.deps.Assets, err = assets.Page(page); err != nil {
+		p.deps.PageProblem = "this binary was built without the page's chart library (uPlot): " +
+			"build it with `go generate ./assets && go build ./cmd/livedash` or `make build`"
+		log.Warn("the dashboard page is not in this binary: / serves a page that says how to build it; the API works", "err", err)
 	}
 
 	set, err := collectors.New(cfg.Collectors, collectors.Options{
@@ -93,6 +101,15 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	// API buffers commits that arrive meanwhile.
 	p.background = append(p.background, func(context.Context) error { return a.Load() })
 	return p, nil
+}
+
+// hostName is the machine's name as the dashboard shows it, "localhost"
+// when the system has none.
+func hostName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }
 
 // pushAppender stores one pushed frame.
