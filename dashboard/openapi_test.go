@@ -28,7 +28,9 @@ import (
 
 type nopAppender struct{}
 
-func (nopAppender) AppendPush(string, time.Time, []push.Sample) error { return nil }
+func (nopAppender) AppendPush(string, time.Time, []push.Sample) (string, error) {
+	return "0000000000000001-1", nil
+}
 
 // fullServer builds the server with every part wired, as cmd/livedash does.
 func fullServer(t *testing.T) (*dashboard.Server, *api.API) {

@@ -115,13 +115,16 @@ func hostName() string {
 // pushAppender stores one pushed frame.
 type pushAppender struct{ store store.Store }
 
-func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) error {
+func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) (string, error) {
 	rs := make([]store.Sample, len(samples))
 	for i, s := range samples {
 		rs[i] = store.Sample(s)
 	}
-	_, err := a.store.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
-	return err
+	fs, err := a.store.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
+	if err != nil {
+		return "", err
+	}
+	return fs[0].ID.String(), nil
 }
 
 // storeSink appends collector batches to the store, one call one commit.
