@@ -183,7 +183,7 @@ func (t *tailer) loop(ctx context.Context) error {
 	const base = 500 * time.Millisecond
 	attempt := 0
 	for {
-		hint, err := t.session(ctx)
+		hint, hello, err := t.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -199,7 +199,7 @@ func (t *tailer) loop(ctx context.Context) error {
 		ceil := min(t.flags.maxBackoff, b<<min(attempt, 20))
 		delay := rand.N(ceil) + time.Millisecond
 		attempt++
-		fmt.Fprintf(t.stderr, "livedash tail: %v; reconnecting in %v\n", err, delay.Round(time.Millisecond))
+		fmt.Fprintf(t.stderr, "livedash tail: %s; reconnecting in %v\n", describeEnd(err, hello), delay.Round(time.Millisecond))
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -210,19 +210,39 @@ func (t *tailer) loop(ctx context.Context) error {
 	}
 }
 
+// describeEnd says why a session ended, for the reconnect line on stderr.
+// A stream the server ends cleanly (it restarts or shuts down: a retry:
+// hint, then the end of the body) is an ordinary reconnect, not a failure;
+// so is a connection it closes before the stream began (over capacity, or
+// shutting down).
+func describeEnd(err error, hello bool) string {
+	var ce *sse.ConnectionError
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	if ce.Err == nil || errors.Is(ce.Err, io.EOF) {
+		if hello {
+			return "the server closed the stream (restarting or shutting down)"
+		}
+		return "the server closed the connection before the stream began (over capacity or shutting down)"
+	}
+	return ce.Reason + ": " + ce.Err.Error()
+}
+
 // outputError is a failure to write stdout or the state file: tail stops.
 type outputError struct{ err error }
 
 func (e *outputError) Error() string { return e.err.Error() }
 
 // session runs one connection. It returns the retry hint of the server's
-// hello (0 when no hello arrived, i.e. the attempt failed) and why it ended.
-func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err error) {
+// hello (0 when no hello arrived, i.e. the attempt failed), whether a hello
+// arrived, and why it ended.
+func (t *tailer) session(ctx context.Context) (retryHint time.Duration, hello bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return 0, &outputError{err}
+		return 0, false, &outputError{err}
 	}
 	if t.cursor != "" {
 		req.Header.Set("Last-Event-ID", t.cursor)
@@ -269,7 +289,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 	close(items)
 	wg.Wait()
 	if outErr != nil {
-		return 0, &outputError{outErr}
+		return 0, false, &outputError{outErr}
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() != nil {
 		err = cause
@@ -277,7 +297,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 	if err == nil {
 		err = errors.New("stream ended")
 	}
-	return time.Duration(hint.Load()), err
+	return time.Duration(hint.Load()), hint.Load() > 0, err
 }
 
 // write prints what arrives and saves the cursor after each batch: all items
