@@ -92,7 +92,9 @@ func (o *Origin) SetBy(path, what string) {
 }
 
 // Where says where the value at path came from: "line 12", "LIVEDASH_LISTEN",
-// "--listen", or "" for a default.
+// "--listen", or "" for a default. A key inside an item of a list in the
+// file (a label matcher, a field the item leaves out) is at the line of the
+// closest part of it the file has.
 func (o *Origin) Where(path string) string {
 	if o == nil {
 		return ""
@@ -100,8 +102,24 @@ func (o *Origin) Where(path string) string {
 	if w, ok := o.set[path]; ok {
 		return w
 	}
-	if n, ok := o.lines[path]; ok {
-		return fmt.Sprintf("line %d", n)
+	for p := path; p != ""; p = parentPath(p) {
+		if n, ok := o.lines[p]; ok && (p == path || strings.Contains(p, "[")) {
+			return fmt.Sprintf("line %d", n)
+		}
+	}
+	return ""
+}
+
+// parentPath drops the last key or index of a key path:
+// "a.b[2].c" → "a.b[2]" → "a.b" → "a" → "".
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
 	}
 	return ""
 }

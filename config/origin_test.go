@@ -33,7 +33,7 @@ store:
 		"store.retention.frames":            "line 12",
 		"api.max_limit":                     "LIVEDASH_API_MAX_LIMIT",
 		"stream.heartbeat":                  "",
-		"collectors.http.targets[0].method": "",
+		"collectors.http.targets[0].method": "line 7", // the item's line: the item leaves it out
 	} {
 		if got := o.Where(path); got != want {
 			t.Errorf("Where(%s) = %q, want %q", path, got, want)
