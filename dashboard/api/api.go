@@ -191,7 +191,7 @@ func (a *API) OnCommit(frames []store.Frame) {
 	}
 	for i := range frames {
 		f := &frames[i]
-		a.idx.apply(f.ID, f.TS, f.Topic, f.JSON, f.Samples)
+		a.idx.apply(f.ID, f.TS, f.Topic, f.Samples)
 	}
 	a.headSeq.Store(a.idx.head.Seq)
 }
