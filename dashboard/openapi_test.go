@@ -114,7 +114,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"GET /api/v1/stream", "GET /api/v1/frames", "GET /api/v1/latest", "GET /api/v1/series",
-		"GET /api/v1/query", "POST /api/v1/push/{topic}", "GET /api/v1/status", "GET /healthz", "GET /readyz", "GET /metrics", "GET /"} {
+		"GET /api/v1/query", "POST /api/v1/push/{topic}", "GET /api/v1/status", "GET /healthz", "GET /readyz", "GET /metrics", "GET /",
+		"GET /api/v1/dashboard", "GET /licenses.txt"} {
 		if !documented[must] {
 			t.Errorf("%s is not documented", must)
 		}

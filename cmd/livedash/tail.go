@@ -169,6 +169,29 @@ type tailer struct {
 	// Only the writer goroutine of the current session touches these.
 	cursor string
 	saved  string
+
+	// warned is the list of unknown topics last warned about; only the
+	// reader goroutine of the current session touches it.
+	warned string
+}
+
+// warnUnknown says on stderr, once for each new list, which topics of
+// --topics the server does not know (a typo, or a topic not pushed yet):
+// tail keeps waiting for them rather than failing.
+func (t *tailer) warnUnknown(topics []string) {
+	list := strings.Join(topics, ", ")
+	if list == t.warned {
+		return
+	}
+	t.warned = list
+	if list == "" {
+		return
+	}
+	noun := "topic"
+	if len(topics) > 1 {
+		noun = "topics"
+	}
+	fmt.Fprintf(t.stderr, "livedash tail: warning: the server knows no %s %s: no collector or panel has it and no frame of it was seen (a typo, or nothing pushed yet); waiting for it\n", noun, list)
 }
 
 // tailItem is what the reader goroutine hands to the writer: a frame line
@@ -263,10 +286,12 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, hello bo
 			items <- tailItem{id: ev.LastEventID}
 		case "hello":
 			var h struct {
-				RetryMS int64 `json:"retry_ms"`
+				RetryMS       int64    `json:"retry_ms"`
+				UnknownTopics []string `json:"unknown_topics"`
 			}
 			_ = json.Unmarshal([]byte(ev.Data), &h)
 			hint.Store(int64(max(h.RetryMS, 1)) * int64(time.Millisecond))
+			t.warnUnknown(h.UnknownTopics)
 			items <- tailItem{id: ev.LastEventID}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,10 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	// append, and the API's hook is registered after it.
 	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
 	store.OnCommit(h.Publish)
-	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream")})
+	// The API, made below, knows which topics exist; streams ask it.
+	var knownTopic func(string) bool
+	known := func(t string) bool { return knownTopic(t) }
+	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream"), Known: known})
 
 	page := assets.FS()
 	if flags.dev {
@@ -82,10 +86,25 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	p.deps.Push = push.HandlerWith(pushAppender{store}, cfg.Push, push.Options{Registerer: reg, Logger: log.With("component", "push")})
 
 	intervals := map[string]time.Duration{}
+	var topics []string // known before their first frame
 	for _, in := range set.Infos() {
 		if cur, ok := intervals[in.Topic]; !ok || in.Interval < cur {
 			intervals[in.Topic] = in.Interval
 		}
+		if !slices.Contains(topics, in.Topic) {
+			topics = append(topics, in.Topic)
+		}
+	}
+	var series []string // named by panels and thresholds
+	panels, _ := cfg.Dashboard.EffectivePanels()
+	for _, pn := range panels {
+		if len(cfg.Dashboard.Panels) > 0 && !slices.Contains(topics, pn.Topic) {
+			topics = append(topics, pn.Topic) // a configured panel's topic
+		}
+		series = append(series, pn.Series...)
+	}
+	for _, t := range cfg.Thresholds {
+		series = append(series, t.Series, t.Of)
 	}
 	a := api.New(store, cfg.API, api.Options{
 		Logger:     log.With("component", "api"),
@@ -93,7 +112,15 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Intervals:  func() map[string]time.Duration { return intervals },
 
 		MaxParkedPerClient: cfg.HTTP.MaxPollsPerClient,
+
+		Thresholds: cfg.Thresholds,
+		Dashboard:  cfg.Dashboard,
+		Host:       p.deps.Host,
+		Node:       p.deps.Host,
+		Topics:     topics,
+		Series:     series,
 	})
+	knownTopic = a.KnownTopic
 	store.OnCommit(a.OnCommit)
 	p.deps.API = a.Routes()
 	p.deps.OnShutdown = append(p.deps.OnShutdown, a.Close)

@@ -13,7 +13,12 @@ import (
 // latest serves GET /api/v1/latest, the newest value of every series:
 //
 //	{"head":"<id>","topics":{"cpu":{"id":"<id>","topic":"cpu","ts":<ms>,
-//	  "samples":[{"name","labels","value","ts"}…]},…}}
+//	  "samples":[{"name","labels","value","ts","alert"?}…]},…},
+//	 "alerts":[{"topic","series","labels","value","level",…}…]}
+//
+// alerts lists every value over a threshold (Options.Thresholds), and a
+// sample that takes part in one carries "alert": "warning" or "critical"
+// (the higher when several): a script alerts on `.alerts | length > 0`.
 //
 // A topic's object has the shape of a frame: id and ts are those of the
 // topic's newest frame, and samples hold every current series of the topic
@@ -31,6 +36,9 @@ func (a *API) latest(c echo.Context) error {
 	if raw := c.QueryString(); raw != "" {
 		p, aerr := ParseLatestParams(raw)
 		if aerr != nil {
+			return aerr
+		}
+		if aerr := a.checkTopics(p.Topics); aerr != nil {
 			return aerr
 		}
 		topics = p.Topics
@@ -76,9 +84,10 @@ func (a *API) latest(c echo.Context) error {
 // topicLatest is one topic's part of /latest, encoded for one gen of the
 // topic. It is immutable once built.
 type topicLatest struct {
-	gen  uint64
-	name string
-	body []byte // {"id":…,"topic":…,"ts":…,"samples":[…]}
+	gen    uint64
+	name   string
+	body   []byte // {"id":…,"topic":…,"ts":…,"samples":[…]}
+	alerts []byte // its alerts' objects, comma-separated; empty: none
 }
 
 // topicPart returns t's part, encoding it when t changed since the last
@@ -94,6 +103,7 @@ func (a *API) topicPart(t *topicIndex) *topicLatest {
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, t.latestTS, 10)
 	b = append(b, `,"samples":[`...)
+	levels, alerts := a.evaluate(t)
 	n := 0
 	for _, s := range t.series {
 		if !s.current {
@@ -113,10 +123,22 @@ func (a *API) topicPart(t *topicIndex) *topicLatest {
 		b = appendFloat(b, s.value)
 		b = append(b, `,"ts":`...)
 		b = strconv.AppendInt(b, s.lastSeen, 10)
+		if l := levels[s]; l != levelNone {
+			b = append(b, `,"alert":"`...)
+			b = append(b, l.String()...)
+			b = append(b, '"')
+		}
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
-	p := &topicLatest{gen: t.gen, name: t.name, body: b}
+	var ab []byte
+	for i, al := range alerts {
+		if i > 0 {
+			ab = append(ab, ',')
+		}
+		ab = appendAlert(ab, t.name, al)
+	}
+	p := &topicLatest{gen: t.gen, name: t.name, body: b, alerts: ab}
 	t.cached = p
 	return p
 }
@@ -153,7 +175,19 @@ func appendLatest(b []byte, head store.ID, parts []*topicLatest) []byte {
 		b = append(b, ':')
 		b = append(b, p.body...)
 	}
-	return append(b, "}}\n"...)
+	b = append(b, `},"alerts":[`...)
+	n := 0
+	for _, p := range parts {
+		if len(p.alerts) == 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, p.alerts...)
+	}
+	return append(b, "]}\n"...)
 }
 
 func makeETag(head interface{ AppendTo([]byte) []byte }) string {
@@ -206,6 +240,9 @@ func (a *API) series(c echo.Context) error {
 	if raw := c.QueryString(); raw != "" {
 		p, aerr := ParseSeriesParams(raw)
 		if aerr != nil {
+			return aerr
+		}
+		if aerr := a.checkTopics(p.Topics); aerr != nil {
 			return aerr
 		}
 		topics = p.Topics

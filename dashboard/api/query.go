@@ -128,6 +128,12 @@ func (a *API) query(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := a.checkTopics(p.Topics); aerr != nil {
+		return aerr
+	}
+	if aerr := a.checkSelector(p.Selector, p.Topics); aerr != nil {
+		return aerr
+	}
 	r, err := a.run(p)
 	if err != nil {
 		return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
