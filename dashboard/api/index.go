@@ -73,11 +73,10 @@ type seriesIndex struct {
 	last      uint64 // absolute frame number of the newest value
 	firstSeen int64  // Unix ms
 	lastSeen  int64
-	// The newest value and the frame that carried it, and whether it is
-	// current: see apply.
-	value    float64
-	valueSeq uint64
-	current  bool
+	// The newest value (its time is lastSeen), and whether it is current:
+	// see apply.
+	value   float64
+	current bool
 }
 
 func newIndex(capFrames, maxSeries int) *index {
@@ -158,9 +157,7 @@ func (x *index) apply(id store.ID, ts int64, topic string, samples []store.Sampl
 				return !ok || v != p.value
 			})
 		}
-		if len(x.ident) == 0 {
-			x.names[sm.Name] = struct{}{}
-		}
+		x.names[sm.Name] = struct{}{}
 		x.kb, x.keys = appendSeriesKey(x.kb[:0], sm.Name, sm.Labels, x.keys)
 		s := t.byKey[string(x.kb)]
 		if s == nil {
@@ -176,7 +173,7 @@ func (x *index) apply(id store.ID, ts int64, topic string, samples []store.Sampl
 		}
 		s.vals[slot] = sm.Value
 		s.last, s.lastSeen = f, ts
-		s.value, s.valueSeq, s.current = sm.Value, id.Seq, true
+		s.value, s.current = sm.Value, true
 	}
 	for _, s := range t.series {
 		if s.last != f {
