@@ -95,11 +95,14 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 			topics = append(topics, in.Topic)
 		}
 	}
+	// The page asks for its panels' topics, the built-in panels' too (a
+	// host collector may be off, or not exist on this system): they are
+	// known, and answered empty until data comes.
 	var series []string // named by panels and thresholds
 	panels, _ := cfg.Dashboard.EffectivePanels()
 	for _, pn := range panels {
-		if len(cfg.Dashboard.Panels) > 0 && !slices.Contains(topics, pn.Topic) {
-			topics = append(topics, pn.Topic) // a configured panel's topic
+		if !slices.Contains(topics, pn.Topic) {
+			topics = append(topics, pn.Topic)
 		}
 		series = append(series, pn.Series...)
 	}

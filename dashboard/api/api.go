@@ -68,8 +68,8 @@ type Options struct {
 	Host, Node string
 
 	// Topics and Series are known before their first frame: the enabled
-	// collectors' topics and those of configured panels, the series that
-	// panels and thresholds name. A filter naming a topic neither known
+	// collectors' topics and those of the panels, the series that panels
+	// and thresholds name. A filter naming a topic neither known
 	// nor ever seen is refused (unknown_topic), and so is a series
 	// selector that matches nothing seen and names none of Series.
 	Topics []string
