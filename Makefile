@@ -5,19 +5,36 @@ PKGS      ?= ./...
 FUZZTIME  ?= 20s
 BENCHCOUNT ?= 5
 
-.PHONY: run demo test test-deps assets bench fuzz lint tidy build
+# What `make build` stamps into the binary (`livedash version`,
+# /api/v1/status). The date is the commit's, in UTC, so that building the same
+# commit twice gives the same binary.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+DATE      ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS   ?= -X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT) -X main.buildDate=$(DATE)
+BINDIR    ?= bin
+RUNFLAGS  ?=
 
-# Builds the page (pinned uPlot from npm) and starts livedash on its built-in
-# defaults: listen 127.0.0.1:7070, store under ./data/ (or $XDG_STATE_HOME).
-run: assets
-	$(GO) run ./cmd/livedash serve
+.PHONY: run demo test test-deps assets bench fuzz lint tidy build server
 
-demo: assets
-	$(GO) run ./cmd/livedash serve --demo
+# Builds the page (pinned uPlot from npm) and the binary, then starts it on
+# the built-in defaults: listen 127.0.0.1:7070, store under ./data/ (or
+# $XDG_STATE_HOME). exec replaces make's shell with livedash, so livedash is
+# make's own child and the signal that stops make (Ctrl-C, `kill %1`) stops
+# it too, cleanly: nothing is left holding the port or the store's lock.
+# RUNFLAGS adds flags: make run RUNFLAGS='--config my.yaml'.
+run: server
+	exec $(BINDIR)/livedash serve $(RUNFLAGS)
 
-build: assets
-	$(GO) build -o bin/livedash ./cmd/livedash
-	$(GO) build -o bin/livedash-bench ./cmd/livedash-bench
+demo: server
+	exec $(BINDIR)/livedash serve --demo $(RUNFLAGS)
+
+# Binaries in $(BINDIR): livedash, stamped, and the load tool livedash-bench.
+build: server
+	$(GO) build -o $(BINDIR)/livedash-bench ./cmd/livedash-bench
+
+server: assets
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BINDIR)/livedash ./cmd/livedash
 
 assets:
 	@if [ -f assets/build.sh ]; then bash assets/build.sh; fi

@@ -41,6 +41,13 @@ type Config struct {
 	API        API        `yaml:"api"`
 	Push       Push       `yaml:"push"`
 	Collectors Collectors `yaml:"collectors"`
+
+	// Thresholds are the warning and critical levels of series: the
+	// defaults watch CPU, memory, filesystems and load. Setting the list
+	// replaces the defaults; [] watches nothing.
+	Thresholds []Threshold `yaml:"thresholds"`
+	// Dashboard chooses the page's panels; without it, the built-in ones.
+	Dashboard Dashboard `yaml:"dashboard"`
 }
 
 // Store configures the ring: bbolt by default, Redis when Redis.URL is set.
@@ -262,6 +269,7 @@ func defaults(getenv func(string) string) Config {
 			MaxTopics:          100,
 		},
 		Collectors: defaultCollectors(),
+		Thresholds: defaultThresholds(),
 	}
 }
 

@@ -43,7 +43,16 @@ const walkBudget = 100_000
 //
 // Load does not call Validate.
 func Load(path string, environ []string) (Config, error) {
+	cfg, _, err := LoadWithOrigin(path, environ)
+	return cfg, err
+}
+
+// LoadWithOrigin is Load that also says where each value came from, so that
+// the problems Validate finds later can name the file's line or the
+// environment variable (Origin.Locate).
+func LoadWithOrigin(path string, environ []string) (Config, *Origin, error) {
 	cfg := defaults(lookup(environ))
+	o := &Origin{File: path, lines: map[string]int{}, set: map[string]string{}}
 	var readErr error
 	var ps problems
 	if path != "" {
@@ -51,18 +60,101 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			readErr = err
 		} else {
-			ps = append(ps, decodeYAML(&cfg, data)...)
+			ps = append(ps, decodeYAMLLines(&cfg, data, o.lines)...)
 		}
 	}
-	ps = append(ps, applyEnv(&cfg, environ)...)
+	ps = append(ps, applyEnvOrigin(&cfg, environ, o)...)
 	switch perr := ps.err(); {
 	case readErr != nil && perr != nil:
-		return cfg, errors.Join(readErr, perr)
+		return cfg, o, errors.Join(readErr, perr)
 	case readErr != nil:
-		return cfg, readErr
+		return cfg, o, readErr
 	default:
-		return cfg, perr
+		return cfg, o, perr
 	}
+}
+
+// Origin records where a loaded configuration's values came from: the line
+// of each key in the file, the environment variable or flag that set it
+// last. The zero value knows nothing; methods on a nil *Origin do nothing.
+type Origin struct {
+	File  string            // the file's path, "" when none was read
+	lines map[string]int    // key path → line of its value in the file
+	set   map[string]string // key path → the variable or flag that overrode the file
+}
+
+// SetBy records that what (a flag, "--listen") set the key at path, after
+// the file and the environment.
+func (o *Origin) SetBy(path, what string) {
+	if o != nil {
+		o.set[path] = what
+	}
+}
+
+// Where says where the value at path came from: "line 12", "LIVEDASH_LISTEN",
+// "--listen", or "" for a default. A key inside an item of a list in the
+// file (a label matcher, a field the item leaves out) is at the line of the
+// closest part of it the file has.
+func (o *Origin) Where(path string) string {
+	if o == nil {
+		return ""
+	}
+	if w, ok := o.set[path]; ok {
+		return w
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if n, ok := o.lines[p]; ok && (p == path || strings.Contains(p, "[")) {
+			return fmt.Sprintf("line %d", n)
+		}
+	}
+	return ""
+}
+
+// parentPath drops the last key or index of a key path:
+// "a.b[2].c" → "a.b[2]" → "a.b" → "a" → "".
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// Locate appends where the value came from — "(line 12)", "(LIVEDASH_LISTEN)",
+// "(--listen)", or "(default value)" for a key that was never set — to the
+// reason of every problem in err's *Errors that does not say it yet
+// (Validate's), and returns err.
+func (o *Origin) Locate(err error) error {
+	if o == nil {
+		return err
+	}
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *Errors:
+			for i := range e.Problems {
+				p := &e.Problems[i]
+				if strings.HasPrefix(p.Path, EnvPrefix) || strings.Contains(p.Reason, "(line ") {
+					continue // Load's problems say where they are
+				}
+				where := o.Where(p.Path)
+				if where == "" {
+					where = "default value"
+				}
+				p.Reason += " (" + where + ")"
+			}
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		}
+	}
+	walk(err)
+	return err
 }
 
 func readFile(path string) ([]byte, error) {
@@ -104,7 +196,11 @@ func lookup(environ []string) func(string) string {
 // the yaml library with KnownFields(true) onto the original cfg, so the
 // library's strict decoding stays the authority and anything the walk does
 // not model (keys inside maps of structures) is still rejected.
-func decodeYAML(cfg *Config, data []byte) problems {
+func decodeYAML(cfg *Config, data []byte) problems { return decodeYAMLLines(cfg, data, nil) }
+
+// decodeYAMLLines is decodeYAML that also records the line of every key's
+// value in lines (nil: not recorded).
+func decodeYAMLLines(cfg *Config, data []byte, lines map[string]int) problems {
 	var ps problems
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -131,7 +227,7 @@ func decodeYAML(cfg *Config, data []byte) problems {
 	}
 
 	base := *cfg
-	w := walker{budget: walkBudget}
+	w := walker{budget: walkBudget, lines: lines}
 	w.value(root, reflect.ValueOf(cfg).Elem(), "")
 	if len(w.ps) > 0 {
 		return w.ps
@@ -157,10 +253,12 @@ func cleanYAMLError(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
-// walker applies a YAML node tree onto a value, recording problems.
+// walker applies a YAML node tree onto a value, recording problems and,
+// when lines is not nil, the line of every value by key path.
 type walker struct {
 	ps     problems
 	budget int
+	lines  map[string]int
 }
 
 var (
@@ -183,6 +281,9 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 			w.ps.add(path, nil, fmt.Sprintf("document too large or too many aliases (more than %d values)", walkBudget))
 		}
 		return
+	}
+	if w.lines != nil && path != "" {
+		w.lines[path] = n.Line // the alias's line: where the reader set it
 	}
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -487,11 +588,23 @@ func applyEnv(cfg *Config, environ []string) problems {
 		ps.add("", nil, err.Error())
 		return ps
 	}
-	return applyEnvTo(reflect.ValueOf(cfg).Elem(), keys, environ)
+	return applyEnvTo(reflect.ValueOf(cfg).Elem(), keys, environ, nil)
 }
 
-// applyEnvTo is applyEnv for any struct value root described by keys.
-func applyEnvTo(root reflect.Value, keys map[string]envKey, environ []string) problems {
+// applyEnvOrigin is applyEnv recording in o which variable set each key.
+func applyEnvOrigin(cfg *Config, environ []string, o *Origin) problems {
+	keys, err := envKeys()
+	if err != nil {
+		var ps problems
+		ps.add("", nil, err.Error())
+		return ps
+	}
+	return applyEnvTo(reflect.ValueOf(cfg).Elem(), keys, environ, o)
+}
+
+// applyEnvTo is applyEnv for any struct value root described by keys; o
+// (may be nil) learns which variable set which key.
+func applyEnvTo(root reflect.Value, keys map[string]envKey, environ []string, o *Origin) problems {
 	var ps problems
 	vars := make(map[string]string)
 	for _, kv := range environ {
@@ -517,6 +630,7 @@ func applyEnvTo(root reflect.Value, keys map[string]envKey, environ []string) pr
 			if err := setFromText(root.FieldByIndex(k.index), val); err != nil {
 				ps.add(name, val, fmt.Sprintf("%s (%s)", err, k.path))
 			}
+			o.SetBy(k.path, name)
 		}
 	}
 	return ps

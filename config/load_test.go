@@ -290,7 +290,7 @@ func TestEnvKinds(t *testing.T) {
 		t.Run(tt.env, func(t *testing.T) {
 			var k kinds
 			k.L = []string{"default"}
-			ps := applyEnvTo(reflect.ValueOf(&k).Elem(), keys, []string{tt.env})
+			ps := applyEnvTo(reflect.ValueOf(&k).Elem(), keys, []string{tt.env}, nil)
 			if tt.wantErr != "" {
 				if len(ps) != 1 || !strings.Contains(ps[0].Reason, tt.wantErr) {
 					t.Fatalf("problems = %v, want one containing %q", ps, tt.wantErr)

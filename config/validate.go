@@ -248,6 +248,8 @@ func (c *Config) Validate() error {
 	intRange(add, "push.max_topics", p.MaxTopics, 1, maxPushTopics)
 
 	c.Collectors.validate(add)
+	validateThresholds(c.Thresholds, add)
+	c.Dashboard.validate(add)
 	return ps.err()
 }
 

@@ -83,6 +83,8 @@ var routeCases = map[string]routeCase{
 	"GET /api/v1/series":       {method: "GET", target: "/api/v1/series", good: 200},
 	"GET /api/v1/query":        {method: "GET", target: "/api/v1/query", good: 200},
 	"GET /api/v1/openapi.json": {method: "GET", target: "/api/v1/openapi.json", good: 200},
+	"GET /api/v1/dashboard":    {method: "GET", target: "/api/v1/dashboard", good: 200},
+	"GET /licenses.txt":        {method: "GET", target: "/licenses.txt", good: 200},
 	"GET /api/v1/frames":       {method: "GET", target: "/api/v1/frames?wait=300ms", good: 200}, // a long poll that parks, then times out
 	"GET /api/v1/stream":       {method: "GET", target: "/api/v1/stream", good: 200},
 	"GET /api/v1/ws":           {method: "GET", target: "/api/v1/ws", good: 0}, // no upgrade asked: the transport's own refusal

@@ -29,13 +29,16 @@ var sseLine = regexp.MustCompile(`^(id|event|data|retry): `)
 // storeAppender stores pushed frames, as cmd/livedash's adapter does.
 type storeAppender struct{ st store.Store }
 
-func (a storeAppender) AppendPush(topic string, t time.Time, samples []push.Sample) error {
+func (a storeAppender) AppendPush(topic string, t time.Time, samples []push.Sample) (string, error) {
 	rs := make([]store.Sample, len(samples))
 	for i, s := range samples {
 		rs[i] = store.Sample(s)
 	}
-	_, err := a.st.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
-	return err
+	fs, err := a.st.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
+	if err != nil {
+		return "", err
+	}
+	return fs[0].ID.String(), nil
 }
 
 const pushToken = "s3cret"

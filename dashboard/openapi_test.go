@@ -29,7 +29,9 @@ import (
 
 type nopAppender struct{}
 
-func (nopAppender) AppendPush(string, time.Time, []push.Sample) error { return nil }
+func (nopAppender) AppendPush(string, time.Time, []push.Sample) (string, error) {
+	return "0000000000000001-1", nil
+}
 
 // fullServer builds the server with every part wired, as cmd/livedash does.
 func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
@@ -56,6 +58,7 @@ func fullServer(t *testing.T) (*dashboard.Server, *api.API) {
 		API:       a.Routes(),
 		Push:      push.Handler(nopAppender{}, cfg.Push, reg),
 		Assets:    fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		Licenses:  []byte("licenses"),
 	})
 	return srv, a
 }
@@ -114,7 +117,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"GET /api/v1/stream", "GET /api/v1/ws", "GET /api/v1/frames", "GET /api/v1/latest", "GET /api/v1/series",
-		"GET /api/v1/query", "POST /api/v1/push/{topic}", "GET /api/v1/status", "GET /healthz", "GET /readyz", "GET /metrics", "GET /"} {
+		"GET /api/v1/query", "POST /api/v1/push/{topic}", "GET /api/v1/status", "GET /healthz", "GET /readyz", "GET /metrics", "GET /",
+		"GET /api/v1/dashboard", "GET /licenses.txt"} {
 		if !documented[must] {
 			t.Errorf("%s is not documented", must)
 		}

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -97,6 +98,18 @@ type Deps struct {
 	// Web is the loaded web configuration (LoadWebConfig): TLS, HTTP/2,
 	// response headers, basic-auth users. nil: plain HTTP, no login.
 	Web *WebConfig
+
+	// What /api/v1/status says of the build and the machine besides Version.
+	Commit    string // the commit the binary was built from, "" when unknown
+	BuildDate string // RFC 3339, "" when unknown
+	Host      string // the host name
+	// PageProblem says why Assets is not the complete dashboard (a binary
+	// built without the page's vendored files serves a page that says so);
+	// "" when it is. /api/v1/status and /readyz report it.
+	PageProblem string
+	// Licenses is served as /licenses.txt (text): livedash's license and
+	// those of the third-party code the page includes. nil: not routed.
+	Licenses []byte
 }
 
 // Server is livedash's HTTP server.
@@ -116,6 +129,7 @@ type Server struct {
 	apiLimit *apiLimiter    // nil: no per-client API rate
 	access   *accessMetrics
 	headers  map[string][]string // the web configuration's response headers
+	routes   []routePattern      // every route but the page's, for page's 405s
 }
 
 // maxQueryBytes bounds the raw query string: longer → 414.
@@ -210,12 +224,93 @@ func New(cfg config.Config, deps Deps) *Server {
 	if deps.Push != nil {
 		e.POST("/api/v1/push/:topic", deps.Push)
 	}
+	if deps.Licenses != nil {
+		e.GET("/licenses.txt", s.licenses)
+	}
 	if deps.Assets != nil {
 		s.assets = newAssetServer(deps.Assets, !deps.DevAssets)
 		e.GET("/", s.assets.serve)
-		e.GET("/*", s.assets.serve)
+		e.GET("/*", s.page)
 	}
+	s.routes = routePatterns(e.Routes())
 	return s
+}
+
+// page serves GET /* — the page's files — except for paths that belong to
+// another route (GET /api/v1/push/app: 405 naming the methods that route
+// takes, not a 404 from the file system) or to the API (404 naming the
+// OpenAPI document). Echo itself answers the wrong method on any other
+// route with 405.
+func (s *Server) page(c echo.Context) error {
+	p := c.Request().URL.Path
+	if allow := s.allowed(p); allow != "" {
+		c.Response().Header().Set(echo.HeaderAllow, allow)
+		return apierr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			"%s is not allowed here; this endpoint takes %s", c.Request().Method, allow)
+	}
+	if strings.HasPrefix(p, "/api/") {
+		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint; /api/v1/openapi.json lists them all")
+	}
+	return s.assets.serve(c)
+}
+
+// routePattern is a route's path split at "/", with its methods.
+type routePattern struct {
+	segs    []string // ":name" matches one segment, "*" the rest
+	methods []string
+}
+
+// routePatterns groups the routes other than the page's by path.
+func routePatterns(routes []*echo.Route) []routePattern {
+	byPath := map[string]*routePattern{}
+	var order []string
+	for _, r := range routes {
+		if r.Path == "/" || r.Path == "/*" || r.Method == echo.RouteNotFound {
+			continue
+		}
+		rp := byPath[r.Path]
+		if rp == nil {
+			rp = &routePattern{segs: strings.Split(r.Path, "/")}
+			byPath[r.Path] = rp
+			order = append(order, r.Path)
+		}
+		if !slices.Contains(rp.methods, r.Method) {
+			rp.methods = append(rp.methods, r.Method)
+		}
+	}
+	out := make([]routePattern, 0, len(order))
+	for _, p := range order {
+		slices.Sort(byPath[p].methods)
+		out = append(out, *byPath[p])
+	}
+	return out
+}
+
+// allowed returns the methods of the route whose pattern matches path, as
+// an Allow header value, or "" when none does.
+func (s *Server) allowed(path string) string {
+	segs := strings.Split(path, "/")
+next:
+	for _, rp := range s.routes {
+		for i, want := range rp.segs {
+			switch {
+			case want == "*":
+				return strings.Join(rp.methods, ", ")
+			case i >= len(segs):
+				continue next
+			case strings.HasPrefix(want, ":"):
+				if segs[i] == "" {
+					continue next
+				}
+			case want != segs[i]:
+				continue next
+			}
+		}
+		if len(segs) == len(rp.segs) {
+			return strings.Join(rp.methods, ", ")
+		}
+	}
+	return ""
 }
 
 // Echo exposes the router (tests walk its routes).
@@ -397,11 +492,32 @@ func (s *Server) readyz(c echo.Context) error {
 		return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unwritable",
 			Message: "the store's last append failed; see the server log", Err: err}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]string{"status": "ready"}
+	if s.deps.PageProblem != "" {
+		body["page"] = pageIncomplete
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// Values of the status's and readiness's "page" field.
+const (
+	pageComplete   = "complete"
+	pageIncomplete = "incomplete"
+)
+
+// licenses serves GET /licenses.txt.
+func (s *Server) licenses(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-cache")
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", s.deps.Licenses)
 }
 
 type statusBody struct {
 	Version       string            `json:"version"`
+	Commit        string            `json:"commit"`
+	BuildDate     string            `json:"build_date"`
+	Host          string            `json:"host"`
+	Page          string            `json:"page"`
+	PageProblem   string            `json:"page_problem,omitempty"`
 	Epoch         string            `json:"epoch"`
 	Head          string            `json:"head"`
 	Oldest        string            `json:"oldest"`
@@ -428,6 +544,11 @@ func (s *Server) status(c echo.Context) error {
 	st := s.deps.Store
 	b := statusBody{
 		Version:       s.deps.Version,
+		Commit:        s.deps.Commit,
+		BuildDate:     s.deps.BuildDate,
+		Host:          s.deps.Host,
+		Page:          pageComplete,
+		PageProblem:   s.deps.PageProblem,
 		Epoch:         fmt.Sprintf("%016x", st.Epoch()),
 		Head:          st.Head().String(),
 		Oldest:        st.Oldest().String(),
@@ -450,6 +571,9 @@ func (s *Server) status(c echo.Context) error {
 				b.HeadTime = &t
 			}
 		}
+	}
+	if b.PageProblem != "" {
+		b.Page = pageIncomplete
 	}
 	if s.deps.Stream != nil {
 		b.Streams = s.deps.Stream.Streams()

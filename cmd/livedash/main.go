@@ -12,12 +12,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
+
+// signalEcho is how long after the first signal a second one is taken as a
+// copy of it rather than as "stop now": `make run` in a shell's background
+// job gets the job's SIGTERM and make relays it to livedash, so the one
+// request to stop arrives twice within a moment.
+const signalEcho = time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, a second one kills at once (default action).
-	context.AfterFunc(ctx, stop)
+	// A second signal kills at once (the default action), unless it is the
+	// echo of the first.
+	context.AfterFunc(ctx, func() { time.AfterFunc(signalEcho, stop) })
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
@@ -77,13 +85,37 @@ Usage:
                                   validate a configuration, list every problem
   livedash tail [flags]           print frames from a server as JSON lines
   livedash healthcheck [--url U]  exit 0 when a server answers /readyz with 200
-  livedash version                print the version
+  livedash version                print the version, commit and build date
+  livedash help                   print this help
 
-Run "livedash serve -h" or "livedash tail -h" for flags.
+Run "livedash <command> -h" for a command's flags.
 `
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// printHelp prints the commands, then the flags of serve, the default
+// command.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, usage)
+	fmt.Fprint(w, "\nFlags of serve:\n")
+	fs, _ := serveFlagSet()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
 
 // run is the whole program; main only adds signals and the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		printHelp(stdout)
+		return nil
+	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -102,9 +134,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runHealthcheck(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "livedash", version())
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)

@@ -35,7 +35,10 @@ type serveFlags struct {
 	devDir                                     string
 }
 
-func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, help bool, err error) {
+// serveFlagSet declares serve's flags on a new FlagSet and returns it with
+// the values it fills in.
+func serveFlagSet() (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
 	fs := flag.NewFlagSet("livedash serve", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "YAML configuration file (default: built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "listen address, e.g. 127.0.0.1:7070 (overrides listen)")
@@ -46,33 +49,72 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, hel
 	fs.BoolVar(&f.demo, "demo", false, "enable the synthetic collector (demo data)")
 	fs.BoolVar(&f.dev, "dev", false, "serve the page from assets/web on disk instead of the embedded copy")
 	fs.StringVar(&f.devDir, "dev-dir", "assets/web", "directory --dev serves the page from")
+	return fs, f
+}
+
+func parseServeFlags(args []string, stdout, stderr io.Writer) (serveFlags, bool, error) {
+	fs, f := serveFlagSet()
 	if help, err := parseFlags(fs, args, stdout, stderr); help || err != nil {
-		return f, help, err
+		return *f, help, err
 	}
 	if fs.NArg() > 0 {
-		return f, false, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return *f, false, usageErr("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	return f, false, nil
+	return *f, false, nil
 }
 
 // loadConfig applies file, environment and flags, then validates, and
-// returns every problem of all three at once.
+// returns every problem of all three at once (configProblems), each saying
+// where its value came from.
 func loadConfig(f serveFlags) (config.Config, error) {
-	cfg, err := config.Load(f.config, os.Environ())
-	set := func(dst *string, v string) {
+	cfg, origin, err := config.LoadWithOrigin(f.config, os.Environ())
+	set := func(dst *string, v, key, flag string) {
 		if v != "" {
 			*dst = v
+			origin.SetBy(key, flag)
 		}
 	}
-	set(&cfg.Listen, f.listen)
-	set(&cfg.Store.Path, f.store)
-	set(&cfg.LogFormat, f.logFormat)
-	set(&cfg.LogLevel, f.logLevel)
-	set(&cfg.HTTP.WebConfigFile, f.webConfig)
+	set(&cfg.Listen, f.listen, "listen", "--listen")
+	set(&cfg.Store.Path, f.store, "store.path", "--store")
+	set(&cfg.LogFormat, f.logFormat, "log_format", "--log-format")
+	set(&cfg.LogLevel, f.logLevel, "log_level", "--log-level")
+	set(&cfg.HTTP.WebConfigFile, f.webConfig, "http.web_config_file", "--web.config.file")
 	if verr := cfg.Validate(); verr != nil || err != nil {
-		return cfg, &exitError{2, errors.Join(err, verr)}
+		return cfg, configProblems(f.config, errors.Join(err, origin.Locate(verr)))
 	}
 	return cfg, nil
+}
+
+// configProblems is the one way serve and config check report a
+// configuration that cannot be used: a heading naming the file, then every
+// problem on a line of its own, indented — exit status 2.
+func configProblems(file string, err error) error {
+	var lines []string
+	var walk func(error)
+	walk = func(err error) {
+		var ce *config.Errors
+		switch e := err.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		default:
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					lines = append(lines, p.String())
+				}
+				return
+			}
+			lines = append(lines, strings.Split(err.Error(), "\n")...)
+		}
+	}
+	walk(err)
+	head := "the configuration has problems"
+	if file != "" {
+		head += " (lines are of " + file + ")"
+	}
+	return &exitError{2, errors.New(head + ":\n  " + strings.Join(lines, "\n  "))}
 }
 
 func runConfigCheck(args []string, stdout, stderr io.Writer) error {
@@ -87,14 +129,10 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := loadConfig(serveFlags{config: *path, webConfig: *webConfig})
 	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return &exitError{2, fmt.Errorf("configuration has problems:\n%w", ee.err)}
-		}
 		return err
 	}
 	if _, err := loadWebConfig(cfg); err != nil {
-		return &exitError{2, fmt.Errorf("configuration has problems:\n%w", err)}
+		return configProblems(*path, err)
 	}
 	name := *path
 	if name == "" {

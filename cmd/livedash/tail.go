@@ -183,6 +183,29 @@ type tailer struct {
 	// Only the writer goroutine of the current session touches these.
 	cursor string
 	saved  string
+
+	// warned is the list of unknown topics last warned about; only the
+	// reader goroutine of the current session touches it.
+	warned string
+}
+
+// warnUnknown says on stderr, once for each new list, which topics of
+// --topics the server does not know (a typo, or a topic not pushed yet):
+// tail keeps waiting for them rather than failing.
+func (t *tailer) warnUnknown(topics []string) {
+	list := strings.Join(topics, ", ")
+	if list == t.warned {
+		return
+	}
+	t.warned = list
+	if list == "" {
+		return
+	}
+	noun := "topic"
+	if len(topics) > 1 {
+		noun = "topics"
+	}
+	fmt.Fprintf(t.stderr, "livedash tail: warning: the server knows no %s %s: no collector or panel has it and no frame of it was seen (a typo, or nothing pushed yet); waiting for it\n", noun, list)
 }
 
 // tailItem is what the reader goroutine hands to the writer: a frame line
@@ -197,7 +220,7 @@ func (t *tailer) loop(ctx context.Context) error {
 	const base = 500 * time.Millisecond
 	attempt := 0
 	for {
-		hint, err := t.session(ctx)
+		hint, hello, err := t.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -213,7 +236,7 @@ func (t *tailer) loop(ctx context.Context) error {
 		ceil := min(t.flags.maxBackoff, b<<min(attempt, 20))
 		delay := rand.N(ceil) + time.Millisecond
 		attempt++
-		fmt.Fprintf(t.stderr, "livedash tail: %v; reconnecting in %v\n", err, delay.Round(time.Millisecond))
+		fmt.Fprintf(t.stderr, "livedash tail: %s; reconnecting in %v\n", describeEnd(err, hello), delay.Round(time.Millisecond))
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -224,14 +247,34 @@ func (t *tailer) loop(ctx context.Context) error {
 	}
 }
 
+// describeEnd says why a session ended, for the reconnect line on stderr.
+// A stream the server ends cleanly (it restarts or shuts down: a retry:
+// hint, then the end of the body) is an ordinary reconnect, not a failure;
+// so is a connection it closes before the stream began (over capacity, or
+// shutting down).
+func describeEnd(err error, hello bool) string {
+	var ce *sse.ConnectionError
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	if ce.Err == nil || errors.Is(ce.Err, io.EOF) {
+		if hello {
+			return "the server closed the stream (restarting or shutting down)"
+		}
+		return "the server closed the connection before the stream began (over capacity or shutting down)"
+	}
+	return ce.Reason + ": " + ce.Err.Error()
+}
+
 // outputError is a failure to write stdout or the state file: tail stops.
 type outputError struct{ err error }
 
 func (e *outputError) Error() string { return e.err.Error() }
 
 // session runs one connection. It returns the retry hint of the server's
-// hello (0 when no hello arrived, i.e. the attempt failed) and why it ended.
-func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err error) {
+// hello (0 when no hello arrived, i.e. the attempt failed), whether a hello
+// arrived, and why it ended.
+func (t *tailer) session(ctx context.Context) (retryHint time.Duration, hello bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if t.flags.transport == "ws" {
@@ -239,7 +282,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return 0, &outputError{err}
+		return 0, false, &outputError{err}
 	}
 	if t.cursor != "" {
 		req.Header.Set("Last-Event-ID", t.cursor)
@@ -260,10 +303,12 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 			items <- tailItem{id: ev.LastEventID}
 		case "hello":
 			var h struct {
-				RetryMS int64 `json:"retry_ms"`
+				RetryMS       int64    `json:"retry_ms"`
+				UnknownTopics []string `json:"unknown_topics"`
 			}
 			_ = json.Unmarshal([]byte(ev.Data), &h)
 			hint.Store(int64(max(h.RetryMS, 1)) * int64(time.Millisecond))
+			t.warnUnknown(h.UnknownTopics)
 			items <- tailItem{id: ev.LastEventID}
 		}
 	})
@@ -275,7 +320,7 @@ func (t *tailer) session(ctx context.Context) (retryHint time.Duration, err erro
 // items until the connection ends) beside the writer and the idle watchdog,
 // and says why the session ended.
 func (t *tailer) follow(ctx context.Context, cancel context.CancelCauseFunc, items chan tailItem, hint *atomic.Int64,
-	connect func() error) (time.Duration, error) {
+	connect func() error) (time.Duration, bool, error) {
 	var wg sync.WaitGroup
 	var outErr error
 	wg.Add(1)
@@ -294,7 +339,7 @@ func (t *tailer) follow(ctx context.Context, cancel context.CancelCauseFunc, ite
 	close(items)
 	wg.Wait()
 	if outErr != nil {
-		return 0, &outputError{outErr}
+		return 0, false, &outputError{outErr}
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() != nil {
 		err = cause
@@ -302,13 +347,13 @@ func (t *tailer) follow(ctx context.Context, cancel context.CancelCauseFunc, ite
 	if err == nil {
 		err = errors.New("stream ended")
 	}
-	return time.Duration(hint.Load()), err
+	return time.Duration(hint.Load()), hint.Load() > 0, err
 }
 
 // sessionWS is session over GET /api/v1/ws: the same events as JSON objects,
 // several per message. The cursor goes on the URL; the hello's head is the
 // position when there is none (as the SSE hello's id is).
-func (t *tailer) sessionWS(ctx context.Context, cancel context.CancelCauseFunc) (time.Duration, error) {
+func (t *tailer) sessionWS(ctx context.Context, cancel context.CancelCauseFunc) (time.Duration, bool, error) {
 	u := t.url
 	if t.cursor != "" {
 		u += map[bool]string{false: "?", true: "&"}[strings.Contains(u, "?")] + "lastEventId=" + url.QueryEscape(t.cursor)
@@ -339,9 +384,10 @@ func (t *tailer) sessionWS(ctx context.Context, cancel context.CancelCauseFunc) 
 					return errors.New("the server sent something that is not an event")
 				}
 				var d struct {
-					ID      string `json:"id"`
-					Head    string `json:"head"`
-					RetryMS int64  `json:"retry_ms"`
+					ID            string   `json:"id"`
+					Head          string   `json:"head"`
+					RetryMS       int64    `json:"retry_ms"`
+					UnknownTopics []string `json:"unknown_topics"`
 				}
 				_ = json.Unmarshal(ev.Data, &d)
 				switch ev.Event {
@@ -352,6 +398,7 @@ func (t *tailer) sessionWS(ctx context.Context, cancel context.CancelCauseFunc) 
 					items <- tailItem{id: d.Head}
 				case "hello":
 					hint.Store(int64(max(d.RetryMS, 1)) * int64(time.Millisecond))
+					t.warnUnknown(d.UnknownTopics)
 					if !hadCursor {
 						items <- tailItem{id: d.Head}
 					}

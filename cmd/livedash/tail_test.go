@@ -234,3 +234,26 @@ func TestTailFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTailServerShutdownIsAReconnect: a server that shuts down ends the
+// stream cleanly (a retry: hint, then the end of the body); tail says so and
+// reconnects, and never calls it a failed request.
+func TestTailServerShutdownIsAReconnect(t *testing.T) {
+	te := newTailEnv(t)
+	_, errOut, _ := startTail(t, "--server", te.srv.URL, "--max-backoff", "100ms")
+	waitUntil(t, "tail connected", func() bool { return te.hub.Streams() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := te.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the reconnect line", func() bool {
+		return strings.Contains(errOut.String(), "the server closed the stream (restarting or shutting down); reconnecting in")
+	})
+	// The hub refuses new streams now: the server closes those connections
+	// before a stream begins, which is a reconnect too.
+	waitUntil(t, "a refused reconnect", func() bool { return strings.Contains(errOut.String(), "before the stream began") })
+	if strings.Contains(errOut.String(), "request failed") {
+		t.Fatalf("stderr calls a clean close a failure:\n%s", errOut.String())
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,18 +34,25 @@ type parts struct {
 // wire connects the parts: the store's commit hook feeds the hub and the API
 // indexes; collectors and push append to the store.
 func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheus.Registry, log *slog.Logger) (parts, error) {
+	b := buildInfo()
 	p := parts{deps: dashboard.Deps{
-		Store:    store,
-		Registry: reg,
-		Logger:   log.With("component", "http"),
-		Version:  version(),
+		Store:     store,
+		Registry:  reg,
+		Logger:    log.With("component", "http"),
+		Version:   b.Version,
+		Commit:    b.Commit,
+		BuildDate: b.Date,
+		Host:      hostName(),
 	}}
 
 	// The hub first: its commit hook must see every frame the collectors
 	// append, and the API's hook is registered after it.
 	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
 	store.OnCommit(h.Publish)
-	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream")})
+	// The API, made below, knows which topics exist; streams ask it.
+	var knownTopic func(string) bool
+	known := func(t string) bool { return knownTopic(t) }
+	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream"), Known: known})
 	// WebSocket: the same hub, for clients behind proxies that buffer SSE.
 	// Browsers of the CORS origins may open sockets too; no other site can.
 	p.deps.WebSocket = ws.New(h, ws.Options{
@@ -53,13 +62,16 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Compression:    cfg.Stream.WSCompression,
 	}).Serve
 
+	page := assets.FS()
 	if flags.dev {
-		p.deps.Assets, p.deps.DevAssets = assets.Dir(flags.devDir), true
-	} else {
-		p.deps.Assets = assets.FS()
+		page, p.deps.DevAssets = assets.Dir(flags.devDir), true
 	}
-	if err := assets.Check(p.deps.Assets); err != nil {
-		log.Warn("the dashboard page is incomplete; the API works", "err", err)
+	p.deps.Licenses = assets.Licenses(page)
+	var err error
+	if p.deps.Assets, err = assets.Page(page); err != nil {
+		p.deps.PageProblem = "this binary was built without the page's chart library (uPlot): " +
+			"build it with `go generate ./assets && go build ./cmd/livedash` or `make build`"
+		log.Warn("the dashboard page is not in this binary: / serves a page that says how to build it; the API works", "err", err)
 	}
 
 	set, err := collectors.New(cfg.Collectors, collectors.Options{
@@ -87,10 +99,28 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	p.deps.Push = push.HandlerWith(pushAppender{store}, cfg.Push, push.Options{Registerer: reg, Logger: log.With("component", "push")})
 
 	intervals := map[string]time.Duration{}
+	var topics []string // known before their first frame
 	for _, in := range set.Infos() {
 		if cur, ok := intervals[in.Topic]; !ok || in.Interval < cur {
 			intervals[in.Topic] = in.Interval
 		}
+		if !slices.Contains(topics, in.Topic) {
+			topics = append(topics, in.Topic)
+		}
+	}
+	// The page asks for its panels' topics, the built-in panels' too (a
+	// host collector may be off, or not exist on this system): they are
+	// known, and answered empty until data comes.
+	var series []string // named by panels and thresholds
+	panels, _ := cfg.Dashboard.EffectivePanels()
+	for _, pn := range panels {
+		if !slices.Contains(topics, pn.Topic) {
+			topics = append(topics, pn.Topic)
+		}
+		series = append(series, pn.Series...)
+	}
+	for _, t := range cfg.Thresholds {
+		series = append(series, t.Series, t.Of)
 	}
 	a := api.New(store, cfg.API, api.Options{
 		Logger:     log.With("component", "api"),
@@ -98,7 +128,15 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Intervals:  func() map[string]time.Duration { return intervals },
 
 		MaxParkedPerClient: cfg.HTTP.MaxPollsPerClient,
+
+		Thresholds: cfg.Thresholds,
+		Dashboard:  cfg.Dashboard,
+		Host:       p.deps.Host,
+		Node:       cfg.NodeName(),
+		Topics:     topics,
+		Series:     series,
 	})
+	knownTopic = a.KnownTopic
 	store.OnCommit(a.OnCommit)
 	p.deps.API = a.Routes()
 	p.deps.OnShutdown = append(p.deps.OnShutdown, a.Close)
@@ -108,16 +146,28 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	return p, nil
 }
 
+// hostName is the machine's name as the dashboard shows it, "localhost"
+// when the system has none.
+func hostName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
 // pushAppender stores one pushed frame.
 type pushAppender struct{ store store.Store }
 
-func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) error {
+func (a pushAppender) AppendPush(topic string, t time.Time, samples []push.Sample) (string, error) {
 	rs := make([]store.Sample, len(samples))
 	for i, s := range samples {
 		rs[i] = store.Sample(s)
 	}
-	_, err := a.store.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
-	return err
+	fs, err := a.store.Append([]store.Batch{{Topic: topic, Time: t, Samples: rs}})
+	if err != nil {
+		return "", err
+	}
+	return fs[0].ID.String(), nil
 }
 
 // storeSink appends collector batches to the store, one call one commit.

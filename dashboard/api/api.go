@@ -6,6 +6,7 @@
 //	GET /api/v1/series       catalog of topics and series
 //	GET /api/v1/query        downsampled range query, column-major (uPlot)
 //	GET /api/v1/openapi.json the OpenAPI 3 document of every livedash endpoint
+//	GET /api/v1/dashboard    the page's panels, thresholds and host name
 //
 // /frames reads the ring store directly (the cursor is the ring's ID, shared
 // with the SSE stream). /latest, /series and /query are answered from an
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +55,25 @@ type Options struct {
 	// the request's client address) has parked at once; one more is
 	// answered 429 with Retry-After instead of parking. 0 = no cap.
 	MaxParkedPerClient int
+
+	// Thresholds are checked against the newest values: /latest reports
+	// the series over one. CPUs multiplies the per_cpu ones; default
+	// runtime.NumCPU().
+	Thresholds []config.Threshold
+	CPUs       int
+
+	// What GET /api/v1/dashboard tells the page: the panels, the host's
+	// name and this instance's (Node; default Host).
+	Dashboard  config.Dashboard
+	Host, Node string
+
+	// Topics and Series are known before their first frame: the enabled
+	// collectors' topics and those of the panels, the series that panels
+	// and thresholds name. A filter naming a topic neither known
+	// nor ever seen is refused (unknown_topic), and so is a series
+	// selector that matches nothing seen and names none of Series.
+	Topics []string
+	Series []string
 }
 
 // API serves the JSON endpoints. Its handlers are safe for concurrent use.
@@ -91,6 +112,9 @@ type API struct {
 
 	parkMu       sync.Mutex
 	parkedClient map[netip.Addr]int // parked polls per client key; guarded by parkMu
+
+	thresholds    []*threshold // compiled Options.Thresholds; read-only
+	dashboardBody *encoded     // GET /api/v1/dashboard, encoded once
 
 	m *metrics
 }
@@ -140,12 +164,21 @@ func New(st store.Store, cfg config.API, opts Options) *API {
 	if opts.LoadMaxFrames <= 0 {
 		opts.LoadMaxFrames = config.Default().Store.Retention.Frames
 	}
+	if opts.CPUs <= 0 {
+		opts.CPUs = runtime.NumCPU()
+	}
 	a := &API{store: st, cfg: cfg, opts: opts, log: opts.Logger,
 		idx: newIndex(opts.IndexFrames, opts.MaxSeries), wake: make(chan struct{}), parkedClient: map[netip.Addr]int{}}
 	h := st.Head()
 	a.epoch.Store(h.Epoch)
 	a.idx.head = store.ID{Epoch: h.Epoch}
 	a.m = newMetrics(opts.Registerer, a)
+	var bad []config.Threshold
+	a.thresholds, bad = compileThresholds(opts.Thresholds, opts.CPUs)
+	for _, t := range bad {
+		a.log.Warn("threshold left out: a matcher is not a valid regular expression, or it has no level", "series", t.Series)
+	}
+	a.dashboardBody = a.buildDashboard()
 	return a
 }
 
@@ -157,6 +190,7 @@ func (a *API) Routes() []route.Route {
 		{Method: http.MethodGet, Path: "/api/v1/series", Name: "series", Handler: a.series},
 		{Method: http.MethodGet, Path: "/api/v1/query", Name: "query", Handler: a.query},
 		{Method: http.MethodGet, Path: "/api/v1/openapi.json", Name: "openapi", Handler: a.openapi},
+		{Method: http.MethodGet, Path: "/api/v1/dashboard", Name: "dashboard", Handler: a.dashboard},
 	}
 }
 
@@ -191,7 +225,7 @@ func (a *API) OnCommit(frames []store.Frame) {
 	}
 	for i := range frames {
 		f := &frames[i]
-		a.idx.apply(f.ID, f.TS, f.Topic, f.JSON, f.Samples)
+		a.idx.apply(f.ID, f.TS, f.Topic, f.Samples)
 	}
 	a.headSeq.Store(a.idx.head.Seq)
 }

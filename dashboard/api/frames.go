@@ -152,6 +152,10 @@ type poll struct {
 	lim    store.Limits
 	cursor store.ID
 	last   store.Result // the last read: what a wait that ends unanswered returns
+	// unknown are the topics of the filter that are not known (KnownTopic):
+	// the answer names them, and the poll waits for them all the same (a
+	// first push makes a topic known).
+	unknown []string
 }
 
 // newPoll parses a /frames query and places the cursor.
@@ -160,7 +164,8 @@ func (a *API) newPoll(raw string) (poll, *apierr.Error) {
 	if aerr != nil {
 		return poll{}, aerr
 	}
-	pl := poll{p: p, query: raw, lim: store.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan}}
+	pl := poll{p: p, query: raw, lim: store.Limits{Frames: p.Limit, Bytes: maxResponseBytes, Scan: maxScan},
+		unknown: a.UnknownTopics(p.Topics)}
 	switch len(p.Topics) {
 	case 0:
 	case 1:
@@ -220,7 +225,7 @@ func (a *API) read(pl *poll, gen uint64, closed bool) (answer, bool, error) {
 	for {
 		oldest := a.store.Oldest()
 		if pa := a.lastPoll.Load(); pa != nil && pa.gen == gen && pa.cursor == pl.cursor &&
-			pa.oldest == oldest && pa.query == pl.query {
+			pa.oldest == oldest && pa.query == pl.query && pl.unknown == nil {
 			return answer{shared: pa}, true, nil
 		}
 		r, ok := a.readRecent(pl.cursor, pl.match, pl.lim)
@@ -243,19 +248,19 @@ func (a *API) read(pl *poll, gen uint64, closed bool) (answer, bool, error) {
 				return answer{}, false, storeUnavailable(r.Err)
 			}
 		}
-		if ok && len(r.Frames) > 0 && reset == nil {
+		if ok && len(r.Frames) > 0 && reset == nil && pl.unknown == nil {
 			// The answer depends only on the window (gen), the cursor, the
 			// store's oldest and the query (topics, limit): the thousands of
 			// polls one commit releases mostly ask the same, so it is built
 			// once and shared.
 			pa := &pollAnswer{gen: gen, cursor: pl.cursor, oldest: oldest, query: pl.query,
-				body: a.appendFrames(nil, r, nil)}
+				body: a.appendFrames(nil, r, nil, nil)}
 			a.lastPoll.Store(pa)
 			return answer{shared: pa}, true, nil
 		}
 		if len(r.Frames) > 0 || reset != nil || pl.p.Wait <= 0 || closed {
 			bp := getBuf()
-			*bp = a.appendFrames(*bp, r, reset)
+			*bp = a.appendFrames(*bp, r, reset, pl.unknown)
 			return answer{buf: bp}, true, nil
 		}
 		pl.cursor, pl.last = r.Next, r
@@ -267,7 +272,7 @@ func (a *API) read(pl *poll, gen uint64, closed bool) (answer, bool, error) {
 // no frames, the cursor as far as it got.
 func (a *API) emptyAnswer(pl *poll) answer {
 	bp := getBuf()
-	*bp = a.appendFrames(*bp, pl.last, nil)
+	*bp = a.appendFrames(*bp, pl.last, nil, pl.unknown)
 	return answer{buf: bp}
 }
 
@@ -312,8 +317,9 @@ type pollAnswer struct {
 	body           []byte
 }
 
-// appendFrames appends a /frames body.
-func (a *API) appendFrames(b []byte, r store.Result, reset *resetInfo) []byte {
+// appendFrames appends a /frames body; unknown topics of the filter, if
+// any, are named in "unknown_topics".
+func (a *API) appendFrames(b []byte, r store.Result, reset *resetInfo, unknown []string) []byte {
 	b = append(b, `{"frames":[`...)
 	for i, f := range r.Frames {
 		if i > 0 {
@@ -340,6 +346,16 @@ func (a *API) appendFrames(b []byte, r store.Result, reset *resetInfo) []byte {
 		b = append(b, `","head":"`...)
 		b = reset.head.AppendTo(b)
 		b = append(b, `"}`...)
+	}
+	if len(unknown) > 0 {
+		b = append(b, `,"unknown_topics":[`...)
+		for i, t := range unknown {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, ']')
 	}
 	return append(b, "}\n"...)
 }

@@ -34,9 +34,13 @@ type index struct {
 	// held at Load.
 	loadedFromMs int64
 
-	kb   []byte   // key scratch
-	keys []string // label-name scratch
+	kb    []byte              // key scratch
+	keys  []string            // label-name scratch
+	ident []labelPair         // a frame's source, scratch
+	names map[string]struct{} // a frame's metric names, scratch
 }
+
+type labelPair struct{ name, value string }
 
 type topicIndex struct {
 	name       string
@@ -47,9 +51,13 @@ type topicIndex struct {
 	series     []*seriesIndex
 	byKey      map[string]*seriesIndex
 	lastTS     int64
-	intervalMs int64  // observed ts difference of the last two frames
-	latest     []byte // the newest frame's JSON, verbatim
+	intervalMs int64 // observed ts difference of the last two frames
 	latestSeq  uint64
+	latestTS   int64
+	// gen counts the changes of the topic's newest values: /latest encodes
+	// the topic again only when it moved (latestCache).
+	gen    uint64
+	cached *topicLatest // the topic's /latest part as of some gen; API.buildMu guards it
 }
 
 type seriesIndex struct {
@@ -65,14 +73,35 @@ type seriesIndex struct {
 	last      uint64 // absolute frame number of the newest value
 	firstSeen int64  // Unix ms
 	lastSeen  int64
+	// The newest value (its time is lastSeen), and whether it is current:
+	// see apply.
+	value   float64
+	current bool
 }
 
 func newIndex(capFrames, maxSeries int) *index {
-	return &index{capFrames: capFrames, maxSeries: maxSeries, topics: map[string]*topicIndex{}, loadedFromMs: math.MinInt64}
+	return &index{capFrames: capFrames, maxSeries: maxSeries, topics: map[string]*topicIndex{}, loadedFromMs: math.MinInt64,
+		names: map[string]struct{}{}}
 }
 
 // apply adds one frame. Frames must come in seq order.
-func (x *index) apply(id store.ID, ts int64, topic string, js []byte, samples []store.Sample) {
+//
+// It also keeps every series' newest value and whether it is current, for
+// /latest. Several sources may share a topic — the targets of one
+// collector, the nodes sharing a store, pushers — each in frames of its
+// own, so a frame replaces only its own source's values. A frame's source
+// is given by the source labels (sourceLabels) that all its samples carry
+// with one value: target="a" for a scrape or probe target's frame,
+// command="c" for an exec command's, node="n1" for a node's. Such a frame
+// replaces every series of its source — one that carries those pairs: a
+// probe that went down reports http_up 0 and no status code, so its old
+// status code is no longer current, while other targets' values stay. A
+// frame without a source (a host collector's, most pushes) replaces the
+// series of the metric names it carries that have no source label either:
+// an interface that is gone drops out of network_*, and a push of
+// queue_depth leaves jobs_running, pushed before, current (as a Prometheus
+// Pushgateway's POST does). A frame without samples replaces nothing.
+func (x *index) apply(id store.ID, ts int64, topic string, samples []store.Sample) {
 	if id.Seq <= x.head.Seq && x.head.Epoch == id.Epoch {
 		return // already applied (Load's seam with live commits)
 	}
@@ -83,9 +112,10 @@ func (x *index) apply(id store.ID, ts int64, topic string, js []byte, samples []
 		x.topics[topic] = t
 		x.topicNames = insertSorted(x.topicNames, topic)
 	}
-	if len(js) > 0 && id.Seq > t.latestSeq {
-		t.latest, t.latestSeq = js, id.Seq
+	if id.Seq > t.latestSeq {
+		t.latestSeq, t.latestTS = id.Seq, ts
 	}
+	t.gen++
 	if t.lastTS != 0 {
 		t.intervalMs = ts - t.lastTS
 	}
@@ -106,11 +136,28 @@ func (x *index) apply(id store.ID, ts int64, topic string, js []byte, samples []
 	t.ts[slot], t.seq[slot] = ts, id.Seq
 	t.end++
 
+	x.ident = x.ident[:0]
+	identKnown := false // x.ident holds the common pairs of the samples so far
 	for i := range samples {
 		sm := &samples[i]
 		if math.IsNaN(sm.Value) || math.IsInf(sm.Value, 0) {
 			continue // not on the wire either (ring's encoder drops them)
 		}
+		if !identKnown {
+			for _, k := range sourceLabels {
+				if v, ok := sm.Labels[k]; ok {
+					x.ident = append(x.ident, labelPair{k, v})
+				}
+			}
+			identKnown = true
+			clear(x.names)
+		} else if len(x.ident) > 0 {
+			x.ident = slices.DeleteFunc(x.ident, func(p labelPair) bool {
+				v, ok := sm.Labels[p.name]
+				return !ok || v != p.value
+			})
+		}
+		x.names[sm.Name] = struct{}{}
 		x.kb, x.keys = appendSeriesKey(x.kb[:0], sm.Name, sm.Labels, x.keys)
 		s := t.byKey[string(x.kb)]
 		if s == nil {
@@ -126,12 +173,47 @@ func (x *index) apply(id store.ID, ts int64, topic string, js []byte, samples []
 		}
 		s.vals[slot] = sm.Value
 		s.last, s.lastSeen = f, ts
+		s.value, s.current = sm.Value, true
 	}
 	for _, s := range t.series {
 		if s.last != f {
 			s.vals[slot] = math.NaN()
+			if s.current && identKnown && x.replaces(s) {
+				s.current = false // its source reported again, without it
+			}
 		}
 	}
+}
+
+// sourceLabels are the labels that say which source a sample comes from:
+// livedash's own (target, command, node) and Prometheus' (instance, job).
+var sourceLabels = []string{"target", "command", "node", "instance", "job"}
+
+// replaces reports whether the frame just applied, whose source is x.ident
+// (and, without one, whose metric names are x.names), replaces s.
+func (x *index) replaces(s *seriesIndex) bool {
+	if len(x.ident) > 0 {
+		return hasPairs(s.labels, x.ident)
+	}
+	if _, ok := x.names[s.name]; !ok {
+		return false
+	}
+	for _, k := range sourceLabels {
+		if _, ok := s.labels[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPairs reports whether labels hold every pair of ps.
+func hasPairs(labels map[string]string, ps []labelPair) bool {
+	for _, p := range ps {
+		if v, ok := labels[p.name]; !ok || v != p.value {
+			return false
+		}
+	}
+	return true
 }
 
 // grow re-lays the ring into n slots.
@@ -203,8 +285,8 @@ func (t *topicIndex) search(lo, hi uint64, ms int64) uint64 {
 	return lo
 }
 
-// unitOf derives a display unit from a Prometheus-style name suffix
-// (DESIGN §2): _seconds, _bytes, _ratio, _total (count), and
+// unitOf derives a display unit from a Prometheus-style name suffix:
+// _seconds, _bytes, _ratio, _total (count), and
 // <x>_per_second → "<unit of x>/s", e.g. net_received_bytes_per_second →
 // "bytes/s", context_switches_per_second → "switches/s".
 func unitOf(name string) string {

@@ -6,26 +6,39 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"livedash/dashboard/store"
 )
 
-// latest serves GET /api/v1/latest:
+// latest serves GET /api/v1/latest, the newest value of every series:
 //
-//	{"head":"<id>","topics":{"cpu":<newest cpu frame, verbatim>,…}}
+//	{"head":"<id>","topics":{"cpu":{"id":"<id>","topic":"cpu","ts":<ms>,
+//	  "samples":[{"name","labels","value","ts","alert"?}…]},…},
+//	 "alerts":[{"topic","series","labels","value","level",…}…]}
 //
-// Each topic's value is its newest frame exactly as stored and streamed
-// ({"id","topic","ts","samples"}): the newest value of every series the topic
-// still reports, with the frame's time. A series that stopped appearing in
-// its topic's frames is not current and is not listed.
+// alerts lists every value over a threshold (Options.Thresholds), and a
+// sample that takes part in one carries "alert": "warning" or "critical"
+// (the higher when several): a script alerts on `.alerts | length > 0`.
+//
+// A topic's object has the shape of a frame: id and ts are those of the
+// topic's newest frame, and samples hold every current series of the topic
+// (index.apply says which are current), whichever frame carried it — with
+// several targets, nodes or pushers in one topic, each one's newest values —
+// each with the ts of its own frame, sorted by series key.
 //
 // The unfiltered body is encoded once per index head, lazily by the first
-// request after a commit, and then served from memory. A topics= filter is
-// composed per request by appending the pre-encoded frames (no encoding).
-// The ETag is the head ID, so If-None-Match costs one string compare.
+// request after a commit, and then served from memory; a topic's part is
+// encoded again only when the topic changed. A topics= filter composes the
+// body from those parts. The ETag is the head ID, so If-None-Match costs one
+// string compare.
 func (a *API) latest(c echo.Context) error {
 	var topics []string
 	if raw := c.QueryString(); raw != "" {
 		p, aerr := ParseLatestParams(raw)
 		if aerr != nil {
+			return aerr
+		}
+		if aerr := a.checkTopics(p.Topics); aerr != nil {
 			return aerr
 		}
 		topics = p.Topics
@@ -44,28 +57,90 @@ func (a *API) latest(c echo.Context) error {
 		}
 		return writeJSON(c, e.body, nil)
 	}
-	bp := getBuf()
-	defer putBuf(bp)
+	a.buildMu.Lock()
 	a.mu.RLock()
 	head = a.idx.head
 	etag := makeETag(head)
 	h.Set("ETag", etag)
 	if etagMatch(c.Request().Header.Get("If-None-Match"), etag) {
 		a.mu.RUnlock()
+		a.buildMu.Unlock()
 		return c.NoContent(http.StatusNotModified)
 	}
-	pieces := make([][]byte, 0, len(topics))
-	names := make([]string, 0, len(topics))
+	parts := make([]*topicLatest, 0, len(topics))
 	for _, t := range a.idx.topicNames { // sorted output
-		ti := a.idx.topics[t]
-		if ti.latest == nil || !contains(topics, t) {
-			continue
+		if contains(topics, t) {
+			parts = append(parts, a.topicPart(a.idx.topics[t]))
 		}
-		names, pieces = append(names, t), append(pieces, ti.latest)
 	}
 	a.mu.RUnlock()
-	*bp = appendLatest(*bp, head, names, pieces)
+	a.buildMu.Unlock()
+	bp := getBuf()
+	defer putBuf(bp)
+	*bp = appendLatest(*bp, head, parts)
 	return writeJSON(c, *bp, nil)
+}
+
+// topicLatest is one topic's part of /latest, encoded for one gen of the
+// topic. It is immutable once built.
+type topicLatest struct {
+	gen    uint64
+	name   string
+	body   []byte // {"id":…,"topic":…,"ts":…,"samples":[…]}
+	alerts []byte // its alerts' objects, comma-separated; empty: none
+}
+
+// topicPart returns t's part, encoding it when t changed since the last
+// time. The caller holds a.buildMu and a.mu for reading.
+func (a *API) topicPart(t *topicIndex) *topicLatest {
+	if p := t.cached; p != nil && p.gen == t.gen {
+		return p
+	}
+	b := append([]byte(nil), `{"id":"`...)
+	b = store.ID{Epoch: a.idx.head.Epoch, Seq: t.latestSeq}.AppendTo(b)
+	b = append(b, `","topic":`...)
+	b = appendString(b, t.name)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, t.latestTS, 10)
+	b = append(b, `,"samples":[`...)
+	levels, alerts := a.evaluate(t)
+	n := 0
+	for _, s := range t.series {
+		if !s.current {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, `{"name":`...)
+		b = appendString(b, s.name)
+		if len(s.labels) > 0 {
+			b = append(b, `,"labels":`...)
+			b = appendLabels(b, s.labels)
+		}
+		b = append(b, `,"value":`...)
+		b = appendFloat(b, s.value)
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, s.lastSeen, 10)
+		if l := levels[s]; l != levelNone {
+			b = append(b, `,"alert":"`...)
+			b = append(b, l.String()...)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	var ab []byte
+	for i, al := range alerts {
+		if i > 0 {
+			ab = append(ab, ',')
+		}
+		ab = appendAlert(ab, t.name, al)
+	}
+	p := &topicLatest{gen: t.gen, name: t.name, body: b, alerts: ab}
+	t.cached = p
+	return p
 }
 
 // buildLatest encodes the unfiltered body for the current head. Concurrent
@@ -78,32 +153,41 @@ func (a *API) buildLatest() *encoded {
 	}
 	a.mu.RLock()
 	head := a.idx.head
-	names := make([]string, 0, len(a.idx.topicNames))
-	pieces := make([][]byte, 0, len(a.idx.topicNames))
+	parts := make([]*topicLatest, 0, len(a.idx.topicNames))
 	for _, t := range a.idx.topicNames {
-		if ti := a.idx.topics[t]; ti.latest != nil {
-			names, pieces = append(names, t), append(pieces, ti.latest)
-		}
+		parts = append(parts, a.topicPart(a.idx.topics[t]))
 	}
 	a.mu.RUnlock()
-	e := &encoded{head: head, etag: makeETag(head), body: appendLatest(nil, head, names, pieces)}
+	e := &encoded{head: head, etag: makeETag(head), body: appendLatest(nil, head, parts)}
 	a.latestCache.Store(e)
 	return e
 }
 
-func appendLatest(b []byte, head interface{ AppendTo([]byte) []byte }, names []string, pieces [][]byte) []byte {
+func appendLatest(b []byte, head store.ID, parts []*topicLatest) []byte {
 	b = append(b, `{"head":"`...)
 	b = head.AppendTo(b)
 	b = append(b, `","topics":{`...)
-	for i, p := range pieces {
+	for i, p := range parts {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, names[i])
+		b = appendString(b, p.name)
 		b = append(b, ':')
-		b = append(b, p...)
+		b = append(b, p.body...)
 	}
-	return append(b, "}}\n"...)
+	b = append(b, `},"alerts":[`...)
+	n := 0
+	for _, p := range parts {
+		if len(p.alerts) == 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, p.alerts...)
+	}
+	return append(b, "]}\n"...)
 }
 
 func makeETag(head interface{ AppendTo([]byte) []byte }) string {
@@ -156,6 +240,9 @@ func (a *API) series(c echo.Context) error {
 	if raw := c.QueryString(); raw != "" {
 		p, aerr := ParseSeriesParams(raw)
 		if aerr != nil {
+			return aerr
+		}
+		if aerr := a.checkTopics(p.Topics); aerr != nil {
 			return aerr
 		}
 		topics = p.Topics

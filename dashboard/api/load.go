@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"livedash/dashboard/store"
@@ -56,7 +58,7 @@ func (a *API) Load() error {
 		a.mu.Lock()
 		for i := range a.pending {
 			f := &a.pending[i]
-			a.idx.apply(f.ID, f.TS, f.Topic, f.JSON, f.Samples)
+			a.idx.apply(f.ID, f.TS, f.Topic, f.Samples)
 		}
 		a.pending, a.loading = nil, false
 		a.headSeq.Store(a.idx.head.Seq)
@@ -75,6 +77,27 @@ func (a *API) Load() error {
 	if head.Seq-from > uint64(a.opts.LoadMaxFrames) {
 		from, complete = head.Seq-uint64(a.opts.LoadMaxFrames), false
 	}
+	// Topics whose newest frame is older than the back-fill still belong in
+	// /latest: their newest frames go in first, in seq order (all precede
+	// the back-fill), so the index sees every frame in order.
+	var older []store.Frame
+	for _, t := range a.store.Topics() {
+		if f, ok := a.store.Latest(t); ok && f.ID.Epoch == epoch && f.ID.Seq <= from {
+			older = append(older, f)
+		}
+	}
+	slices.SortFunc(older, func(x, y store.Frame) int { return cmp.Compare(x.ID.Seq, y.ID.Seq) })
+	for _, f := range older {
+		var w wireFrame
+		if err := json.Unmarshal(f.JSON, &w); err != nil {
+			a.log.Warn("stored frame is not valid JSON; not indexed", "seq", f.ID.Seq)
+			continue
+		}
+		a.mu.Lock()
+		a.idx.apply(f.ID, f.TS, f.Topic, w.Samples)
+		a.mu.Unlock()
+	}
+
 	var buf []storedFrame
 	var n int
 	first := true
@@ -107,31 +130,12 @@ func (a *API) Load() error {
 		a.mu.Lock()
 		for i := range buf {
 			f := &buf[i]
-			a.idx.apply(store.ID{Epoch: epoch, Seq: f.seq}, f.ts, f.topic, f.json, decoded[i])
+			a.idx.apply(store.ID{Epoch: epoch, Seq: f.seq}, f.ts, f.topic, decoded[i])
 		}
 		a.headSeq.Store(a.idx.head.Seq)
 		a.mu.Unlock()
 		n += len(buf)
 		from = buf[len(buf)-1].seq
-	}
-	// Topics whose newest frame is older than the back-fill still belong in
-	// /latest.
-	for _, t := range a.store.Topics() {
-		f, ok := a.store.Latest(t)
-		if !ok || f.ID.Epoch != epoch || f.ID.Seq > head.Seq {
-			continue
-		}
-		a.mu.Lock()
-		ti := a.idx.topics[t]
-		if ti == nil {
-			ti = &topicIndex{name: t, byKey: map[string]*seriesIndex{}}
-			a.idx.topics[t] = ti
-			a.idx.topicNames = insertSorted(a.idx.topicNames, t)
-		}
-		if f.ID.Seq > ti.latestSeq {
-			ti.latest, ti.latestSeq = f.JSON, f.ID.Seq
-		}
-		a.mu.Unlock()
 	}
 	a.log.Info("api index loaded", "frames", n, "complete", complete, "took", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -299,13 +299,24 @@ type QueryParams struct {
 	Points   int
 	Capped   bool // points was over cfg.QueryMaxPoints and was clamped
 	Group    Group
+	Format   Format
 }
+
+// Format is how /api/v1/query answers.
+type Format string
+
+// Formats: FormatJSON (the default) for charts and scripts, FormatCSV for
+// a download (a spreadsheet, or a line per point for a script).
+const (
+	FormatJSON Format = "json"
+	FormatCSV  Format = "csv"
+)
 
 // ParseQueryParams parses the query string of GET /api/v1/query; now is the
 // reference for relative times.
 func ParseQueryParams(raw string, cfg config.API, now time.Time) (QueryParams, *apierr.Error) {
-	p := QueryParams{Points: defaultPoints, Group: GroupAvg}
-	q, aerr := splitQuery(raw, "series", "topics", "after", "before", "points", "group")
+	p := QueryParams{Points: defaultPoints, Group: GroupAvg, Format: FormatJSON}
+	q, aerr := splitQuery(raw, "series", "topics", "after", "before", "points", "group", "format")
 	if aerr != nil {
 		return p, aerr
 	}
@@ -353,6 +364,14 @@ func ParseQueryParams(raw string, cfg config.API, now time.Time) (QueryParams, *
 			p.Group = Group(v)
 		default:
 			return p, apierr.BadParam("group", "must be one of avg, min, max, last; got %s", quote(v))
+		}
+	}
+	if v := q["format"]; v != "" {
+		switch Format(v) {
+		case FormatJSON, FormatCSV:
+			p.Format = Format(v)
+		default:
+			return p, apierr.BadParam("format", "must be json or csv; got %s", quote(v))
 		}
 	}
 	return p, nil

@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -124,6 +128,12 @@ func (a *API) query(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := a.checkTopics(p.Topics); aerr != nil {
+		return aerr
+	}
+	if aerr := a.checkSelector(p.Selector, p.Topics); aerr != nil {
+		return aerr
+	}
 	r, err := a.run(p)
 	if err != nil {
 		return &apierr.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
@@ -134,8 +144,60 @@ func (a *API) query(c echo.Context) error {
 	}
 	bp := getBuf()
 	defer putBuf(bp)
+	if p.Format == FormatCSV {
+		*bp = r.appendCSV(*bp)
+		h := c.Response().Header()
+		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="livedash-%d-%d.csv"`, r.pl.kFirst*r.pl.step, r.pl.endMs/1000-1))
+		h.Set(echo.HeaderCacheControl, "no-store")
+		c.Response().WriteHeader(http.StatusOK)
+		_, err := c.Response().Write(*bp)
+		return err
+	}
 	*bp = r.appendJSON(*bp)
 	return writeJSON(c, *bp, noStore)
+}
+
+// appendCSV appends the result as CSV (RFC 4180): a header row "time" and
+// one column per series, named by its key (cpu_usage_ratio{cpu="total"},
+// prefixed with "<topic>:" where two topics hold the same key), then one row
+// per bucket: its start as RFC 3339 UTC and the values, empty where a
+// bucket has none. Every header cell after "time" starts with a metric
+// name, so no cell is a spreadsheet formula.
+func (r *result) appendCSV(b []byte) []byte {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	keys := map[string]int{}
+	for _, c := range r.cols {
+		keys[c.key]++
+	}
+	row := make([]string, 0, len(r.cols)+1)
+	row = append(row, "time")
+	for _, c := range r.cols {
+		if keys[c.key] > 1 {
+			row = append(row, c.topic+":"+c.key)
+		} else {
+			row = append(row, c.key)
+		}
+	}
+	_ = w.Write(row) // a bytes.Buffer does not fail
+	var num []byte
+	for k := 0; k < r.pl.n; k++ {
+		row = row[:0]
+		row = append(row, time.Unix((r.pl.kFirst+int64(k))*r.pl.step, 0).UTC().Format(time.RFC3339))
+		for ci := range r.cols {
+			v := r.value(ci, k)
+			if math.IsNaN(v) {
+				row = append(row, "")
+				continue
+			}
+			num = store.AppendJSONFloat(num[:0], v)
+			row = append(row, string(num))
+		}
+		_ = w.Write(row)
+	}
+	w.Flush()
+	return append(b, buf.Bytes()...)
 }
 
 // run answers a parsed query from memory, or from the store when the window

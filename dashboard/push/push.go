@@ -58,11 +58,12 @@ type Sample struct {
 	Value  float64           `json:"value"`
 }
 
-// Appender stores one pushed frame. cmd/livedash adapts it to the store.
-// AppendPush is called concurrently from request goroutines; the samples
-// slice belongs to the callee.
+// Appender stores one pushed frame and returns its ID (the cursor a client
+// can resume after). cmd/livedash adapts it to the store. AppendPush is
+// called concurrently from request goroutines; the samples slice belongs to
+// the callee.
 type Appender interface {
-	AppendPush(topic string, t time.Time, samples []Sample) error
+	AppendPush(topic string, t time.Time, samples []Sample) (id string, err error)
 }
 
 // Reserved are the topics of the built-in collectors (collectors.Names());
@@ -255,15 +256,24 @@ func HandlerWith(app Appender, cfg config.Push, opts Options) echo.HandlerFunc {
 		if err := series.admit(topic, samples); err != nil {
 			return m.fail(err)
 		}
-		if aerr := app.AppendPush(topic, now, samples); aerr != nil {
+		id, aerr := app.AppendPush(topic, now, samples)
+		if aerr != nil {
 			e := apierr.New(http.StatusServiceUnavailable, CodeStoreFailed, "the store could not append the frame; retry later")
 			e.Err = aerr
 			return m.fail(e)
 		}
 		m.requests.WithLabelValues("ok").Inc()
 		m.samples.Add(float64(len(samples)))
-		return c.JSON(http.StatusOK, map[string]any{"topic": topic, "samples": len(samples)})
+		return c.JSON(http.StatusOK, pushAnswer{ID: id, Topic: topic, Samples: len(samples)})
 	}
+}
+
+// pushAnswer is the body of a successful push: the new frame's ID, its
+// topic and how many samples it holds.
+type pushAnswer struct {
+	ID      string `json:"id"`
+	Topic   string `json:"topic"`
+	Samples int    `json:"samples"`
 }
 
 // checkLabels enforces the per-sample caps: what one push may add to every

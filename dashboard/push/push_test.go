@@ -3,6 +3,7 @@ package push
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,14 +34,14 @@ type fakeAppender struct {
 	err   error
 }
 
-func (f *fakeAppender) AppendPush(topic string, _ time.Time, samples []Sample) error {
+func (f *fakeAppender) AppendPush(topic string, _ time.Time, samples []Sample) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return f.err
+		return "", f.err
 	}
 	f.calls = append(f.calls, call{topic, samples})
-	return nil
+	return fmt.Sprintf("00000000000000ab-%d", len(f.calls)), nil
 }
 
 const token = "s3cret-token"
@@ -166,6 +167,13 @@ func TestPush(t *testing.T) {
 			}
 			if len(app.calls) != 1 || app.calls[0].topic != topic {
 				t.Fatalf("calls = %+v, want one on %s", app.calls, topic)
+			}
+			var ans struct {
+				ID, Topic string
+				Samples   int
+			}
+			if err := json.Unmarshal(body, &ans); err != nil || ans.ID != "00000000000000ab-1" || ans.Topic != topic || ans.Samples != len(tc.want) {
+				t.Errorf("answer %s: want the new frame's ID, the topic and %d samples", body, len(tc.want))
 			}
 			got := app.calls[0].samples
 			if len(got) != len(tc.want) {

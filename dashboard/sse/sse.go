@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,6 +30,12 @@ import (
 // Options are the transport's collaborators. All fields are optional.
 type Options struct {
 	Logger *slog.Logger
+	// Known reports whether a topic is known (configured or ever seen).
+	// The hello of a stream whose topics= names others lists them in
+	// "unknown_topics"; the stream goes on all the same (a first push
+	// makes a topic known), as the answer must stay a 200 stream. nil:
+	// every topic is known.
+	Known func(topic string) bool
 }
 
 // Transport serves streams on a hub. Its embedded Hub gives Shutdown and
@@ -38,6 +45,7 @@ type Transport struct {
 	enc          *hub.Encoding
 	writeTimeout time.Duration
 	log          *slog.Logger
+	known        func(string) bool
 }
 
 // New returns the SSE transport of h. Create it before serving: it
@@ -46,15 +54,16 @@ func New(h *hub.Hub, opts Options) *Transport {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Transport{Hub: h, enc: h.NewEncoding(appendEvent), writeTimeout: h.Config().WriteTimeout.D(), log: opts.Logger}
+	return &Transport{Hub: h, enc: h.NewEncoding(appendEvent), writeTimeout: h.Config().WriteTimeout.D(), log: opts.Logger, known: opts.Known}
 }
 
 // ServeStream is the Echo handler of GET /api/v1/stream.
 //
 // Query: topics=a,b (comma-separated, repeated parameters merged, empty
-// items ignored, none = every topic; topics that do not exist simply match
-// nothing), lastEventId=<id> (used when there is no Last-Event-ID header;
-// the header wins).
+// items ignored, none = every topic; topics that are not known are named
+// in the hello's "unknown_topics" and match nothing until they appear),
+// lastEventId=<id> (used when there is no Last-Event-ID header; the header
+// wins).
 func (t *Transport) ServeStream(c echo.Context) error {
 	t.serve(c.Response(), c.Request())
 	return nil
@@ -107,6 +116,7 @@ func (t *Transport) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.retry = sub.Retry
+	st.unknown = t.unknownTopics(req.Topics)
 
 	if r.ProtoMajor == 1 && r.Method != http.MethodHead {
 		// Take the connection over once its head is out (Hijack flushes
@@ -155,6 +165,22 @@ func (t *Transport) run(st *stream, sub *hub.Subscriber, req hub.Request, gone <
 	case hub.DisconnectShutdown, hub.DisconnectLifetime:
 		st.bye()
 	}
+}
+
+// unknownTopics returns the topics of a filter that are not known, sorted;
+// nil when all are.
+func (t *Transport) unknownTopics(topics map[string]struct{}) []string {
+	if t.known == nil {
+		return nil
+	}
+	var out []string
+	for topic := range topics {
+		if !t.known(topic) {
+			out = append(out, topic)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // readUntilGone reads and discards whatever the client sends on a hijacked

@@ -26,6 +26,7 @@ type stream struct {
 	// the next write sends it in front of its own bytes.
 	pending  []byte
 	deadline time.Time // the write deadline writeRaw last set
+	unknown  []string  // topics of the filter that are not known, for hello
 }
 
 var _ hub.Sink = (*stream)(nil)
@@ -34,7 +35,18 @@ var _ hub.Sink = (*stream)(nil)
 var testHookWrite atomic.Pointer[func()]
 
 func (s *stream) Hello(h hub.Hello, id string) {
+	if len(s.unknown) > 0 {
+		s.pending = appendMessage(s.pending, typeHello, id, s.retry, helloUnknown{h, s.unknown})
+		return
+	}
 	s.pending = appendMessage(s.pending, typeHello, id, s.retry, h)
+}
+
+// helloUnknown is a hello that names the topics of the filter that are
+// not known.
+type helloUnknown struct {
+	hub.Hello
+	UnknownTopics []string `json:"unknown_topics"`
 }
 
 func (s *stream) Reset(r hub.Reset, id string) {
