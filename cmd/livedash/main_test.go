@@ -160,8 +160,8 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
-// FAULTS row 29: every problem listed with its key path, exit 2, nothing
-// started.
+// A configuration with typos, bad durations and bad addresses: every
+// problem listed with its key path, exit 2, nothing started.
 func TestConfigCheckListsEveryProblem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	err := os.WriteFile(path, []byte("listen: nowhere\nstore:\n  retention:\n    frames: -5\n    max_agee: 1h\nstream:\n  heartbeat: 5 seconds\n"), 0o600)
@@ -246,7 +246,9 @@ func TestSecondServerOnSameStoreFailsFast(t *testing.T) {
 	}
 }
 
-// FAULTS rows 6, 7 (414), 17, 18.
+// Bad inputs over HTTP: a header block over the limit (431), a query over
+// 8 KiB (414), paths that try to leave the embedded assets, and random paths
+// and methods that must not grow /metrics.
 func TestHTTPBadInputs(t *testing.T) {
 	ts := startServer(t)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -13,8 +13,9 @@ import (
 
 // Responses are assembled by appending: frame bytes are copied verbatim and
 // the few other values are encoded here. Strings are escaped like
-// encoding/json with HTML escaping plus U+2028/U+2029, the same as the ring's
-// frame encoder, so names and labels from outside (FAULTS row 16) are inert
+// encoding/json with HTML escaping plus U+2028/U+2029, the same as the store's
+// frame encoder, so names and labels from outside (markup, newlines, line
+// separators) are inert
 // wherever the bytes end up.
 
 // appendString appends s as a JSON string (see store.AppendJSONString).

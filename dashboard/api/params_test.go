@@ -85,7 +85,7 @@ func TestBadParameters(t *testing.T) {
 }
 
 // TestGoodParameters: values at the edges are accepted; wait over the
-// maximum is clamped, not refused (FAULTS row 7).
+// maximum is clamped to the documented maximum, not refused.
 func TestGoodParameters(t *testing.T) {
 	cfg := testCfg()
 	for raw, want := range map[string]FramesParams{
