@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"livedash/config"
 	"livedash/dashboard"
-	"livedash/dashboard/testcert"
 )
 
 // Target URLs with credentials in their user info and tokens in their
@@ -146,20 +141,7 @@ func TestServeRefusesBadWebConfig(t *testing.T) {
 // The binary with --web.config.file: TLS with h2, a login on the API,
 // health open.
 func TestServeTLSWithLogin(t *testing.T) {
-	dir := t.TempDir()
-	certs := testcert.Write(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := filepath.Join(dir, "web.yml")
-	if err := os.WriteFile(web, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  alice: %s\n", hash)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, "--web.config.file", web)
-	base := "https://" + ts.Addr
-	client := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: certs.Pool}}}
-	defer client.CloseIdleConnections()
+	ts, base, client := tlsLoginServer(t)
 	for _, tc := range []struct {
 		path   string
 		login  bool
