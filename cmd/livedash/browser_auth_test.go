@@ -113,6 +113,12 @@ func TestBrowserTLSBasicAuth(t *testing.T) {
 		ok, err := chartsReady(ctx, defaultTopics)
 		return err == nil && ok
 	})
+	// A reconnect on the loaded machine passes through "connecting": wait
+	// for the worker's stream to be live again rather than sample once.
+	waitFor(t, "the shared worker's live stream", 20*time.Second, func() bool {
+		d := debugOf(t, ctx)
+		return d.Transport == "shared-worker" && d.State == "live" && d.Mode == "stream"
+	})
 	d := debugOf(t, ctx)
 	if d.Transport != "shared-worker" || d.State != "live" || d.Mode != "stream" {
 		t.Errorf("transport %q state %q mode %q, want the shared worker's live stream", d.Transport, d.State, d.Mode)

@@ -85,6 +85,12 @@ func TestHelloReplayLive(t *testing.T) {
 	if n := e.metric(t, "livedash_ws_connections"); n != 1 {
 		t.Fatalf("livedash_ws_connections = %v", n)
 	}
+	// The counter grows right after the write returns, which can be after
+	// the client read the message: wait for it (bounded), then check.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.metric(t, "livedash_ws_messages_sent_total") < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := e.metric(t, "livedash_ws_messages_sent_total"); n != 2 {
 		t.Fatalf("messages sent %v, want 2", n)
 	}
