@@ -545,10 +545,10 @@ $at100"
 		if [[ $T_PARTS == *a* ]]; then
 			read -r batch size < <(probe "${t_url[plain]}" 3.5)
 			echo "T a: $CLIENTS clients, default collectors at 1s ($batch frames per tick, mean event $size B): plain HTTP, TLS, TLS + basic auth"
-			declare -A ta_p99=() ta_cpu=() ta_rp=() ta_rc=()
+			declare -A ta_p99=() ta_cpu=() ta_rp=() ta_rc=() ta_cc=()
 			for run in $(seq "$RUNS"); do
 				order=$(t_order "$run" plain tls auth)
-				declare -A p=() c=() d=() g=() lt=()
+				declare -A p=() c=() d=() g=() lt=() ct=() cc=()
 				for v in $order; do
 					out=$tmp/Ta.$run.$v.txt
 					args=()
@@ -559,20 +559,24 @@ $at100"
 					d[$v]=$(field "$out" 'deliveries/s ([0-9]+)')
 					g[$v]=$(field "$out" 'gaps ([0-9]+)')/$(field "$out" 'dups ([0-9]+)')/$(field "$out" 'conn_ends ([0-9]+)')
 					lt[$v]=$(field "$out" 'load tool cpu [0-9.]+s \(([0-9]+)% of one core')
-					ta_p99[$v]+=" ${p[$v]}" ta_cpu[$v]+=" ${c[$v]}"
+					ct[$v]=$(field "$out" 'connected [0-9]+ clients in ([0-9.]+(ms|µs|s))')
+					cc[$v]=$(field "$out" 'while connecting [0-9.]+s \(([0-9]+)µs per client')
+					ta_p99[$v]+=" ${p[$v]}" ta_cpu[$v]+=" ${c[$v]}" ta_cc[$v]+=" ${cc[$v]}"
 				done
 				for v in tls auth; do
 					ta_rp[$v]+=" $(ratio "${p[$v]}" "${p[plain]}")" ta_rc[$v]+=" $(ratio "${c[$v]}" "${c[plain]}")"
 				done
-				printf 'T a run %d (%s): p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | deliveries/s %s %s %s | gaps/dups/ends %s %s %s | load tool %% of a core %s %s %s | tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' \
+				printf 'T a run %d (%s): p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | deliveries/s %s %s %s | gaps/dups/ends %s %s %s | load tool %% of a core %s %s %s | connecting ms %s %s %s, server cpu µs/client %s %s %s | tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' \
 					"$run" "$order" "${p[plain]}" "${p[tls]}" "${p[auth]}" "${c[plain]}" "${c[tls]}" "${c[auth]}" \
 					"${d[plain]}" "${d[tls]}" "${d[auth]}" "${g[plain]}" "${g[tls]}" "${g[auth]}" "${lt[plain]}" "${lt[tls]}" "${lt[auth]}" \
+					"${ct[plain]}" "${ct[tls]}" "${ct[auth]}" "${cc[plain]}" "${cc[tls]}" "${cc[auth]}" \
 					"$(ratio "${p[tls]}" "${p[plain]}")" "$(ratio "${c[tls]}" "${c[plain]}")" "$(ratio "${p[auth]}" "${p[plain]}")" "$(ratio "${c[auth]}" "${c[plain]}")"
 			done
 			# shellcheck disable=SC2086 # the lists are space-separated numbers
-			printf 'T a median of %d: p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | median ratio tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' "$RUNS" \
+			printf 'T a median of %d: p99 plain %sms tls %sms tls+auth %sms | cpu µs/client-s plain %s tls %s tls+auth %s | server cpu µs/client while connecting plain %s tls %s tls+auth %s | median ratio tls/plain p99 %s cpu %s | tls+auth/plain p99 %s cpu %s\n' "$RUNS" \
 				"$(median ${ta_p99[plain]})" "$(median ${ta_p99[tls]})" "$(median ${ta_p99[auth]})" \
 				"$(median ${ta_cpu[plain]})" "$(median ${ta_cpu[tls]})" "$(median ${ta_cpu[auth]})" \
+				"$(median ${ta_cc[plain]})" "$(median ${ta_cc[tls]})" "$(median ${ta_cc[auth]})" \
 				"$(median ${ta_rp[tls]})" "$(median ${ta_rc[tls]})" "$(median ${ta_rp[auth]})" "$(median ${ta_rc[auth]})"
 		fi
 		if [[ $T_PARTS == *b* ]]; then

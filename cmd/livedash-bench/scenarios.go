@@ -147,6 +147,12 @@ func (b *bench) steady(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "connected %d clients in %v over %d source addresses\n", o.clients, fmtDur(time.Since(t0)), o.sources)
+	if o.pid > 0 {
+		// Accepting, with -tls the handshakes, and the first replay.
+		if c, err := readProc(o.pid); err == nil {
+			fmt.Fprintf(w, "server cpu while connecting %.2fs (%.0fµs per client)\n", (c.cpu - base.cpu).Seconds(), float64((c.cpu-base.cpu).Microseconds())/float64(o.clients))
+		}
+	}
 	sleep(ctx, o.warmup)
 	connected, _ := readProc(o.pid)
 	st := newStats()
