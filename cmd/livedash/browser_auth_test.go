@@ -109,7 +109,7 @@ func TestBrowserTLSBasicAuth(t *testing.T) {
 	default:
 		t.Error("the browser was never asked for a login")
 	}
-	waitFor(t, "every default chart with data", 20*time.Second, func() bool {
+	waitFor(t, "every default chart with data", 60*time.Second, func() bool {
 		ok, err := chartsReady(ctx, defaultTopics)
 		return err == nil && ok
 	})
