@@ -264,10 +264,19 @@ func TestBrowserPerf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A strip drawn on its own can blend a line's edge pixel a little
+	// differently from one full draw (anti-aliasing at the strip's border;
+	// where the borders fall depends on how ticks were grouped into draws,
+	// so on the machine's load): a few such pixels are logged. A layer
+	// that lost or misplaced a strip differs in hundreds.
+	const edgePixels = 8
 	for _, c := range lcs {
 		t.Logf("perf: %s series layer: %d incremental draws since the last full one (%d full in all), %d of %d pixels differ from a full draw", c.Topic, c.Draws, c.FullDraws, c.Diff, c.Pixels)
-		if c.Diff > 0 {
+		switch {
+		case c.Diff > edgePixels:
 			t.Errorf("%s: the retained series layer differs from a full draw in %d pixels: %s", c.Topic, c.Diff, c.At)
+		case c.Diff > 0:
+			t.Logf("perf: %s: %d edge pixels differ (x, y, layer RGBA, full draw RGBA): %s", c.Topic, c.Diff, c.At)
 		}
 	}
 
