@@ -235,10 +235,7 @@ func TestBrowserPerf(t *testing.T) {
 		Diff, Pixels, Draws, FullDraws int
 		At                             string
 	}
-	lcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]*layerCheck](`[...window.livedash.panels().values()].filter((p) => p.layerCheck).map((p) => {
-		if (p.dirty) p.render();
-		const c = p.layerCheck();
-		return c && { topic: p.topic, ...c }; }).filter(Boolean)`))
+	lcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]*layerCheck](layerCheckJS))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +286,36 @@ func TestBrowserPerf(t *testing.T) {
 	screenshot(t, ctx, "livedash-perf.png")
 	check()
 }
+
+// layerCheckJS compares every view's retained series layer (View.drawLayer
+// in assets/web/js/charts.js) with a full draw of the same data at the same
+// x offset (View.paint), pixel by pixel, colours premultiplied by alpha.
+const layerCheckJS = `[...window.livedash.panels().values()].flatMap((p) => {
+	if (p.dirty) p.render();
+	return (p.views || []).map((v, k) => {
+		const u = v.u;
+		if (!u || !v.lay || !v.cv) return null;
+		const { width: W, height: H } = u.bbox;
+		const c = document.createElement('canvas');
+		c.width = W; c.height = H;
+		const ctx = c.getContext('2d');
+		ctx.save();
+		v.paint(ctx, u, v.lay.B, v.lay.kx, 0, v.lay.dots);
+		ctx.restore();
+		const a = v.ctx.getImageData(0, 0, W, H).data;
+		const b = ctx.getImageData(0, 0, W, H).data;
+		let diff = 0;
+		const at = [];
+		for (let i = 0; i < a.length; i += 4) {
+			const d = (j) => Math.abs(a[j] * a[i + 3] - b[j] * b[i + 3]) / 255;
+			if (d(i) > 8 || d(i + 1) > 8 || d(i + 2) > 8 || Math.abs(a[i + 3] - b[i + 3]) > 8) {
+				diff++;
+				if (at.length < 12) at.push([(i / 4) % W, Math.floor(i / 4 / W), a[i], a[i + 1], a[i + 2], a[i + 3], b[i], b[i + 1], b[i + 2], b[i + 3]]);
+			}
+		}
+		return { topic: p.id + (k ? '/' + k : ''), diff, pixels: W * H, draws: v.lay.draws, fullDraws: v.lay.full, at: at.length ? JSON.stringify(at) : '' };
+	}).filter(Boolean);
+})`
 
 // recordTrace writes a Chrome trace (open it in DevTools' Performance panel
 // or ui.perfetto.dev) of d of the live page to path.
