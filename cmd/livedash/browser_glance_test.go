@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -98,7 +99,8 @@ func sample(name string, labels map[string]string, v float64) map[string]any {
 	return map[string]any{"name": name, "labels": labels, "value": v}
 }
 
-// dashboardSite starts livedash (push token set) with dash as its dashboard
+// dashboardSite starts livedash (push token set, extraYAML added to its
+// configuration) with dash as its dashboard
 // configuration (GET /api/v1/dashboard's contract: host, node, panels,
 // thresholds) and returns the URL to open and the server.
 //
@@ -106,9 +108,9 @@ func sample(name string, labels map[string]string, v float64) map[string]any {
 // serves it itself. Until then a stand-in in front of livedash answers GET
 // /api/v1/dashboard with dash (host: this machine's name) and passes every
 // other request through, the stream unbuffered. The test log says which.
-func dashboardSite(t *testing.T, dash map[string]any) (site string, srv *testServer) {
+func dashboardSite(t *testing.T, extraYAML string, dash map[string]any) (site string, srv *testServer) {
 	t.Helper()
-	base := "push:\n  token: " + pushToken + "\n"
+	base := "push:\n  token: " + pushToken + "\n" + extraYAML
 	path := filepath.Join(t.TempDir(), "livedash.yaml")
 	y, err := yaml.Marshal(map[string]any{"dashboard": dash})
 	if err != nil {
@@ -245,10 +247,11 @@ func seriesPixels(tb testing.TB, ctx context.Context, id, color string) int {
 	return n
 }
 
-func darkMode(ctx context.Context) error {
+// colorScheme emulates prefers-color-scheme: dark or light.
+func colorScheme(ctx context.Context, scheme string) error {
 	return chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
 		})
 		return err
 	}))
@@ -258,7 +261,14 @@ func darkMode(ctx context.Context) error {
 // dark mode and on a 390×844 phone, with a pushed topic of one point whose
 // value crosses its configured critical level.
 func TestBrowserGlance(t *testing.T) {
-	site, srv := dashboardSite(t, map[string]any{"thresholds": []map[string]any{
+	// Two HTTP probes, one failing: status codes, up/down and durations.
+	target := func(code int) string {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	probes := fmt.Sprintf("collectors:\n  http:\n    interval: 1s\n    targets:\n    - {name: ok, url: %q}\n    - {name: failing, url: %q}\n", target(200), target(503))
+	site, srv := dashboardSite(t, probes, map[string]any{"thresholds": []map[string]any{
 		{"series": "cpu_usage_ratio", "labels": map[string]string{"cpu": "total"}, "warning": 0.8, "critical": 0.95},
 		{"series": "glance_value", "warning": 1, "critical": 3},
 	}})
@@ -269,7 +279,7 @@ func TestBrowserGlance(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/")); err != nil {
 		t.Fatal(err)
 	}
-	topics := append(slices.Clone(defaultTopics), "glance")
+	topics := append(slices.Clone(defaultTopics), "glance", "http")
 	waitFor(t, "every chart drawn", 15*time.Second, func() bool {
 		ok, err := chartsReady(ctx, topics)
 		return err == nil && ok
@@ -337,6 +347,28 @@ func TestBrowserGlance(t *testing.T) {
 		}
 	}
 
+	// HTTP probes: status codes, up/down and durations never share an
+	// axis; the status axis counts plainly (200, not "3.3 min").
+	h := d.Charts["http"]
+	statusAxis := false
+	for _, v := range h.Views {
+		units := map[string]bool{}
+		for _, u := range v.Units {
+			units[u] = true
+		}
+		for _, a := range v.Axes {
+			if a.Scale != "x" && slices.ContainsFunc(a.Ticks, func(s string) bool { return s == "200" || s == "300" }) {
+				statusAxis = true
+			}
+		}
+		if len(units) > len(v.Axes)-1 {
+			t.Errorf("http: units %v on %d y axes", v.Units, len(v.Axes)-1)
+		}
+	}
+	if !statusAxis || !slices.ContainsFunc(h.Labels, func(s string) bool { return strings.Contains(s, `target="failing"`) }) {
+		t.Errorf("http: no status axis counting plainly, or the failing target missing: %+v", h)
+	}
+
 	// The pushed point: drawn, its legend names metric and labels, and its
 	// panel is marked critical.
 	g := d.Charts["glance"]
@@ -363,7 +395,32 @@ func TestBrowserGlance(t *testing.T) {
 	}
 	screenshot(t, ctx, "livedash-1400.png")
 
-	if err := darkMode(ctx); err != nil {
+	// Per-core CPU on its toggle: one busy line per core, in natural order.
+	click(t, ctx, `document.querySelector('.panel[data-id="cpu"] .head button')`)
+	var cores []string
+	waitFor(t, "per-core CPU", 10*time.Second, func() bool {
+		c := dashOf(t, ctx).Charts["cpu"]
+		cores = c.Labels
+		return c.State == "ready" && len(cores) > 0 && !slices.ContainsFunc(cores, func(s string) bool { return !regexp.MustCompile(`^cpu\d+$`).MatchString(s) })
+	})
+	if !slices.IsSortedFunc(cores, func(a, b string) int { x, _ := strconv.Atoi(a[3:]); y, _ := strconv.Atoi(b[3:]); return x - y }) {
+		t.Errorf("per-core legend %q not in natural order", cores)
+	}
+	click(t, ctx, `document.querySelector('.panel[data-id="cpu"] .head button')`)
+	waitFor(t, "CPU by mode again", 10*time.Second, func() bool {
+		c := dashOf(t, ctx).Charts["cpu"]
+		return c.State == "ready" && slices.Contains(c.Labels, "user")
+	})
+	// Idle interfaces come back on their toggle.
+	if idle := d.Charts["network"].Idle; len(idle) > 0 {
+		click(t, ctx, `document.querySelector('.panel[data-id="network"] .head button')`)
+		waitFor(t, "idle interfaces shown", 5*time.Second, func() bool {
+			return slices.Contains(dashOf(t, ctx).Charts["network"].Labels, idle[0])
+		})
+		click(t, ctx, `document.querySelector('.panel[data-id="network"] .head button')`)
+	}
+
+	if err := colorScheme(ctx, "dark"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
@@ -382,6 +439,11 @@ func TestBrowserGlance(t *testing.T) {
 	if err != nil || w > 390 {
 		t.Errorf("page is %d px wide on a 390 px phone (%v)", w, err)
 	}
+	screenshot(t, ctx, "livedash-390-dark.png")
+	if err := colorScheme(ctx, "light"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
 	screenshot(t, ctx, "livedash-390.png")
 	check()
 }
@@ -517,7 +579,7 @@ func TestBrowserDashboardConfig(t *testing.T) {
 		{"id": "jobs", "title": "Job queue", "topic": "jobs", "series": []string{"jobs_queued"}, "include": map[string]string{"queue": "mail|sms"}, "exclude": map[string]string{"env": "te.*"}, "unit": "count", "stack": false, "axes": "auto"},
 		{"id": "busy", "title": "CPU busy", "topic": "cpu", "series": []string{"cpu_usage_ratio"}, "include": map[string]string{"cpu": "total", "mode": "user|system"}, "unit": "ratio", "stack": true, "axes": "auto"},
 	}
-	site, srv := dashboardSite(t, map[string]any{
+	site, srv := dashboardSite(t, "", map[string]any{
 		"panels":     panels,
 		"thresholds": []map[string]any{{"series": "jobs_queued", "labels": map[string]string{"queue": "sms"}, "warning": 10, "critical": 40}},
 	})

@@ -376,10 +376,12 @@ export class Panel {
 
   mark(tSec) { this.marks.push(tSec); this.dirty = true; }
 
-  // xrange: the zoom, or the window up to the newest frame of any topic.
+  // xrange: the zoom, or the window up to the newest frame of any topic (in
+  // steps of the back-fill's buckets: the axes move once per bucket).
   xrange(max) {
     if (this.xr) return this.xr;
-    const hi = Math.max(max ?? -Infinity, this.now());
+    const q = this.step || 1;
+    const hi = Math.max(max ?? -Infinity, Math.floor(this.now() / q) * q);
     return [hi - this.windowSec, hi];
   }
 
@@ -490,7 +492,8 @@ export class Panel {
         if (!ss.length) continue;
         const val = th.sum ? ss.reduce((a, s) => a + (s.last || 0), 0) : ss[0].last;
         const l = levelOf(th.t, val);
-        if (l > lvl) { lvl = l; what = `${th.sum ? this.spec.title || th.t.series : ss[0].label} ${fmt(val, ss[0].unit)}`; }
+        // the level crossed, not the value: text that changes only with it
+        if (l > lvl) { lvl = l; what = `${th.sum ? this.spec.title || th.t.series : ss[0].label} ${levelDown(th.t) ? '≤' : '≥'} ${fmt(th.t[l > 1 ? 'critical' : 'warning'], ss[0].unit)}`; }
       }
     }
     const level = ['', 'warning', 'critical'][lvl];
@@ -559,9 +562,10 @@ export class Panel {
   }
 }
 
+const levelDown = (t) => t.warning != null && t.critical != null && t.critical < t.warning;
 function levelOf(t, v) {
   if (v === null || v === undefined) return 0;
-  const down = t.warning != null && t.critical != null && t.critical < t.warning;
+  const down = levelDown(t);
   const over = (lim) => lim != null && (down ? v <= lim : v >= lim);
   return over(t.critical) ? 2 : over(t.warning) ? 1 : 0;
 }
@@ -692,7 +696,7 @@ class View {
   size(key, values) {
     let n = 0;
     for (const v of values || []) if (v && v.length > n) n = v.length;
-    const w = Math.ceil((14 + n * 7) / 8) * 8;
+    const w = Math.ceil((18 + n * 7.5) / 8) * 8;
     if (!(this.sizes[key] >= w)) this.sizes[key] = w;
     return this.sizes[key];
   }
@@ -812,6 +816,7 @@ class View {
 
   // drawLines: resets and gaps; threshold levels.
   drawLines(u) {
+    if (!this.p.marks.length && !this.thr.length) return;
     const { ctx, bbox } = u;
     ctx.save();
     ctx.lineWidth = devicePixelRatio;

@@ -84,8 +84,8 @@ function onFrames(m) {
     if (typeof f.topic !== 'string' || !f.topic) continue;
     if (f.ts / 1000 > st.now) st.now = f.ts / 1000;
     let ps = st.byTopic.get(f.topic);
-    if (!ps && st.specs.length && autoAllowed(f.topic)) {
-      const p = addPanel(makeSpec({ id: freeId(f.topic), topic: f.topic }, true));
+    if (!ps && st.ready && autoAllowed(f.topic)) {
+      const p = addPanel(makeSpec(builtin.find((b) => b.topic === f.topic) || { id: freeId(f.topic), topic: f.topic }, true));
       loadPanel(p, st.gen);
       ps = st.byTopic.get(f.topic);
     }
@@ -148,13 +148,14 @@ function autoAllowed(topic) {
 }
 function freeId(topic) { return st.panels.has(topic) ? 'auto:' + topic : topic; }
 
-// addPanel: configured panels in order, then automatic ones by topic.
+// addPanel: configured panels in order, then automatic ones by topic (all
+// by topic with the built-in dashboard).
 function addPanel(spec) {
   let before = null;
   if (spec.auto) {
     const rank = (t) => { const i = topicOrder.indexOf(t); return i < 0 ? topicOrder.length : i; };
     for (const q of st.panels.values()) {
-      if (q.spec.auto && (rank(q.topic) - rank(spec.topic) || (q.topic > spec.topic ? 1 : -1)) > 0) { before = q.el; break; }
+      if ((q.spec.auto || !st.configured) && (rank(q.topic) - rank(spec.topic) || (q.topic > spec.topic ? 1 : -1)) > 0) { before = q.el; break; }
     }
   }
   const p = new Panel(spec, $('panels'), {
@@ -196,7 +197,8 @@ async function reloadWindows() {
 async function retry(url, what) {
   for (let attempt = 0; ; attempt++) {
     try { return await get(url); } catch (e) {
-      if (e.status === 404) return null;
+      // 404: not served; another error answer, thrice: give up (built-ins)
+      if (e.status === 404 || (e.status && attempt > 1)) return null;
       if (attempt === 0) console.warn(`livedash: ${what} not available yet, retrying`);
       await later(Math.min(5000, 250 * 2 ** attempt));
     }
@@ -222,9 +224,10 @@ async function start() {
     if (t.interval_ms > 0) st.intervals.set(t.topic, t.interval_ms);
     topics.push(t.topic);
   }
-  st.specs = (panels || builtin.filter((b) => topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => makeSpec({ ...r, id: String(r.id || r.topic + i) }));
+  st.specs = (panels || builtin.filter((b) => !cat || topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => makeSpec({ ...r, id: String(r.id || r.topic + i) }));
   for (const s of st.specs) addPanel(s);
   for (const t of topics) if (autoAllowed(t)) addPanel(makeSpec({ id: freeId(t), topic: t }, true));
+  st.ready = true; // from now on, frames of new topics add panels
   await reloadAll(false);
 }
 
