@@ -707,7 +707,8 @@ class View {
     if (unit === 'up') return [-0.05, 1.05];
     if (key === 'y' && o.limit) { const l = this.p.ref(o.limit); if (l > 0) return [0, l]; }
     if (o.max && min >= 0 && max <= o.max) return [0, o.max];
-    return this.sticky(key, unit, min, max);
+    const r = this.sticky(key, unit, min, max);
+    return unit === 'ratio' && max <= 1 && r[1] > 1 ? [r[0], 1] : r; // never past 100 % unneeded
   }
 
   // sticky: 0 to a round top ≥ 5 % above the data; grows at once, shrinks below half.

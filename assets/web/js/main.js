@@ -224,7 +224,13 @@ async function start() {
     if (t.interval_ms > 0) st.intervals.set(t.topic, t.interval_ms);
     topics.push(t.topic);
   }
-  st.specs = (panels || builtin.filter((b) => !cat || topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => makeSpec({ ...r, id: String(r.id || r.topic + i) }));
+  const ids = new Set();
+  st.specs = (panels || builtin.filter((b) => !cat || topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => {
+    let id = String(r.id || r.topic);
+    if (ids.has(id)) id += '#' + i; // ids name panels in the debug hook: unique
+    ids.add(id);
+    return makeSpec({ ...r, id });
+  });
   for (const s of st.specs) addPanel(s);
   for (const t of topics) if (autoAllowed(t)) addPanel(makeSpec({ id: freeId(t), topic: t }, true));
   st.ready = true; // from now on, frames of new topics add panels
