@@ -528,10 +528,13 @@ export class Panel {
         this.meters.append(row);
         r = rows[k] = { row, name, m, val, label: null, v: undefined };
       }
-      const t = this.thresholds.find((x) => x.series === s.name && x.m.every(([l, re2]) => re2.test(s.labels[l] ?? '')));
-      r.m.low = t ? t.warning : 0.8;
-      r.m.high = t ? t.critical : 0.9;
-      if (r.label !== s.label) { r.label = s.label; r.name.textContent = s.label; }
+      if (r.label !== s.label) {
+        r.label = s.label;
+        r.name.textContent = s.label;
+        const t = this.thresholds.find((x) => x.series === s.name && x.m.every(([l, m]) => m.test(s.labels[l] ?? '')));
+        r.m.low = t ? t.warning : 0.8;
+        r.m.high = t ? t.critical : 0.9;
+      }
       if (r.v !== v) { r.v = v; r.m.value = v ?? 0; r.val.textContent = fmt(v, 'ratio'); }
     });
   }
