@@ -100,8 +100,9 @@ func defaultThresholds() []Threshold {
 }
 
 // BuiltinPanels are the page's panels when the configuration names none:
-// one per host collector (memory's swap beside it, as a panel of its own),
-// in this order.
+// one per host collector, in this order. The page draws the memory panel's
+// swap (memory_swap_*_bytes) beside it, up to the swap's total, or says
+// "no swap".
 func BuiltinPanels() []Panel {
 	return []Panel{
 		{ID: "cpu", Title: "CPU", Topic: "cpu", Series: []string{"cpu_usage_ratio"},
@@ -109,8 +110,6 @@ func BuiltinPanels() []Panel {
 		{ID: "memory", Title: "Memory", Topic: "memory",
 			Series: []string{"memory_used_bytes", "memory_buffers_bytes", "memory_cached_bytes", "memory_free_bytes"},
 			Unit:   "bytes", Stack: true, Axes: "shared"},
-		{ID: "swap", Title: "Swap", Topic: "memory", Series: []string{"memory_swap_used_bytes", "memory_swap_free_bytes"},
-			Unit: "bytes", Stack: true, Axes: "shared"},
 		{ID: "load", Title: "Load average", Topic: "load", Series: []string{"load1", "load5", "load15"}, Unit: "count", Axes: "shared"},
 		{ID: "disk", Title: "Disk I/O", Topic: "disk", Series: []string{"disk_read_bytes_per_second", "disk_written_bytes_per_second"},
 			Unit: "bytes_per_second", Axes: "shared"},

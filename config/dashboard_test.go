@@ -71,7 +71,7 @@ func TestEffectivePanels(t *testing.T) {
 	for _, p := range panels {
 		ids = append(ids, p.ID)
 	}
-	if strings.Join(ids, ",") != "cpu,memory,swap,load,disk,filesystem,network,system,self" || !others {
+	if strings.Join(ids, ",") != "cpu,memory,load,disk,filesystem,network,system,self" || !others {
 		t.Fatalf("built-in panels %v, other topics %v", ids, others)
 	}
 	if len(cfg.Thresholds) != 4 || cfg.Thresholds[0].Series != "cpu_usage_ratio" {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 
@@ -46,9 +47,9 @@ func New(tb testing.TB, width, height int, extra ...chromedp.ExecAllocatorOption
 }
 
 // WatchConsole collects the tab's console errors and uncaught exceptions
-// (CSP violations arrive as browser log errors) from now on; the returned
-// func reports each on tb as an error.
-func WatchConsole(tb testing.TB, ctx context.Context) (check func()) {
+// (CSP violations arrive as browser log errors) from now on, but for those
+// an ignore func accepts; the returned func reports each on tb as an error.
+func WatchConsole(tb testing.TB, ctx context.Context, ignore ...func(chromedp.ConsoleMessage) bool) (check func()) {
 	tb.Helper()
 	var mu sync.Mutex
 	var bad []string
@@ -62,6 +63,9 @@ func WatchConsole(tb testing.TB, ctx context.Context) (check func()) {
 				return
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {
+				if slices.ContainsFunc(ignore, func(f func(chromedp.ConsoleMessage) bool) bool { return f(m) }) {
+					continue
+				}
 				mu.Lock()
 				bad = append(bad, fmt.Sprintf("%s (%s:%d)", m.String(), m.URL, m.Line))
 				mu.Unlock()

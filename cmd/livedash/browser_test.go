@@ -42,8 +42,8 @@ func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) context.Co
 	return browsertest.New(tb, 1280, 1000, extra...)
 }
 
-// watchConsole reports the tab's console errors and exceptions (see
-// browsertest.WatchConsole).
+// watchConsole reports the tab's console errors and exceptions
+// (browsertest.WatchConsole).
 func watchConsole(tb testing.TB, ctx context.Context) (check func()) {
 	tb.Helper()
 	return browsertest.WatchConsole(tb, ctx)

@@ -58,7 +58,7 @@ func TestDashboardDefaults(t *testing.T) {
 			t.Errorf("panel %+v: a field is missing", p)
 		}
 	}
-	if got := strings.Join(ids, ","); got != "cpu,memory,swap,load,disk,filesystem,network,system,self" {
+	if got := strings.Join(ids, ","); got != "cpu,memory,load,disk,filesystem,network,system,self" {
 		t.Fatalf("panels %s", got)
 	}
 	cpu := d.Panels[0]

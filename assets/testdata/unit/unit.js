@@ -1,8 +1,8 @@
 // Unit tests of the client modules, run in headless Chromium by
 // assets_test.go (TestClientUnit). Results land in window.__results.
 import { SSEParser, backoffDelay, parseId, Hub } from '/js/client.js';
-import { Panel, refreshTheme } from '/js/charts.js';
-import { fmt } from '/js/format.js';
+import { Panel, refreshTheme, makeSpec, builtin } from '/js/charts.js';
+import { fmt, tickFmt, niceTop, incrsOf, timeStep, natural, quote, unitKind } from '/js/format.js';
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
@@ -119,6 +119,7 @@ test('hub reset: resumes at the stated head, drops the buffer', () => {
 });
 
 // ---- panel: the back-fill/stream seam ----
+const spec = (id) => makeSpec(builtin.find((b) => b.id === id));
 function query(lastSeq, times, ep = E) {
   return {
     series: [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, topic: 'cpu', unit: 'ratio' }],
@@ -131,7 +132,7 @@ function lf(seq, tSec, ep = E, extra = []) {
 }
 test('panel seam: frames <= last dropped, later appended, queued while loading', () => {
   refreshTheme();
-  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 300 });
+  const p = new Panel(spec('cpu'), document.getElementById('panels'), { windowSec: 300 });
   const t = Math.floor(Date.now() / 1000) - 10;
   p.push(lf(20, t + 1)); p.push(lf(21, t + 2)); p.push(lf(22, t + 3)); // queued: loading
   p.load(query(21, [t - 2, t - 1, t]));
@@ -148,7 +149,7 @@ test('panel seam: frames <= last dropped, later appended, queued while loading',
   ok(!p.push(lf(24, t + 5, 'ffffffffffffffff')), 'other epoch dropped');
 });
 test('panel breaks the line over a hole of more than three intervals', () => {
-  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 300, intervalMs: 1000 });
+  const p = new Panel(spec('cpu'), document.getElementById('panels'), { windowSec: 300, intervalMs: 1000 });
   const t = Math.floor(Date.now() / 1000) - 30;
   p.load(query(10, [t - 1, t]));
   p.push(lf(11, t + 1)); p.push(lf(12, t + 2)); p.push(lf(13, t + 12)); // server down 10 s
@@ -158,7 +159,7 @@ test('panel breaks the line over a hole of more than three intervals', () => {
   eq(p.series[0].col.slice(-4), [0.25, 0.25, null, 0.25]);
 });
 test('panel buckets live frames at the back-fill step (mean per bucket, holes still break the line)', () => {
-  const p = new Panel('cpu', document.getElementById('panels'), { windowSec: 900, intervalMs: 1000 });
+  const p = new Panel(spec('cpu'), document.getElementById('panels'), { windowSec: 900, intervalMs: 1000 });
   const t = Math.floor(Date.now() / 2000) * 2 - 40; // a bucket start
   p.load({ ...query(10, [t - 2, t]), step: 2 }); // the newest bucket holds 0.5
   const f = (seq, at, v) => ({ ...lf(seq, at), samples: [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, value: v }] });
@@ -172,7 +173,7 @@ test('panel buckets live frames at the back-fill step (mean per bucket, holes st
   ok(p.debug().monotonic, 'x increases');
 });
 test('panel labels are text', () => {
-  const p = new Panel('xss', document.getElementById('panels'), { windowSec: 60 });
+  const p = new Panel(makeSpec({ id: 'xss', topic: 'xss' }, true), document.getElementById('panels'), { windowSec: 60 });
   const evil = '<img src=x onerror=window.__x=1>';
   p.load({ series: [{ name: 'm_' + 'x', labels: { l: evil }, unit: '' }], data: [[Date.now() / 1000 - 1], [1]], last: id(5) });
   p.push({ id: id(6), topic: 'xss', ts: Date.now(), samples: [{ name: evil, labels: { [evil]: evil }, value: 2 }] });
@@ -183,6 +184,148 @@ test('panel labels are text', () => {
 test('fmt units', () => {
   eq(fmt(0.1234, 'ratio'), '12.3 %'); eq(fmt(1536, 'bytes'), '1.5 KiB'); eq(fmt(0.0012, 'seconds'), '1.2 ms');
   eq(fmt(2048, 'bytes/s'), '2 KiB/s'); eq(fmt(null, 'bytes'), '—');
+});
+
+
+// ---- reading at a glance ----
+const T0 = Math.floor(Date.now() / 1000) - 100;
+const times = (n) => Array.from({ length: n }, (_, i) => T0 + i);
+// answer: a query answer with one column per {name, labels, v} (v: value or fn(i))
+function answer(n, cols, lastSeq = 50) {
+  return { series: cols.map((c) => ({ name: c.name, labels: c.labels || {}, unit: c.unit || '' })), data: [times(n), ...cols.map((c) => times(n).map((_, i) => (typeof c.v === 'function' ? c.v(i) : c.v)))], last: id(lastSeq) };
+}
+// panelOf: a panel loaded with q and drawn (uPlot lays axes out in a microtask)
+async function panelOf(sp, q, o = {}) {
+  const p = new Panel(sp, document.getElementById('panels'), { windowSec: 300, ...o });
+  p.load(q);
+  p.render();
+  await sleep(30);
+  return p;
+}
+// round: the labels of an axis are whole multiples of a 1, 2 or 5 × 10^k step, in one unit
+// (time steps: 15 and 30 s or min, 3, 6 and 12 h are round too)
+function round(ticks, what) {
+  ok(ticks.length >= 2, what + ': ticks ' + JSON.stringify(ticks));
+  const nums = ticks.map((t) => parseFloat(t));
+  const units = new Set(ticks.map((t) => t.replace(/^-?[\d.]+\s*/, '')));
+  eq(units.size, 1, what + ': one unit in ' + JSON.stringify(ticks));
+  const d = nums[1] - nums[0];
+  const m = d / 10 ** Math.floor(Math.log10(d) + 1e-9);
+  const unit = [...units][0];
+  const ms = [1, 2, 5, ...(/^(s|min)$/.test(unit) ? [1.5, 3] : unit === 'h' ? [1.2, 3, 6] : [])];
+  ok(ms.some((x) => Math.abs(m - x) < 1e-6), what + ': step ' + d + ' in ' + JSON.stringify(ticks));
+  nums.forEach((v, i) => ok(Math.abs(v - nums[0] - i * d) < 1e-6 * d && Math.abs(v / d - Math.round(v / d)) < 1e-6, what + ': ' + JSON.stringify(ticks)));
+}
+test('tick labels: round steps in every unit', () => {
+  const cases = [['bytes', 23.5 * 2 ** 30], ['bytes', 40e3], ['bytes/s', 19.5 * 1024], ['ratio', 0.004], ['ratio', 1], ['/s', 13650], ['/s', 224],
+    ['seconds', 0.06], ['seconds', 200], ['seconds', 5000], ['', 0.3], ['', 15], ['status', 210], ['celsius', 71]];
+  for (const [u, v] of cases) {
+    const top = niceTop(v * 1.05, u);
+    ok(top >= v && top <= v * 1.6 + 1, `niceTop(${v}, ${u}) = ${top}`);
+    for (const px of [80, 170, 400]) {
+      const step = incrsOf(u).find((x) => (x * px) / top >= 28);
+      const ticks = [];
+      for (let k = 0; k * step <= top * (1 + 1e-9); k++) ticks.push(tickFmt(u, step)(k * step));
+      round(ticks, `${u} ${v} on ${px} px`);
+    }
+  }
+  eq(tickFmt('status', 100)(200), '200');
+  eq(tickFmt('up', 1)(1), 'up');
+});
+test('time axis: at least three labels at every width', () => {
+  for (const w of [60, 300, 900, 3600, 21600, 86400, 604800]) {
+    for (const px of [150, 260, 560, 1300]) {
+      const s = timeStep(w, px);
+      ok(Math.floor(w / s) >= 3, `window ${w} on ${px} px: step ${s}`);
+    }
+  }
+});
+test('natural order and label text', () => {
+  eq(['load15', 'load5', 'load1'].sort(natural), ['load1', 'load5', 'load15']);
+  eq(['cpu10', 'cpu2', 'cpu1'].sort(natural), ['cpu1', 'cpu2', 'cpu10']);
+  eq(quote('a\u202eb\n"'), '"a\\u202eb\\n\\""');
+  eq([unitKind('', 'http_status_code'), unitKind('', 'http_up'), unitKind('switches/s'), unitKind('bytes_per_second'), unitKind('count')], ['status', 'up', '/s', 'bytes/s', '']);
+});
+test('legends: natural order, metric and labels named, newest non-null value', async () => {
+  const p = await panelOf(spec('load'), answer(10, [{ name: 'load15', v: 1 }, { name: 'load5', v: 2 }, { name: 'load1', v: 3 }]));
+  eq(p.debug().labels, ['load1', 'load5', 'load15']);
+  const q = await panelOf(makeSpec({ id: 'test', topic: 'test' }, true), answer(10, [{ name: 'test_value', labels: { job: 'a', b: 'x' }, v: (i) => (i === 4 ? 7 : null) }]));
+  eq(q.debug().labels, ['test_value{b="x", job="a"}']);
+  ok(q.el.querySelector('.u-legend').textContent.includes('7'), 'legend shows the newest value, not a dash: ' + q.el.querySelector('.u-legend').textContent);
+});
+test('axes: an order of magnitude apart → separate axes; units never share one', async () => {
+  const sys = await panelOf(spec('system'), answer(10, [
+    { name: 'system_context_switches_per_second', v: 13000 }, { name: 'system_forks_per_second', v: 224 }, { name: 'system_interrupts_per_second', v: 7000 }]));
+  const v = sys.debug().views;
+  eq(v.length, 1);
+  eq(v[0].labels, ['context_switches', 'interrupts', 'forks']);
+  eq(sys.views[0].axes.map((a) => a.map((s) => s.name)), [['system_context_switches_per_second', 'system_interrupts_per_second'], ['system_forks_per_second']]);
+  const http = await panelOf(makeSpec({ id: 'http', topic: 'http' }, true), answer(10, [
+    { name: 'http_up', labels: { target: 'a' }, v: 1 }, { name: 'http_status_code', labels: { target: 'a' }, v: 200 },
+    { name: 'http_duration_seconds', labels: { target: 'a', phase: 'total' }, unit: 'seconds', v: 0.05 }]));
+  const scales = http.views.flatMap((w) => w.axes.map((a) => [...new Set(a.map((s) => s.unit))]));
+  eq(scales.map((x) => x.length), [1, 1, 1], 'one unit per axis: ' + JSON.stringify(scales));
+  eq(scales.flat().sort(), ['seconds', 'status', 'up']);
+  const status = http.debug().views.flatMap((w) => w.axes).find((a) => a.ticks.includes('200'));
+  ok(status, 'status codes on an axis of plain numbers: ' + JSON.stringify(http.debug().views.map((w) => w.axes.map((a) => a.ticks))));
+});
+test('memory: stacked up to the total, swap beside it', async () => {
+  const G = 2 ** 30;
+  const mem = await panelOf(spec('memory'), answer(10, [
+    { name: 'memory_used_bytes', v: 3 * G }, { name: 'memory_buffers_bytes', v: 0.5 * G }, { name: 'memory_cached_bytes', v: 8 * G }, { name: 'memory_free_bytes', v: 12 * G },
+    { name: 'memory_total_bytes', v: 23.5 * G }, { name: 'memory_swap_used_bytes', v: G }, { name: 'memory_swap_free_bytes', v: 3 * G }, { name: 'memory_swap_total_bytes', v: 4 * G }]));
+  const d = mem.debug();
+  eq(d.views.length, 2, 'RAM and swap');
+  eq(d.views[0].labels, ['used', 'buffers', 'cached', 'free']);
+  eq(d.views[0].axes[1].max, 23.5 * G, 'axis ends at the total');
+  eq(d.views[1].axes[1].max, 4 * G, 'swap axis ends at its total');
+  round(d.views[0].axes[1].ticks, 'memory axis');
+  const none = await panelOf(spec('memory'), answer(10, [{ name: 'memory_used_bytes', v: G }, { name: 'memory_total_bytes', v: 2 * G }, { name: 'memory_swap_used_bytes', v: 0 }, { name: 'memory_swap_total_bytes', v: 0 }]));
+  eq(none.debug().views.length, 1);
+  ok(none.el.textContent.includes('no swap'), 'says so');
+});
+test('a single point and a sparse series are drawn', async () => {
+  const p = await panelOf(makeSpec({ id: 'one', topic: 'one' }, true), answer(300, [{ name: 'one_value', v: (i) => (i === 200 ? 5 : null) }]), { windowSec: 300 });
+  const v = p.views[0];
+  const px = v.ctx.getImageData(0, 0, v.cv.width, v.cv.height).data;
+  let n = 0;
+  for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 200) n++;
+  ok(n >= 9, 'opaque pixels of the dot: ' + n);
+});
+test('idle virtual interfaces are hidden, and come back with traffic', async () => {
+  const p = await panelOf(spec('network'), answer(10, [
+    { name: 'network_receive_bytes_per_second', labels: { device: 'eth0' }, v: 100 }, { name: 'network_receive_bytes_per_second', labels: { device: 'ifb0' }, v: 0 },
+    { name: 'network_receive_bytes_per_second', labels: { device: 'veth1' }, v: 5 }]));
+  eq(p.debug().labels, ['eth0', 'veth1']);
+  eq(p.debug().idle, ['ifb0']);
+  p.push({ id: id(51), topic: 'network', ts: (T0 + 10) * 1000, samples: [{ name: 'network_receive_bytes_per_second', labels: { device: 'ifb0' }, value: 9 }] });
+  p.render();
+  eq(p.debug().labels, ['eth0', 'ifb0', 'veth1']);
+});
+test('include/exclude are anchored patterns; thresholds mark the panel', async () => {
+  const sp = makeSpec({ id: 'x', title: 'Jobs', topic: 'jobs', series: ['jobs_queued'], include: { queue: 'mail|sms' }, exclude: { env: 'te.*' }, unit: 'count' });
+  const q = answer(10, [{ name: 'jobs_queued', labels: { queue: 'mail', env: 'prod' }, v: 5 }, { name: 'jobs_queued', labels: { queue: 'mailer', env: 'prod' }, v: 5 },
+    { name: 'jobs_queued', labels: { queue: 'sms', env: 'test' }, v: 5 }, { name: 'jobs_queued', labels: { queue: 'sms', env: 'prod' }, v: 50 }, { name: 'jobs_other', labels: { queue: 'mail' }, v: 1 }]);
+  const p = await panelOf(sp, q, { thresholds: [{ series: 'jobs_queued', labels: { queue: 'sms' }, warning: 10, critical: 40 }] });
+  eq(p.debug().labels, ['jobs_queued{env="prod", queue="mail"}', 'jobs_queued{env="prod", queue="sms"}']);
+  eq(p.debug().level, 'critical');
+  ok(p.el.classList.contains('lvl-critical') && p.el.querySelector('.alert').textContent.startsWith('critical'), 'marked');
+  const w = await panelOf(sp, q, { thresholds: [{ series: 'jobs_queued', warning: 10, critical: 100 }] });
+  eq(w.debug().level, 'warning');
+  const down = await panelOf(sp, q, { thresholds: [{ series: 'jobs_queued', labels: { queue: 'mail' }, warning: 10, critical: 6 }] });
+  eq(down.debug().level, 'critical', 'critical below warning: alerts downwards');
+  const cpu = await panelOf(spec('cpu'), answer(10, [{ name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'user' }, v: 0.5 }, { name: 'cpu_usage_ratio', labels: { cpu: 'total', mode: 'system' }, v: 0.35 }]),
+    { thresholds: [{ series: 'cpu_usage_ratio', labels: { cpu: 'total' }, warning: 0.8, critical: 0.95 }] });
+  eq(cpu.debug().level, 'warning', 'a stacked panel compares the top of the stack');
+});
+test('per-core CPU: busy share per core, in natural order', () => {
+  const p = new Panel(spec('cpu'), document.getElementById('panels'), { windowSec: 300 });
+  p.perCore = true;
+  ok(p.selector().includes('mode="idle"'), p.selector());
+  p.load(answer(10, [2, 10, 1].map((c) => ({ name: 'cpu_usage_ratio', labels: { cpu: String(c), mode: 'idle' }, v: 0.75 }))));
+  p.render();
+  eq(p.debug().labels, ['cpu1', 'cpu2', 'cpu10']);
+  eq(p.series[0].last, 0.25);
 });
 
 // ---- hub against the Go test server (fake endpoints under /fake/<scenario>) ----

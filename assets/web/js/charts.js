@@ -1,106 +1,101 @@
-// charts.js — one Panel per topic: its data window, its uPlot chart, and the
-// exact seam between back-fill and live frames.
-//
-// Seam rule: a panel is loaded from /api/v1/query, whose `last` is the head
-// the query read up to. Live frames with seq <= last are already inside the
-// back-fill and are dropped; every later frame is appended once. Frames that
-// arrive while a (re)load is in flight are queued and replayed after it, so a
-// window change or a reset never loses or doubles a point.
+// charts.js — a Panel per dashboard panel: its data (back-fill, then live
+// frames), its views (uPlot charts) and their series layers. See assets/PAGE.md.
 import { parseId } from './client.js';
-import { fmt, unitKind } from './format.js';
+import { fmt, unitKind, incrsOf, niceTop, tickFmt, timeStep, timeSplits, timeLabel, natural, quote, clean, clockFmt, dateFmt } from './format.js';
 
 const U = () => globalThis.uPlot;
+const maxSeries = 24;
+const maxSeqs = 20000;
+const fullEvery = 300;
+export const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
-// Known collectors: title, which series to draw, how to label them. Anything
-// else gets the generic defaults (every series, labelled by its labels).
-const only = (...names) => (s) => names.includes(s.name);
-const topicDefaults = {
-  cpu: {
-    // "Where the time goes": total CPU stacked by mode, idle left out so the
-    // top of the stack is the busy share. Per-core series would be dozens of
-    // lines; they stay in the API.
-    title: 'CPU', stacked: true,
-    filter: (s) => s.labels.mode !== 'idle' && (s.labels.cpu === 'total' || !('cpu' in s.labels)),
-  },
-  // Memory as a stack of what fills it (used + buffers + cached + free = total).
-  memory: { title: 'Memory', stacked: true, filter: only('memory_used_bytes', 'memory_buffers_bytes', 'memory_cached_bytes', 'memory_free_bytes') },
-  load: { title: 'Load average', filter: only('load1', 'load5', 'load15') },
-  network: { title: 'Network', filter: (s) => /^network_(receive|transmit)_bytes_per_second$/.test(s.name) },
-  disk: { title: 'Disk I/O', filter: only('disk_read_bytes_per_second', 'disk_written_bytes_per_second') },
-  filesystem: { title: 'Filesystems', meters: true, filter: only('filesystem_used_ratio') },
-  http: { title: 'HTTP probes' },
-  probe: { title: 'Probes' },
-  prometheus: { title: 'Scraped targets' },
-  system: { title: 'System', filter: (s) => /_per_second$/.test(s.name) },
-  self: { title: 'livedash itself', filter: only('self_cpu_usage_ratio', 'self_memory_bytes', 'self_heap_bytes') },
-  synthetic: { title: 'Synthetic' },
+// The built-in dashboard; a configured panel of the same id and topic gets its extras.
+export const builtin = [
+  { id: 'cpu', title: 'CPU', topic: 'cpu', series: ['cpu_usage_ratio'], include: { cpu: 'total' }, exclude: { mode: 'idle' }, unit: 'ratio', stack: true },
+  { id: 'memory', title: 'Memory', topic: 'memory', series: ['memory_used_bytes', 'memory_buffers_bytes', 'memory_cached_bytes', 'memory_free_bytes'], unit: 'bytes', stack: true },
+  { id: 'load', title: 'Load average', topic: 'load', series: ['load1', 'load5', 'load15'] },
+  { id: 'network', title: 'Network', topic: 'network', series: ['network_receive_bytes_per_second', 'network_transmit_bytes_per_second'], axes: 'shared' },
+  { id: 'disk', title: 'Disk I/O', topic: 'disk', series: ['disk_read_bytes_per_second', 'disk_written_bytes_per_second'], axes: 'shared' },
+  { id: 'filesystem', title: 'Filesystems', topic: 'filesystem', series: ['filesystem_used_ratio'] },
+  { id: 'system', title: 'System', topic: 'system', series: ['system_context_switches_per_second', 'system_interrupts_per_second', 'system_forks_per_second'] },
+  { id: 'self', title: 'livedash itself', topic: 'self', series: ['self_cpu_usage_ratio', 'self_memory_bytes', 'self_heap_bytes'] },
+];
+export const builtinThresholds = [
+  { series: 'cpu_usage_ratio', labels: { cpu: 'total' }, warning: 0.8, critical: 0.95 },
+  { series: 'filesystem_used_ratio', warning: 0.8, critical: 0.9 },
+];
+const extras = {
+  cpu: { max: 1, perCore: true },
+  memory: { colors: { memory_free_bytes: '#bab0ac' }, limit: 'memory_total_bytes', parts: [{ series: ['memory_swap_used_bytes', 'memory_swap_free_bytes'], limit: 'memory_swap_total_bytes', title: 'swap', none: 'no swap' }] },
+  network: { idle: /^(ifb|veth|docker|br-|virbr|vnet|tun|tap|dummy|vxlan|cali|flannel|cni|kube|wg|lo$)/ },
+  filesystem: { meters: true },
 };
-export const topicOrder = Object.keys(topicDefaults);
+// Titles and order of automatic panels.
+const autoTitles = { http: 'HTTP probes', probe: 'Probes', prometheus: 'Scraped targets', synthetic: 'Synthetic' };
+export const topicOrder = [...builtin.map((b) => b.topic), ...Object.keys(autoTitles)];
 
-const maxSeries = 24; // more lines than this are unreadable; the API has them all
-const maxSeqs = 20000; // seq history kept for the debug hook
+function re(v) {
+  try { return new RegExp('^(?:' + v + ')$'); } catch { console.warn('livedash: bad label pattern', v); return /$^/; }
+}
+const matchers = (o) => Object.entries(o || {}).map(([k, v]) => [k, re(String(v))]);
 
-// Colours readable on both themes.
-const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+// makeSpec normalizes a panel of GET /api/v1/dashboard; label patterns are anchored.
+export function makeSpec(r, auto) {
+  const b = builtin.find((x) => x.id === r.id && x.topic === r.topic);
+  const s = { ...(b && extras[b.id]), ...r, unit: r.unit ? unitKind(r.unit) : '', auto: !!auto, short: !!b };
+  if (auto && !r.title) s.title = autoTitles[r.topic] || r.topic;
+  s.inc = matchers(r.include);
+  s.exc = matchers(r.exclude);
+  return s;
+}
 
 export function seriesKey(name, labels) {
   const ks = Object.keys(labels || {}).sort();
   return name + '{' + ks.map((k) => k + '=' + JSON.stringify(labels[k])).join(',') + '}';
 }
 
-// label: the shortest text that tells series of one topic apart.
-function labelFor(topic, s, all) {
-  const short = (n) => n.replace(new RegExp('^' + topic + '_'), '').replace(/_(bytes_per_second|per_second|bytes|seconds|ratio|total)$/, '');
-  const vals = Object.keys(s.labels || {}).sort().filter((k) => !(topic === 'cpu' && k === 'cpu' && s.labels[k] === 'total')).map((k) => s.labels[k]);
-  const sameName = all.every((x) => x.name === s.name);
-  if (sameName && vals.length) return vals.join(' ');
-  return [short(s.name), ...vals].join(' ');
-}
-
-const hm = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const hms = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-// Tick labels repeat from one update to the next: remember the last few.
-const labels = new Map();
-function timeLabel(t, windowSec) {
-  const k = (windowSec <= 60 ? 's' : 'm') + t;
-  let v = labels.get(k);
-  if (v === undefined) {
-    if (labels.size > 500) labels.clear();
-    v = (windowSec <= 60 ? hms : hm).format(new Date(t * 1000));
-    labels.set(k, v);
-  }
-  return v;
-}
-
 function theme() {
   const cs = getComputedStyle(document.documentElement);
-  return { fg: cs.getPropertyValue('--fg').trim() || '#222', grid: cs.getPropertyValue('--grid').trim() || '#ddd', mark: cs.getPropertyValue('--mark').trim() || '#c00' };
+  const v = (n, d) => cs.getPropertyValue(n).trim() || d;
+  return { fg: v('--fg', '#222'), grid: v('--grid', '#ddd'), mark: v('--mark', '#c00'), warn: v('--warn', '#c90'), bad: v('--bad', '#c00') };
 }
 let colors = null;
 export function refreshTheme() { colors = theme(); }
 
-// seriesPaths builds one series' line (and, for a stacked series, its band
-// down to the stack below) over points i0..i1, in the series layer's device
-// pixels: x = x0 + v·kx, y = y0 − v·ky. Lines break at nulls with moveTo;
-// at most about one vertex pair per pixel column; nothing clips.
-//
-// uPlot's built-in builder breaks lines over nulls by clipping the canvas to
-// the non-gap ranges and fills stacked bands through clip paths (bands); in
-// Chromium's software rasterizer each such clip is a mask over the plot, and
-// they were the larger half of an update's cost.
-//
-// Column decimation: the points that fall in one device pixel column are
-// drawn as that column's first, lowest, highest and last value (fewer
-// vertices when fewer points share the column). A column's pixels depend
-// only on its own points and its neighbours' last/first ones, so a path
-// started a few columns left of a redrawn strip draws that strip exactly as
-// a path over the whole window would (see Panel.drawLayer).
-function seriesPaths(xs, ys, base, x0, kx, y0, ky, i0, i1) {
+const lastOf = (col) => { for (let i = col.length - 1; i >= 0; i--) if (col[i] !== null) return col[i]; return null; };
+const magOf = (ss) => { let m = 0; for (const s of ss) for (const v of s.col) if (v !== null && Math.abs(v) > m) m = Math.abs(v); return m; };
+
+const gkey = (gs) => gs.map((g) => g.map((s) => s.key).join()).join('|');
+
+// clusters: series by unit, and metrics over ten times apart in separate groups.
+function clusters(ss, split) {
+  const byUnit = new Map();
+  for (const s of ss) { if (!byUnit.has(s.unit)) byUnit.set(s.unit, []); byUnit.get(s.unit).push(s); }
+  const out = [];
+  for (const list of byUnit.values()) {
+    if (!split) { out.push(list); continue; }
+    const names = [...new Set(list.map((s) => s.name))].map((n) => { const m = list.filter((s) => s.name === n); return { m, mag: magOf(m) }; });
+    names.sort((a, b) => b.mag - a.mag);
+    const gs = [];
+    for (const n of names) {
+      const g = gs.find((x) => !n.mag || n.mag * 10 >= x.top);
+      if (g) g.ss.push(...n.m); else gs.push({ top: n.mag, ss: [...n.m] });
+    }
+    for (const g of gs) out.push(list.filter((s) => g.ss.includes(s)));
+  }
+  return out;
+}
+
+// seriesPaths: a series' line, band (stacked) and dots over points i0..i1 in
+// device pixels (x = x0 + v·kx, y = y0 − v·ky), decimated per pixel column.
+function seriesPaths(xs, ys, base, x0, kx, y0, ky, i0, i1, r, dots) {
   const Y = (v) => y0 - v * ky;
   const stroke = new Path2D();
   const fill = base ? new Path2D() : null;
-  let col = NaN; let n = 0; let yIn = 0; let yMin = 0; let yMax = 0; let yOut = 0; let pen = false;
-  let seg = []; // stacked: [x, i] of the current segment's columns, for the band
+  const dot = new Path2D();
+  const N = ys.length;
+  let col = NaN; let n = 0; let yIn = 0; let yMin = 0; let yMax = 0; let yOut = 0; let pen = false; let first = 0; let lastI = 0;
+  let seg = [];
   const to = (x, y) => { if (pen) stroke.lineTo(x, y); else { stroke.moveTo(x, y); pen = true; } };
   const flush = () => {
     if (n === 0) return;
@@ -110,6 +105,10 @@ function seriesPaths(xs, ys, base, x0, kx, y0, ky, i0, i1) {
       if (yMax !== yIn && yMax !== yOut) stroke.lineTo(col, yMax);
     }
     if (n > 1) stroke.lineTo(col, yOut);
+    if (dots || ((first === 0 || ys[first - 1] === null) && (lastI === N - 1 || ys[lastI + 1] === null))) {
+      dot.moveTo(col + r, yOut);
+      dot.arc(col, yOut, r, 0, 2 * Math.PI);
+    }
     n = 0;
   };
   const band = () => {
@@ -131,82 +130,95 @@ function seriesPaths(xs, ys, base, x0, kx, y0, ky, i0, i1) {
     const y = y0 - v * ky;
     if (n === 0 || x !== col) {
       flush();
-      col = x; n = 1; yIn = yMin = yMax = yOut = y;
+      col = x; n = 1; yIn = yMin = yMax = yOut = y; first = lastI = i;
       if (fill) seg.push(x, i);
     } else {
       n++;
       if (y < yMin) yMin = y; else if (y > yMax) yMax = y;
-      yOut = y;
+      yOut = y; lastI = i;
       if (fill) seg[seg.length - 1] = i;
     }
   }
   flush();
   band();
-  return { stroke, fill };
+  return { stroke, fill, dot };
 }
 
-// uPlot draws no series itself (axes, grid, marks, points of a sparse new
-// chart, legend and cursor stay its job): lines and bands are on the
-// panel's own series layer, see Panel.drawLayer.
+// uPlot draws axes, grid, legend, cursor; lines are on View's layer.
 const noPaths = () => null;
-
-// niceCeil: the smallest of 1, 2, 2.5, 5 × 10^k at or above v (> 0).
-function niceCeil(v) {
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v * (1 - 1e-9)) return m * p;
-  return 10 * p;
-}
-
-// fullEvery: the series layer is redrawn from scratch at least this often
-// (a safety net; shifted and partial draws are exact on their own).
-const fullEvery = 300;
+const splits = (min, max, step) => {
+  const out = [];
+  for (let k = Math.ceil(min / step - 1e-9); k * step <= max + step * 1e-9; k++) out.push(k * step);
+  return out;
+};
 
 export class Panel {
-  constructor(topic, parent, { windowSec, catalog = [], height = 220, before = null, intervalMs = 0 }) {
-    this.intervalMs = intervalMs;
-    this.topic = topic;
-    this.def = topicDefaults[topic] || {};
+  constructor(spec, parent, { windowSec, intervalMs = 0, before = null, thresholds = [], now = () => 0, schedule = () => {} }) {
+    this.spec = spec;
+    this.id = spec.id;
+    this.topic = spec.topic;
     this.windowSec = windowSec;
-    this.height = height;
-    this.catalog = catalog; // [{name, labels, unit}] from /api/v1/series
+    this.intervalMs = intervalMs;
+    this.thresholds = thresholds.map((t) => ({ ...t, m: matchers(t.labels), x: matchers(t.exclude) }));
+    this.now = now;
+    this.schedule = schedule;
     this.state = 'loading';
     this.queue = [];
     this.lastSeq = -1;
     this.epoch = null;
     this.xs = [];
-    this.series = []; // [{key, name, labels, unit, label, col:[], shown}]
+    this.series = [];
     this.byKey = new Map();
     this.hiddenKeys = new Set();
     this.seqs = [];
-    this.marks = []; // times (s) of resets/gaps, drawn as dashed lines
+    this.marks = [];
+    this.views = [];
     this.dirty = false;
-    this.onScreen = true; // main.js keeps it current (IntersectionObserver)
+    this.onScreen = true;
     this.dups = 0;
-    this.u = null;
-    this.ranges = {};
-    this.lay = null; // what the series layer holds (see drawLayer)
+    this.omitted = 0;
+    this.builds = 0;
+    this.ticks = 0;
+    this.main = [];
+    this.xr = null; // zoomed range
+    this.perCore = false;
+    this.showIdle = false;
+    this.level = '';
 
     const el = document.createElement('section');
     el.className = 'panel';
+    el.dataset.id = spec.id;
+    const head = document.createElement('div');
+    head.className = 'head';
     const h = document.createElement('h2');
-    h.textContent = this.def.title || topic;
-    this.note = document.createElement('span');
-    this.note.className = 'note';
+    h.textContent = spec.title || spec.topic;
+    const span = (c) => { const s = document.createElement('span'); s.className = c; return s; };
+    this.note = span('note');
+    this.alert = span('alert');
+    this.alert.hidden = true;
     h.append(' ', this.note);
-    // Hide: the chart stops drawing and its topic leaves the subscription
-    // (main.js); Show: it re-loads its window.
+    head.append(h, this.alert);
+    const tool = (text, on) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = text;
+      b.setAttribute('aria-pressed', 'false');
+      b.addEventListener('click', () => { b.setAttribute('aria-pressed', String(on())); });
+      head.append(b);
+      return b;
+    };
+    if (spec.perCore) tool('per core', () => { this.perCore = !this.perCore; if (this.onReload) this.onReload(); return this.perCore; });
+    if (spec.idle) {
+      this.idleBtn = tool('', () => { this.showIdle = !this.showIdle; this.rebuild = this.dirty = true; this.schedule(); return this.showIdle; });
+      this.idleBtn.hidden = true;
+    }
     this.hidden = false;
-    this.hideBtn = document.createElement('button');
-    this.hideBtn.type = 'button';
+    this.hideBtn = tool('Hide', () => { if (this.onToggle) this.onToggle(); return this.hidden; });
     this.hideBtn.className = 'hide';
-    this.hideBtn.textContent = 'Hide';
-    this.hideBtn.setAttribute('aria-pressed', 'false');
-    this.hideBtn.addEventListener('click', () => { if (this.onToggle) this.onToggle(); });
-    h.append(this.hideBtn);
     this.body = document.createElement('div');
     this.body.className = 'chart';
-    el.append(h, this.body);
-    if (this.def.meters) {
+    el.append(head, this.body);
+    if (spec.meters) {
       this.meters = document.createElement('div');
       this.meters.className = 'meters';
       el.append(this.meters);
@@ -215,30 +227,62 @@ export class Panel {
     this.el = el;
   }
 
-  // load replaces the panel's data with a /api/v1/query answer.
+  get u() { return this.views.length ? this.views[0].u : null; }
+
+  // selector: the query's series= when the filter is one (exact values only).
+  selector() {
+    if (this.perCore) return 'cpu_usage_ratio{mode="idle",cpu!="total"}';
+    const sp = this.spec;
+    if (!sp.series || sp.series.length !== 1 || sp.limit || sp.parts) return null;
+    const m = [];
+    for (const [o, op] of [[sp.include, '='], [sp.exclude, '!=']]) {
+      for (const [k, v] of Object.entries(o || {})) {
+        if (!/^[a-zA-Z_]\w*$/.test(k) || !/^[\w:/@ -]*$/.test(v)) return null;
+        m.push(k + op + JSON.stringify(v));
+      }
+    }
+    return sp.series[0] + (m.length ? '{' + m.join(',') + '}' : '');
+  }
+
+  // admit: whether the panel keeps a series, and how.
+  admit(name, labels) {
+    if (this.perCore) return name === 'cpu_usage_ratio' && labels.mode === 'idle' && labels.cpu !== 'total' && 'cpu' in labels ? { map: (v) => 1 - v } : null;
+    const sp = this.spec;
+    const parts = sp.parts || [];
+    const ref = name === sp.limit || parts.some((p) => p.limit === name) || this.thresholds.some((t) => t.of === name);
+    if (!ref && sp.series && !sp.series.includes(name) && !parts.some((p) => p.series.includes(name))) return null;
+    for (const [k, r] of sp.inc) if (!r.test(labels[k] ?? '')) return null;
+    for (const [k, r] of sp.exc) if (r.test(labels[k] ?? '')) return null;
+    return { ref };
+  }
+
+  // rank: configured order of names, then natural order (load1, load5, load15).
+  rank(s) {
+    const sp = this.spec;
+    const all = [...(sp.series || []), ...(sp.parts || []).flatMap((p) => p.series)];
+    const i = all.indexOf(s.name);
+    return [i < 0 ? all.length : i, s.name, Object.keys(s.labels).sort().map((k) => s.labels[k]).join('\u0000')];
+  }
+
+  // load replaces the data with a /api/v1/query answer (hidden series stay hidden).
   load(q) {
     const last = parseId(q.last);
     this.lastSeq = last ? last.seq : -1;
     this.epoch = last ? last.epoch : null;
     this.xs = (q.data && q.data[0] ? q.data[0] : []).slice();
-    // Live frames go into buckets of the back-fill's step (see push).
     this.step = q.step > 1 ? q.step : 0;
     this.lastT = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
-    // Start from the answer's series only: after a reset nothing of the old
-    // epoch may stay on screen. Hidden series stay hidden (by key).
     this.series = [];
     this.byKey = new Map();
     this.omitted = 0;
     this.rebuild = true;
-    this.ranges = {}; // sticky y ranges (see sticky), new with the data
-    this.lay = null;
     (q.series || []).forEach((s, i) => {
-      const col = (q.data[i + 1] || []).slice();
       const ser = this.ensure(s.name, s.labels, s.unit);
-      if (ser) ser.col = col;
+      if (!ser) return;
+      ser.col = (q.data[i + 1] || []).map((v) => (v === null ? null : ser.map ? ser.map(v) : v));
+      ser.last = lastOf(ser.col);
     });
-    // The newest back-fill bucket (partial while it holds "now") takes the
-    // live frames of its time as well; its value counts as one sample.
+    // The newest bucket takes the live frames of its time too.
     this.open = this.step && this.xs.length ? this.xs[this.xs.length - 1] : null;
     for (const ser of this.series) ser.n = ser.col.length && ser.col[ser.col.length - 1] !== null ? 1 : 0;
     this.seqs = [];
@@ -256,97 +300,74 @@ export class Panel {
     this.hidden = hidden;
     this.el.classList.toggle('hidden', hidden);
     this.hideBtn.textContent = hidden ? 'Show' : 'Hide';
-    this.hideBtn.setAttribute('aria-pressed', String(hidden));
     if (hidden) { this.queue = []; this.state = 'hidden'; } else this.dirty = true;
   }
 
-  // ensure returns the series for (name, labels), adding it (null-filled for
-  // earlier times) when it is new and the topic's filter keeps it.
+  // ensure returns the series of (name, labels), added if new and kept.
   ensure(name, labels, unit) {
     const key = seriesKey(name, labels);
     let s = this.byKey.get(key);
     if (s !== undefined) return s;
-    const cand = { key, name, labels: labels || {}, unit: unitKind(unit, name) };
-    const all = [...this.series, cand];
-    const units = new Set(all.map((x) => x.unit));
-    // Two y axes at most (left: the first unit seen, right: the second).
-    if ((this.def.filter && !this.def.filter(cand, all)) || units.size > 2 || this.series.length >= maxSeries) {
+    labels = labels || {};
+    const a = this.admit(name, labels);
+    if (!a || (!a.ref && this.series.filter((x) => !x.ref).length >= maxSeries)) {
+      if (a) this.omitted++;
       this.byKey.set(key, null);
-      if (this.series.length >= maxSeries) this.omitted = (this.omitted || 0) + 1;
       return null;
     }
-    cand.col = new Array(this.xs.length).fill(null);
-    this.series.push(cand);
-    this.byKey.set(key, cand);
-    for (const s2 of this.series) s2.label = labelFor(this.topic, s2, this.series);
-    this.rebuild = true; // new line: the chart is re-created on the next render
-    return cand;
+    s = { key, name, labels, unit: this.perCore ? 'ratio' : this.spec.unit || unitKind(unit, name), ref: a.ref, map: a.map, col: new Array(this.xs.length).fill(null), last: null, n: 0 };
+    const r = this.rank(s);
+    let i = this.series.length;
+    while (i > 0) {
+      const q = this.rank(this.series[i - 1]);
+      if ((q[0] - r[0] || natural(q[1], r[1]) || natural(q[2], r[2])) <= 0) break;
+      i--;
+    }
+    this.series.splice(i, 0, s);
+    this.byKey.set(key, s);
+    this.rebuild = true;
+    return s;
   }
 
-  // push appends one live frame; returns false when the frame was dropped
-  // (already in the window, or from another epoch — a reset follows).
+  set(s, v, mean) {
+    if (typeof v !== 'number') return;
+    if (s.map) v = s.map(v);
+    const i = s.col.length - 1;
+    const cur = s.col[i];
+    if (mean && cur !== null) { s.n = (s.n || 1) + 1; v = cur + (v - cur) / s.n; } else s.n = 1;
+    s.col[i] = v;
+    s.last = v;
+    if (s.idle && v) this.rebuild = true;
+  }
+
+  // push appends a live frame; false when dropped (seq <= last, other epoch, zoomed).
   push(f) {
     if (this.state !== 'ready') { this.queue.push(f); return true; }
+    if (this.xr) return false;
     const id = parseId(f.id);
     if (!id) return false;
     if (this.epoch !== null && id.epoch !== this.epoch) return false;
     if (id.seq <= this.lastSeq) { this.dups++; return false; }
     this.lastSeq = id.seq;
     this.epoch = id.epoch;
-    let t = f.ts / 1000;
+    const t = f.ts / 1000;
     const lastX = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
-    if (this.step) return this.pushBucket(f, id, t, lastX);
-    if (!(t > lastX)) t = lastX + 0.001; // x must increase; order is by seq, not clock
-    // No frame for over three intervals (server down, collector stalled):
-    // a null point breaks the line instead of drawing across the hole.
-    if (this.intervalMs > 0 && lastX > 0 && t - lastX > (3 * this.intervalMs) / 1000) {
-      this.xs.push(lastX + this.intervalMs / 1000);
-      for (const s of this.series) s.col.push(null);
-    }
-    this.xs.push(t);
-    for (const s of this.series) s.col.push(null);
-    for (const smp of f.samples || []) {
-      const s = this.ensure(smp.name, smp.labels);
-      if (s) s.col[s.col.length - 1] = typeof smp.value === 'number' ? smp.value : null;
-    }
-    this.seqs.push(id.seq);
-    if (this.seqs.length > maxSeqs) this.seqs.splice(0, this.seqs.length - maxSeqs);
-    if (this.xs.length % 64 === 0) this.trim();
-    this.dirty = true;
-    return true;
-  }
-
-  // pushBucket: with a back-fill step of s > 1 seconds (windows of 5 minutes
-  // and more), a live frame joins the point of its s-second bucket — the
-  // running mean, like the server's avg — instead of adding a point per
-  // second. The chart then holds the back-fill's resolution (about one
-  // point per pixel column) however long the tab stays open, not twice or
-  // three times as many points as the window had at load.
-  pushBucket(f, id, t, lastX) {
-    const b = Math.floor(t / this.step) * this.step;
+    const gap = this.intervalMs > 0 && lastX > 0 && t - (this.step ? this.lastT : lastX) > (3 * this.intervalMs) / 1000;
+    const b = this.step ? Math.floor(t / this.step) * this.step : t;
     const last = this.xs.length - 1;
-    if (this.open !== null && b === this.open && last >= 0 && this.xs[last] === b) {
-      for (const smp of f.samples || []) {
-        const s = this.ensure(smp.name, smp.labels);
-        if (!s || typeof smp.value !== 'number') continue;
-        const cur = s.col[last];
-        s.n = cur === null ? 1 : (s.n || 1) + 1;
-        s.col[last] = cur === null ? smp.value : cur + (smp.value - cur) / s.n;
-      }
+    if (this.step && this.open !== null && b === this.open && last >= 0 && this.xs[last] === b) {
+      for (const smp of f.samples || []) { const s = this.ensure(smp.name, smp.labels); if (s) this.set(s, smp.value, true); }
     } else {
-      let x = b > lastX ? b : lastX + 0.001; // x must increase
-      // No frame for over three intervals: a null point breaks the line.
-      if (this.intervalMs > 0 && lastX > 0 && t - this.lastT > (3 * this.intervalMs) / 1000) {
-        this.xs.push(lastX + (x - lastX) / 2);
+      const x = b > lastX ? b : lastX + 0.001;
+      // No frame for three intervals: a null breaks the line.
+      if (gap) {
+        this.xs.push(this.step ? lastX + (x - lastX) / 2 : lastX + this.intervalMs / 1000);
         for (const s of this.series) s.col.push(null);
       }
-      this.open = x === b ? b : null;
+      if (this.step) this.open = x === b ? b : null;
       this.xs.push(x);
       for (const s of this.series) { s.col.push(null); s.n = 0; }
-      for (const smp of f.samples || []) {
-        const s = this.ensure(smp.name, smp.labels);
-        if (s && typeof smp.value === 'number') { s.col[s.col.length - 1] = smp.value; s.n = 1; }
-      }
+      for (const smp of f.samples || []) { const s = this.ensure(smp.name, smp.labels); if (s) this.set(s, smp.value, false); }
     }
     this.lastT = Math.max(this.lastT, t);
     this.seqs.push(id.seq);
@@ -356,10 +377,8 @@ export class Panel {
     return true;
   }
 
-  // trim drops points older than the window (plus 5 % slack so the left
-  // edge never shows a hole while the axis slides).
   trim() {
-    if (!this.xs.length) return;
+    if (!this.xs.length || this.xr) return;
     const min = this.xs[this.xs.length - 1] - this.windowSec * 1.05;
     let i = 0;
     while (i < this.xs.length && this.xs[i] < min) i++;
@@ -371,18 +390,257 @@ export class Panel {
 
   mark(tSec) { this.marks.push(tSec); this.dirty = true; }
 
+  // xrange: the zoom, or the window up to the newest frame of any topic (in
+  // steps of the back-fill's buckets: the axes move once per bucket).
+  xrange(max) {
+    if (this.xr) return this.xr;
+    const q = this.step || 1;
+    const hi = Math.max(max ?? -Infinity, Math.floor(this.now() / q) * q);
+    return [hi - this.windowSec, hi];
+  }
+
+  ref(name) {
+    for (const s of this.series) if (s.name === name && s.ref) return s.last;
+    return null;
+  }
+
+  labelFor(s, all) {
+    if (this.perCore) return 'cpu' + clean(s.labels.cpu);
+    const ks = Object.keys(s.labels).sort(natural);
+    if (!this.spec.short) return s.name + (ks.length ? '{' + ks.map((k) => k + '=' + quote(s.labels[k])).join(', ') + '}' : '');
+    const fixed = new Set(Object.entries(this.spec.include || {}).filter(([, v]) => /^[\w-]*$/.test(v)).map(([k]) => k));
+    const vals = ks.filter((k) => !fixed.has(k)).map((k) => clean(s.labels[k]));
+    if (all.every((x) => x.name === s.name) && vals.length) return vals.join(' ');
+    const short = s.name.replace(this.topic + '_', '').replace(/_(bytes_per_second|per_second|bytes|seconds|ratio|total)$/, '');
+    return [short, ...vals].join(' ');
+  }
+
+  // layout: views of one or two y axes each; parts (swap) on their own.
+  layout() {
+    const sp = this.spec;
+    const drawn = this.series.filter((s) => !s.ref);
+    let idle = 0;
+    for (const s of drawn) {
+      s.idle = !!sp.idle && !this.perCore && sp.idle.test(s.labels.device || '') && s.col.every((v) => !v);
+      if (s.idle) idle++;
+      s.label = this.labelFor(s, drawn);
+    }
+    if (this.idleBtn) {
+      this.idleBtn.hidden = !idle;
+      this.idleBtn.textContent = `${idle} idle`;
+      this.idleBtn.title = 'interfaces without traffic in the window';
+    }
+    const shown = drawn.filter((s) => !s.idle || this.showIdle);
+    shown.forEach((s, i) => { s.color = (sp.colors && sp.colors[s.name]) || palette[i % palette.length]; });
+    const parts = this.perCore ? [] : sp.parts || [];
+    const partOf = (s) => parts.find((p) => p.series.includes(s.name));
+    const stack = !!sp.stack && !this.perCore;
+    const main = shown.filter((s) => !partOf(s));
+    this.split = !stack && sp.axes !== 'shared';
+    const groups = clusters(main, this.split);
+    this.main = main;
+    this.gkey = gkey(groups);
+    this.views = [];
+    this.notes = [];
+    const per = sp.axes === 'separate' ? 1 : 2;
+    for (let i = 0; i < groups.length; i += per) {
+      this.views.push(new View(this, groups.slice(i, i + per), { height: i ? 150 : 220, stack, limit: sp.limit, max: sp.max || (this.perCore ? 1 : 0) }));
+    }
+    for (const p of parts) {
+      const ss = shown.filter((s) => partOf(s) === p);
+      if (!ss.length || !(this.ref(p.limit) > 0)) { if (p.none && this.ref(p.limit) === 0) this.notes.push(p.none); continue; }
+      this.views.push(new View(this, [ss], { height: 110, stack, limit: p.limit, title: p.title }));
+    }
+    // thresholds: per series, or on the stack's top
+    for (const v of this.views) {
+      v.thr = [];
+      for (const t of this.thresholds) {
+        const ss = v.series.filter((s) => picks(t, s));
+        if (!ss.length) continue;
+        const key = v.axes[0].includes(ss[0]) ? 'y' : 'y2';
+        if (stack) v.thr.push({ t, key, ss, sum: true });
+        else for (const s of ss) v.thr.push({ t, key, ss: [s] });
+      }
+    }
+  }
+
+  render() {
+    if (!this.dirty || this.state !== 'ready') return false;
+    this.dirty = false;
+    const t0 = performance.now();
+    try { return this.draw(); } finally { this.lastRenderMs = performance.now() - t0; }
+  }
+
+  draw() {
+    // width from the ResizeObserver: clientWidth would force a layout
+    if (!this.width) this.width = this.body.clientWidth;
+    const width = Math.max(200, this.width || 400);
+    if (this.rebuild || !this.built) {
+      this.rebuild = false;
+      this.built = true;
+      this.builds++;
+      for (const v of this.views) v.destroy();
+      this.body.textContent = '';
+      this.layout();
+      if (!this.views.length) {
+        const p = document.createElement('p');
+        p.className = 'empty';
+        p.textContent = this.series.some((s) => !s.ref) ? 'no data in the window' : 'waiting for data…';
+        this.body.append(p);
+      }
+      for (const v of this.views) { this.body.append(v.el); v.build(width); }
+    } else if (++this.ticks % 10 === 0 && gkey(clusters(this.main, this.split)) !== this.gkey) {
+      // magnitudes moved apart (or together): new axes
+      this.rebuild = true;
+      return this.draw();
+    } else {
+      for (const v of this.views) v.update();
+    }
+    const note = [...this.notes, this.omitted ? `${this.omitted} more series not drawn` : ''].filter(Boolean).join(' · ');
+    if (this.note.textContent !== note) this.note.textContent = note;
+    this.checkLevel();
+    if (this.meters) this.renderMeters();
+    return true;
+  }
+
+  // checkLevel marks the panel when a newest value crosses a threshold.
+  checkLevel() {
+    let lvl = 0;
+    let what = '';
+    for (const v of this.views) {
+      for (const th of v.thr) {
+        const ss = th.ss.filter((s) => !this.hiddenKeys.has(s.key));
+        if (!ss.length) continue;
+        const val = (th.sum ? ss.reduce((a, s) => a + (s.last || 0), 0) : ss[0].last) / (th.t.of ? this.ref(th.t.of) || NaN : 1);
+        const l = levelOf(th.t, val);
+        // the level crossed, not the value: text that changes only with it
+        if (l > lvl) { lvl = l; what = `${th.sum ? this.spec.title || th.t.series : ss[0].label} ${levelDown(th.t) ? '≤' : '≥'} ${fmt(th.t[l > 1 ? 'critical' : 'warning'], th.t.of ? 'ratio' : ss[0].unit)}`; }
+      }
+    }
+    const level = ['', 'warning', 'critical'][lvl];
+    const text = level && `${level}: ${what}`;
+    if (this.alert.textContent !== text) {
+      this.alert.textContent = text;
+      this.alert.hidden = !level;
+    }
+    if (level !== this.level) {
+      this.el.classList.remove('lvl-' + this.level);
+      if (level) this.el.classList.add('lvl-' + level);
+      this.level = level;
+    }
+  }
+
+  // renderMeters: a row per ratio series; the DOM is touched only on change.
+  renderMeters() {
+    const ratios = this.views.flatMap((v) => v.series).filter((s) => s.unit === 'ratio');
+    const rows = this.meterRows || (this.meterRows = []);
+    while (rows.length > ratios.length) rows.pop().row.remove();
+    ratios.forEach((s, k) => {
+      const v = s.last;
+      let r = rows[k];
+      if (!r) {
+        const row = document.createElement('label');
+        row.className = 'meter';
+        const name = document.createElement('span');
+        const m = document.createElement('meter');
+        m.min = 0; m.max = 1; m.optimum = 0;
+        const val = document.createElement('span');
+        row.append(name, m, val);
+        this.meters.append(row);
+        r = rows[k] = { row, name, m, val, label: null, v: undefined };
+      }
+      if (r.label !== s.label) {
+        r.label = s.label;
+        r.name.textContent = s.label;
+        const t = this.thresholds.find((x) => picks(x, s));
+        r.m.low = t ? t.warning : 0.8;
+        r.m.high = t ? t.critical : 0.9;
+      }
+      if (r.v !== v) { r.v = v; r.m.value = v ?? 0; r.val.textContent = fmt(v, 'ratio'); }
+    });
+  }
+
+  resize(width) {
+    if (width > 0) this.width = Math.floor(width);
+    for (const v of this.views) if (v.u) v.u.setSize({ width: Math.max(200, this.width || this.body.clientWidth), height: v.o.height });
+  }
+
+  redraw() { for (const v of this.views) if (v.u) v.u.redraw(false, true); }
+
+  debug() {
+    const views = this.views.filter((v) => v.u).map((v) => v.debug());
+    return {
+      id: this.id, title: this.spec.title, topic: this.topic, level: this.level,
+      state: this.state, points: this.xs.length, series: this.series.filter((s) => !s.ref).length, lastSeq: this.lastSeq,
+      epoch: this.epoch, seqs: this.seqs.slice(), dups: this.dups, marks: this.marks.length,
+      firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
+      firstDataX: this.xs.find((x, i) => this.series.some((s) => s.col[i] !== null)) ?? null,
+      monotonic: this.xs.every((x, i) => i === 0 || x > this.xs[i - 1]),
+      labels: this.views.flatMap((v) => v.series.map((s) => s.label)), builds: this.builds, lastRenderMs: this.lastRenderMs,
+      hidden: this.series.filter((s) => this.hiddenKeys.has(s.key)).map((s) => s.label),
+      drawnHidden: views.reduce((a, v) => a + v.hidden, 0),
+      idle: this.series.filter((s) => s.idle).map((s) => s.label),
+      refs: Object.fromEntries(this.series.filter((s) => s.ref).map((s) => [s.name, s.last])),
+      views,
+    };
+  }
+}
+
+// picks: the threshold's series (labels all match, no exclude does)
+const picks = (t, s) => s.name === t.series && t.m.every(([k, r]) => r.test(s.labels[k] ?? '')) && !t.x.some(([k, r]) => r.test(s.labels[k] ?? ''));
+const levelDown = (t) => t.below || (t.warning != null && t.critical != null && t.critical < t.warning);
+function levelOf(t, v) {
+  if (v === null || v === undefined) return 0;
+  const down = levelDown(t);
+  const over = (lim) => lim != null && (down ? v <= lim : v >= lim);
+  return over(t.critical) ? 2 : over(t.warning) ? 1 : 0;
+}
+
+// View: one uPlot chart of a panel (axes: one or two arrays of series) and its layer.
+class View {
+  constructor(p, axes, o) {
+    this.p = p;
+    this.axes = axes;
+    this.series = axes.flat();
+    this.o = o;
+    this.ranges = {};
+    this.sizes = {};
+    this.lay = null;
+    this.u = null;
+    this.thr = [];
+    this.el = document.createElement('div');
+    this.el.className = 'view';
+    if (o.title) {
+      const t = document.createElement('div');
+      t.className = 'sub';
+      t.textContent = o.title;
+      this.el.append(t);
+    }
+  }
+
+  build(width) { this.u = new (U())(this.opts(width), this.data(), this.el); this.showLatest(this.u); }
+
+  destroy() { if (this.u) this.u.destroy(); this.u = null; }
+
+  // update: setData drawn now, the legend on the newest values unless hovered.
+  update() {
+    const u = this.u;
+    u.batch(() => {
+      u.setData(this.data());
+      if (!(u.cursor.left >= 0)) u.setLegend({ idx: this.p.xs.length - 1 });
+    });
+  }
+
+  // data: stacked, running sums; bases[i] is the stack under series i.
   data() {
-    const shown = this.series;
-    if (!this.def.stacked) return [this.xs, ...shown.map((s) => s.col)];
-    // Stacked: each line is the running sum of the visible series below it;
-    // legends show the raw value (see opts().series[].value). bases[i] is
-    // the stack below series i, where its band starts (see seriesPaths).
-    const n = this.xs.length;
+    const { xs, hiddenKeys } = this.p;
+    if (!this.o.stack) return [xs, ...this.series.map((s) => s.col)];
+    const n = xs.length;
     let acc = new Float64Array(n);
-    const out = [this.xs];
+    const out = [xs];
     this.bases = [null];
-    for (const s of shown) {
-      if (this.hiddenKeys.has(s.key)) { out.push(s.col); this.bases.push(null); continue; }
+    for (const s of this.series) {
+      if (hiddenKeys.has(s.key)) { out.push(s.col); this.bases.push(null); continue; }
       const below = acc;
       acc = new Float64Array(below);
       const c = new Array(n);
@@ -394,84 +652,103 @@ export class Panel {
   }
 
   opts(width) {
-    const units = [...new Set(this.series.map((s) => s.unit))];
-    const u0 = units[0] || '';
-    const u1 = units[1];
-    const stacked = !!this.def.stacked;
-    const series = [{ value: (u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleTimeString()) }];
-    this.series.forEach((s, i) => {
-      const color = palette[i % palette.length];
-      const raw = (u, v, si, idx) => fmt(idx === null || idx === undefined ? null : s.col[idx], s.unit);
-      series.push({
-        label: s.label,
-        scale: s.unit === u0 || !u1 ? 'y' : 'y2',
-        stroke: color,
-        width: 1,
-        fill: stacked ? color + '55' : undefined,
-        show: !this.hiddenKeys.has(s.key),
-        spanGaps: false,
-        paths: noPaths,
-        value: raw, // uPlot's default points: drawn only while sparse (a new chart)
+    const p = this.p;
+    const o = this.o;
+    const series = [{ value: (u, v) => (v === null ? '—' : (u.scales.x.max - u.scales.x.min > 43200 ? dateFmt : clockFmt).format(v * 1000)) }];
+    this.axes.forEach((ss, k) => {
+      for (const s of ss) {
+        series.push({
+          label: s.label, scale: k ? 'y2' : 'y', stroke: s.color, width: 1,
+          fill: o.stack ? s.color + '55' : undefined, show: !p.hiddenKeys.has(s.key),
+          spanGaps: false, paths: noPaths, points: { show: false },
+          value: (u, v, si, idx) => fmt(u.cursor.left >= 0 && idx !== null && idx !== undefined ? s.col[idx] : s.last, s.unit),
+        });
+      }
+    });
+    const grid = { stroke: () => colors.grid, width: 1 };
+    const stroke = () => colors.fg;
+    const axes = [{
+      stroke, grid, ticks: grid, space: 1,
+      incrs: (u, ai, min, max, dim) => [timeStep(max - min, dim)],
+      splits: (u, ai, min, max, step) => timeSplits(min, max, step),
+      values: (u, t, ai, sp, step) => t.map((v) => timeLabel(v, step)),
+    }];
+    const scales = { x: { time: true, range: (u, min, max) => p.xrange(max) } };
+    this.axes.forEach((ss, k) => {
+      const key = k ? 'y2' : 'y';
+      const unit = ss[0].unit;
+      scales[key] = { range: (u, min, max) => this.yrange(key, unit, min, max) };
+      axes.push({
+        scale: key, side: k ? 1 : 3, stroke, grid: k ? { show: false } : grid, ticks: grid, space: 28,
+        incrs: incrsOf(unit),
+        splits: (u, ai, min, max, step) => splits(min, max, step),
+        values: (u, t, ai, sp, step) => t.map(tickFmt(unit, step)),
+        size: (u, values) => this.size(key, values),
       });
     });
-    const win = this.windowSec;
-    const axisStroke = () => colors.fg;
-    const grid = { stroke: () => colors.grid, width: 1 };
-    const axes = [
-      { stroke: axisStroke, grid, ticks: grid, space: 70, values: (u, t) => t.map((v) => timeLabel(v, win)) },
-      { stroke: axisStroke, grid, ticks: grid, size: 90, values: (u, t) => t.map((v) => fmt(v, u0)) },
-    ];
-    if (u1) axes.push({ scale: 'y2', side: 1, stroke: axisStroke, grid: { show: false }, size: 90, values: (u, t) => t.map((v) => fmt(v, u1)) });
     return {
-      width, height: this.height,
-      cursor: { sync: { key: 'livedash', setSeries: false }, points: { show: false } },
-      legend: { live: true },
-      scales: {
-        x: { time: true, range: (u, min, max) => [max - win, max] },
-        // A ratio axis ends at 100 % while the data fits under it (CPU stacked
-        // by mode sums to at most one); otherwise the sticky range.
-        y: { range: (u, min, max) => (u0 === 'ratio' && min >= 0 && max <= 1 ? [0, 1] : this.sticky('y', min, max)) },
-        ...(u1 ? { y2: { range: (u, min, max) => this.sticky('y2', min, max) } } : {}),
+      width, height: o.height,
+      cursor: {
+        sync: { key: 'livedash', setSeries: false, filters: { pub: (type) => type !== 'mousedown' && type !== 'mouseup' } },
+        points: { show: false }, drag: { x: true, y: false, setScale: false },
       },
-      series, axes,
+      legend: { live: true }, scales, series, axes,
       hooks: {
-        draw: [(u) => { this.drawLayer(u); this.drawMarks(u); }],
-        setSeries: [(u, i, o) => {
-          // legend click: remember per key (survives re-creation) and re-stack
-          if (i && o && 'show' in o) {
+        draw: [(u) => { this.drawLayer(u); this.drawLines(u); }],
+        setSeries: [(u, i, opt) => {
+          // legend click: remembered per key
+          if (i && opt && 'show' in opt) {
             const s = this.series[i - 1];
-            if (o.show) this.hiddenKeys.delete(s.key); else this.hiddenKeys.add(s.key);
-            if (stacked) { this.dirty = true; }
+            if (opt.show) p.hiddenKeys.delete(s.key); else p.hiddenKeys.add(s.key);
+            if (o.stack) p.dirty = true;
+            p.schedule();
           }
         }],
         setCursor: [(u) => { if (u.cursor.idx === null || u.cursor.idx === undefined) this.showLatest(u); }],
+        // drag to zoom: every chart follows (main.js)
+        setSelect: [(u) => {
+          const { left, width: w } = u.select;
+          if (w < 5) return;
+          const a = u.posToVal(left, 'x');
+          const b = u.posToVal(left + w, 'x');
+          u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          if (p.onZoom) p.onZoom(a, b);
+        }],
       },
     };
   }
 
-  // sticky is a y scale's range: from 0 (or a negative minimum) to a round
-  // number 5 % or more above the data's maximum. It grows as soon as the
-  // data needs it but shrinks only when the data fell below half of it, so
-  // the axes, the grid and the series layer keep their y mapping from one
-  // update to the next (a changed mapping redraws the layer in full).
-  sticky(key, min, max) {
+  // size: fits the longest label; never shrinks, so the plot keeps its width.
+  size(key, values) {
+    let n = 0;
+    for (const v of values || []) if (v && v.length > n) n = v.length;
+    const w = Math.ceil((18 + n * 7.5) / 8) * 8;
+    if (!(this.sizes[key] >= w)) this.sizes[key] = w;
+    return this.sizes[key];
+  }
+
+  // yrange: up/down 0..1; a limit series (memory total); a maximum that fits (CPU); else sticky.
+  yrange(key, unit, min, max) {
+    const o = this.o;
+    if (unit === 'up') return [-0.05, 1.05];
+    if (key === 'y' && o.limit) { const l = this.p.ref(o.limit); if (l > 0) return [0, l]; }
+    if (o.max && min >= 0 && max <= o.max) return [0, o.max];
+    const r = this.sticky(key, unit, min, max);
+    return unit === 'ratio' && max <= 1 && r[1] > 1 ? [r[0], 1] : r; // never past 100 % unneeded
+  }
+
+  // sticky: 0 to a round top ≥ 5 % above the data; grows at once, shrinks below half.
+  sticky(key, unit, min, max) {
     const r = this.ranges[key] || (this.ranges[key] = { lo: 0, hi: 0 });
-    const hi = max > 0 ? max * 1.05 : 1;
-    if (hi > r.hi || hi < r.hi / 2) r.hi = niceCeil(hi > r.hi ? hi : hi * 1.25);
+    const hi = max > 0 ? max * 1.05 : 0;
+    if (!r.hi || hi > r.hi || hi < r.hi / 2) r.hi = niceTop(hi > r.hi ? hi : hi * 1.25, unit);
     const lo = min < 0 ? -min * 1.05 : 0;
-    if (lo > -r.lo || lo < -r.lo / 2) r.lo = lo > 0 ? -niceCeil(lo > -r.lo ? lo : lo * 1.25) : 0;
+    if (lo > -r.lo || lo < -r.lo / 2) r.lo = lo > 0 ? -niceTop(lo > -r.lo ? lo : lo * 1.25, unit) : 0;
     return [r.lo, r.hi];
   }
 
-  // drawLayer draws the lines and stacked bands on the series layer, a
-  // canvas of the plot's size over uPlot's own (which keeps axes, grid and
-  // marks). The layer is retained: when only new points arrived, its bitmap
-  // moves left by the x scale's movement in whole device pixels and just the
-  // strip from the last drawn point rightwards is cleared and drawn again
-  // (the newest point may have changed: it is a bucket's running mean).
-  // Anything else — size, window, y scales, theme, hidden series, a re-load —
-  // redraws it in full. The bitmap's x mapping is the exact one rounded to
-  // whole pixels: it lags or leads uPlot's by under half a pixel, never more.
+  // drawLayer: the retained layer over uPlot's canvas; with only new points it
+  // shifts and redraws the strip from the point before the last drawn one.
   drawLayer(u) {
     let cv = this.cv;
     if (!cv || cv.parentNode !== u.over) {
@@ -489,29 +766,28 @@ export class Panel {
     const sx = u.scales.x;
     if (!n || !(W > 0 && H > 0) || sx.min === null || sx.max === null) { ctx.clearRect(0, 0, W, H); this.lay = null; return; }
     const kx = W / (sx.max - sx.min || 1);
-    const X = -sx.min * kx; // exact: x pixel = X + v·kx
-    let sig = '';
+    const X = -sx.min * kx;
+    const dots = !this.o.stack && n * 12 < W / devicePixelRatio;
+    let sig = dots ? 'd' : '';
     for (let i = 1; i < u.series.length; i++) sig += u.series[i].show ? '1' : '0';
     for (const k of ['y', 'y2']) { const sc = u.scales[k]; if (sc) sig += '|' + sc.min + ',' + sc.max; }
     const L = this.lay;
     let full = !L || L.kx !== kx || L.sig !== sig || L.colors !== colors || L.draws >= fullEvery;
-    let B = X; // the bitmap's x offset
-    let from = 0; // first pixel column drawn
-    let i0 = 0; // first point of the paths
+    let B = X;
+    let from = 0;
+    let i0 = 0;
+    const M = 3 + Math.ceil(this.dotR());
     if (!full) {
       const shift = Math.round(L.B - X);
       B = L.B - shift;
-      // The last point drawn before (j) may have changed, and so may the
-      // segment into it: redraw from the column of the point before it,
-      // with paths from a few columns further left.
       let j = n - 1;
       while (j > 0 && xs[j] > L.lastX) j--;
       const col = (i) => Math.round(B + xs[i] * kx);
-      from = j >= 1 ? col(j - 1) - 2 : -1;
+      from = j >= 1 ? col(j - 1) - M : -1;
       if (shift < 0 || shift >= W || from <= 0 || from >= W) full = true;
       else {
         i0 = j - 1;
-        while (i0 > 0 && col(i0) >= from - 2) i0--;
+        while (i0 > 0 && col(i0) >= from - M) i0--;
         if (shift) {
           ctx.globalCompositeOperation = 'copy';
           ctx.drawImage(cv, -shift, 0);
@@ -529,18 +805,18 @@ export class Panel {
       ctx.rect(from, 0, W - from, H);
       ctx.clip();
     }
-    this.paint(ctx, u, B, kx, i0);
+    this.paint(ctx, u, B, kx, i0, dots);
     ctx.restore();
-    this.lay = { kx, sig, colors, B, lastX: xs[n - 1], draws: full ? 0 : L.draws + 1, full: (L ? L.full : 0) + (full ? 1 : 0) };
+    this.lay = { kx, sig, colors, B, dots, lastX: xs[n - 1], draws: full ? 0 : L.draws + 1, full: (L ? L.full : 0) + (full ? 1 : 0) };
   }
 
-  // paint draws the shown series' paths from point i0 on, x = B + v·kx.
-  paint(ctx, u, B, kx, i0) {
+  dotR() { return 2.5 * devicePixelRatio; }
+
+  paint(ctx, u, B, kx, i0, dots) {
     const { width: W, height: H } = u.bbox;
     const xs = u.data[0];
-    const n = xs.length;
     const lw = Math.round(devicePixelRatio * 1000) / 1000;
-    const off = (lw % 2) / 2; // crisp 1-pixel lines, like uPlot's
+    const off = (lw % 2) / 2;
     ctx.translate(off, off);
     ctx.lineWidth = lw;
     ctx.lineJoin = 'round';
@@ -550,156 +826,51 @@ export class Panel {
       if (!s.show) continue;
       const sy = u.scales[s.scale];
       const ky = H / (sy.max - sy.min || 1);
-      const p = seriesPaths(xs, u.data[i], this.bases && this.bases[i], B, kx, H + sy.min * ky, ky, i0, n - 1);
-      const color = palette[(i - 1) % palette.length];
+      const p = seriesPaths(xs, u.data[i], this.bases && this.bases[i], B, kx, H + sy.min * ky, ky, i0, xs.length - 1, this.dotR(), dots);
+      const color = this.series[i - 1].color;
       if (p.fill) { ctx.fillStyle = color + '55'; ctx.fill(p.fill); }
       ctx.strokeStyle = color;
       ctx.stroke(p.stroke);
+      ctx.fillStyle = color;
+      ctx.fill(p.dot);
     }
-  }
-
-  // layerCheck (tests): how many pixels of the series layer differ from a
-  // full draw of the same data with the same x offset.
-  layerCheck() {
-    const u = this.u;
-    if (!u || !this.lay || !this.cv) return null;
-    const { width: W, height: H } = u.bbox;
-    const c = document.createElement('canvas');
-    c.width = W; c.height = H;
-    const ctx = c.getContext('2d');
-    ctx.save();
-    this.paint(ctx, u, this.lay.B, this.lay.kx, 0);
-    ctx.restore();
-    const a = this.ctx.getImageData(0, 0, W, H).data;
-    const b = ctx.getImageData(0, 0, W, H).data;
-    let diff = 0;
-    const at = [];
-    for (let i = 0; i < a.length; i += 4) {
-      // premultiplied: pixels with an alpha of a few units come back
-      // from getImageData with very different colours for ±1 of alpha
-      const d = (k) => Math.abs(a[k] * a[i + 3] - b[k] * b[i + 3]) / 255;
-      if (d(i) > 8 || d(i + 1) > 8 || d(i + 2) > 8 || Math.abs(a[i + 3] - b[i + 3]) > 8) {
-        diff++;
-        if (at.length < 12) at.push([(i / 4) % W, Math.floor(i / 4 / W), a[i], a[i + 1], a[i + 2], a[i + 3], b[i], b[i + 1], b[i + 2], b[i + 3]]);
-      }
-    }
-    return { diff, pixels: W * H, draws: this.lay.draws, fullDraws: this.lay.full, at: JSON.stringify(at) };
   }
 
   showLatest(u) {
-    const n = this.xs.length;
+    const n = this.p.xs.length;
     if (n && u.cursor.left < 0) u.setLegend({ idx: n - 1 });
   }
 
-  drawMarks(u) {
-    if (!this.marks.length) return;
+  // drawLines: resets and gaps; threshold levels.
+  drawLines(u) {
+    if (!this.p.marks.length && !this.thr.length) return;
     const { ctx, bbox } = u;
     ctx.save();
-    ctx.strokeStyle = colors.mark;
-    ctx.setLineDash([4, 4]);
-    ctx.lineWidth = 1;
-    for (const m of this.marks) {
+    ctx.lineWidth = devicePixelRatio;
+    ctx.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+    const line = (c, x0, y0, x1, y1) => { ctx.strokeStyle = c; ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke(); };
+    for (const m of this.p.marks) {
       const x = Math.round(u.valToPos(m, 'x', true));
-      if (x < bbox.left || x > bbox.left + bbox.width) continue;
-      ctx.beginPath();
-      ctx.moveTo(x, bbox.top);
-      ctx.lineTo(x, bbox.top + bbox.height);
-      ctx.stroke();
+      if (x >= bbox.left && x <= bbox.left + bbox.width) line(colors.mark, x, bbox.top, x, bbox.top + bbox.height);
+    }
+    for (const th of this.thr) {
+      for (const [lvl, c] of [['warning', colors.warn], ['critical', colors.bad]]) {
+        if (th.t[lvl] === null || th.t[lvl] === undefined) continue;
+        const y = Math.round(u.valToPos(th.t[lvl] * (th.t.of ? this.p.ref(th.t.of) || NaN : 1), th.key, true));
+        if (y >= bbox.top && y <= bbox.top + bbox.height) line(c, bbox.left, y, bbox.left + bbox.width, y);
+      }
     }
     ctx.restore();
   }
 
-  // render draws pending changes; the caller skips it while the tab is hidden
-  // or paused. Cost is one setData (uPlot redraws the canvas).
-  render() {
-    if (!this.dirty || this.state !== 'ready') return false;
-    this.dirty = false;
-    const t0 = performance.now();
-    try { return this.draw(); } finally { this.lastRenderMs = performance.now() - t0; }
-  }
-
-  draw() {
-    // The width comes from the ResizeObserver (resize); reading clientWidth
-    // here would force a layout per chart, right after the previous chart's
-    // legend changed the DOM.
-    if (!this.width) this.width = this.body.clientWidth;
-    const width = Math.max(200, this.width || 400);
-    if (!this.u || this.rebuild) {
-      this.rebuild = false;
-      this.builds = (this.builds || 0) + 1;
-      if (this.u) this.u.destroy();
-      this.body.textContent = '';
-      if (!this.series.length) {
-        const p = document.createElement('p');
-        p.className = 'empty';
-        p.textContent = 'waiting for data…';
-        this.body.append(p);
-        this.u = null;
-        return true;
-      }
-      this.u = new (U())(this.opts(width), this.data(), this.body);
-      this.showLatest(this.u);
-    } else {
-      // batch: draw now rather than in uPlot's microtask, so the caller can
-      // time each chart and keep a frame within its budget.
-      // The legend shows the newest values unless the cursor is over the
-      // chart; setting its index in the same batch writes it once.
-      const u = this.u;
-      u.batch(() => {
-        u.setData(this.data());
-        if (!(u.cursor.left >= 0)) u.setLegend({ idx: this.xs.length - 1 });
-      });
-    }
-    const note = this.omitted ? `(${this.omitted} more series not drawn)` : '';
-    if (this.note.textContent !== note) this.note.textContent = note;
-    if (this.meters) this.renderMeters();
-    return true;
-  }
-
-  // renderMeters keeps one row per ratio series and touches the DOM only
-  // where a label or value changed.
-  renderMeters() {
-    const ratios = this.series.filter((s) => s.unit === 'ratio');
-    const rows = this.meterRows || (this.meterRows = []);
-    while (rows.length > ratios.length) rows.pop().row.remove();
-    ratios.forEach((s, k) => {
-      let v = null;
-      for (let i = s.col.length - 1; i >= 0 && v === null; i--) v = s.col[i];
-      let r = rows[k];
-      if (!r) {
-        const row = document.createElement('label');
-        row.className = 'meter';
-        const name = document.createElement('span');
-        const m = document.createElement('meter');
-        m.min = 0; m.max = 1; m.low = 0.8; m.high = 0.9; m.optimum = 0;
-        const val = document.createElement('span');
-        row.append(name, m, val);
-        this.meters.append(row);
-        r = rows[k] = { row, name, m, val, label: null, v: undefined };
-      }
-      if (r.label !== s.label) { r.label = s.label; r.name.textContent = s.label; }
-      if (r.v !== v) { r.v = v; r.m.value = v ?? 0; r.val.textContent = fmt(v, 'ratio'); }
-    });
-  }
-
-  // resize: width is the chart box's content width from a ResizeObserver.
-  resize(width) {
-    if (width > 0) this.width = Math.floor(width);
-    if (this.u) this.u.setSize({ width: Math.max(200, this.width || this.body.clientWidth), height: this.height });
-  }
-
-  redraw() { if (this.u) this.u.redraw(false, true); }
-
   debug() {
+    const u = this.u;
     return {
-      state: this.state, hidden: this.hidden, points: this.xs.length, series: this.series.length, lastSeq: this.lastSeq,
-      epoch: this.epoch, seqs: this.seqs.slice(), dups: this.dups, marks: this.marks.length,
-      firstX: this.xs[0] ?? null, lastX: this.xs[this.xs.length - 1] ?? null,
-      firstDataX: this.xs.find((x, i) => this.series.some((s) => s.col[i] !== null)) ?? null,
-      monotonic: this.xs.every((x, i) => i === 0 || x > this.xs[i - 1]),
-      labels: this.series.map((s) => s.label), builds: this.builds || 0, lastRenderMs: this.lastRenderMs,
-      hidden: this.series.filter((s) => this.hiddenKeys.has(s.key)).map((s) => s.label),
-      drawnHidden: this.u ? this.u.series.slice(1).filter((s) => !s.show).length : 0,
+      x: [u.scales.x.min, u.scales.x.max],
+      axes: u.axes.map((a) => ({ scale: a.scale, min: u.scales[a.scale].min, max: u.scales[a.scale].max, ticks: (a._values || []).filter((v) => v !== null), splits: a._splits || [] })),
+      labels: this.series.map((s) => s.label), colors: this.series.map((s) => s.color), units: this.series.map((s) => s.unit),
+      hidden: u.series.slice(1).filter((s) => !s.show).length, layer: this.cv ? [this.cv.width, this.cv.height] : null,
+      bbox: [u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height], thresholds: this.thr.length,
     };
   }
 }

@@ -1,37 +1,7 @@
-// client.js — the one connection a browser holds to livedash.
-//
-// A Hub runs inside a SharedWorker (worker.js), so ten tabs share one stream
-// and HTTP/1.1's six-connections-per-origin limit is never reached; where
-// SharedWorker is missing (Chrome on Android) the page runs a Hub itself.
-//
-// Why fetch() + our own SSE parser instead of EventSource:
-//   - EventSource hides comments, so it cannot see the `: hb <id> <ms>`
-//     heartbeats the watchdog and the lag figure need;
-//   - it treats any non-200 as final and reconnects only after the server's
-//     `retry:`, with no backoff or jitter; we want our own loop;
-//   - it cannot tell "connected, but nothing arrives" (a buffering proxy) from
-//     a slow server. With fetch we see the response and every byte.
-//
-// Transports, best first: SSE (fetch + our parser), then WebSocket
-// (/api/v1/ws) when SSE is buffered (connected, but no hello in time — a proxy
-// holding text/event-stream) or keeps failing, then long polling. The choice
-// is the page's for the session (main.js keeps it in sessionStorage) and a
-// better transport is probed again later (30 s, doubling up to 10 min). All
-// three resume on the same cursor, so a hand-over loses and repeats nothing.
-// The topics the tabs need (a hidden chart's are not) are the union over
-// tabs; WebSocket changes them on the open connection ("subscribe"), SSE
-// reconnects with the cursor, polling asks for them on its next poll.
-//
-// Exactness: every frame carries `<epoch>-<seq>`, seq global across topics. The
-// hub delivers frames in seq order and never the same seq twice (dedupe on the
-// last delivered seq, also across the stream/poll hand-over). Tabs back-fill
-// from /api/v1/query and then ask for frames after the query's `last` ID
-// ("need"); the hub answers from a small buffer of recent frames or says
-// "gap" so the tab re-loads. Nothing here relies on wall-clock time for order.
+// client.js — the one connection a browser holds to livedash: a Hub, run in
+// a SharedWorker (worker.js) or by the page. assets/PAGE.md, The connection.
 
-// parseId splits "<16 hex>-<decimal seq>" into {epoch, seq}; null if it is not
-// an ID. seq is a Number: exact up to 2^53, which a 1 kHz store reaches in
-// 285,000 years.
+// parseId splits "<16 hex>-<decimal seq>" into {epoch, seq}; null if not an ID.
 export function parseId(id) {
   if (typeof id !== 'string' || id.length > 64) return null;
   const m = /^([0-9a-f]{16})-(0|[1-9][0-9]{0,19})$/.exec(id);
@@ -41,10 +11,7 @@ export function parseId(id) {
   return { epoch: m[1], seq };
 }
 
-// SSEParser implements the WHATWG event-stream grammar for text chunks as they
-// arrive (any split point, CR, LF or CRLF line ends). onEvent gets
-// {type, data, id}; onComment gets the text after ':' (heartbeats);
-// onRetry gets the retry: value in ms.
+// SSEParser: the WHATWG event-stream grammar over chunks split anywhere.
 export class SSEParser {
   constructor({ onEvent = () => {}, onComment = () => {}, onRetry = () => {} } = {}) {
     this.onEvent = onEvent;
@@ -115,11 +82,7 @@ export class SSEParser {
   }
 }
 
-// backoffDelay is "full jitter" (uniform in [0, ceiling]) with a ceiling that
-// doubles per failed attempt from the server's retry: hint up to cap. The
-// server already jitters retry: per connection; full jitter on top spreads a
-// restart's reconnect wave over the whole interval instead of a spike at its
-// end. attempt 0 is the first try after a connection that was healthy.
+// backoffDelay: full jitter under a ceiling doubling per attempt from retry: to cap.
 export function backoffDelay(attempt, retryMs, capMs, rnd = Math.random) {
   const base = Math.max(100, retryMs || 0);
   const ceiling = Math.min(Math.max(capMs, base), base * 2 ** Math.min(attempt, 20));
@@ -147,12 +110,7 @@ function sameTopics(a, b) {
   return a.length === b.length && a.every((t, i) => t === b[i]);
 }
 
-// Hub owns the connection and fans frames out to subscribers. A subscriber is
-// any object with post(msg); messages:
-//   {type:'status', status}                  state changed (see status())
-//   {type:'frames', frames:[...], lastId, lag} frames in seq order
-//   {type:'reset', reset}                    server reset (stream or poll): re-load
-//   {type:'gap'}                             this subscriber's cursor can't be served: re-load
+// Hub owns the connection and posts status, frames, reset and gap to its subscribers.
 export class Hub {
   constructor(opts = {}) {
     this.o = { ...defaults, ...opts };
@@ -225,9 +183,7 @@ export class Hub {
     return [...set].sort();
   }
 
-  // updateTopics moves the connection to the union of what the subscribers
-  // need; the subscribers hear of it (status.topics) once the server serves
-  // it, and re-load the charts that were not covered before.
+  // updateTopics moves the connection to the union of the subscribers' topics.
   updateTopics() {
     const want = this.union();
     if (sameTopics(want, this.want)) return;
@@ -248,9 +204,7 @@ export class Hub {
     this.announce();
   }
 
-  // need: sub has everything up to afterId (its back-fill's `last`). The first
-  // need starts the connection exactly there, so the first tab has no seam;
-  // transport is the session's last choice, where the connection starts.
+  // need: sub has everything up to afterId; the first need starts the connection there.
   need(sub, afterId, transport) {
     const id = parseId(afterId);
     if (!this.started) {
@@ -290,8 +244,7 @@ export class Hub {
     if (changed) this.broadcast({ type: 'status', status: this.status() });
   }
 
-  // deliver takes frames in server order from either transport, drops those
-  // already delivered, and fans the rest out as one message.
+  // deliver drops frames already delivered and fans the rest out as one message.
   deliver(frames) {
     const out = [];
     const now = Date.now();
@@ -320,9 +273,7 @@ export class Hub {
     this.broadcast({ type: 'frames', frames: out, lastId: this.cursor, lag: this.lag });
   }
 
-  // onReset: the server could not resume from our cursor and continues from a
-  // stated position. Tabs re-load their windows (the query covers everything
-  // up to the server head), so the hub resumes from reset.head.
+  // onReset: tabs re-load their windows; the hub resumes from reset.head.
   onReset(reset) {
     this.stats.resets++;
     const head = parseId(reset.head);
@@ -365,8 +316,7 @@ export class Hub {
       if (this.stopped) return;
       if (r.switch) continue; // new topics on SSE: reconnect at once, same cursor
       if (r.healthy) { this.attempt = 0; this.failures = 0; } else { this.attempt++; }
-      // A WebSocket that does not open says nothing about the server: SSE
-      // reached it (or the session did) before, so it counts as a failure.
+      // A WebSocket that does not open counts as a failure.
       if (!r.healthy && (r.reachable || this.transport === 'ws')) this.failures++;
       if (r.blocked || this.failures >= this.o.failuresToPoll) {
         this.stepDown();
@@ -398,9 +348,7 @@ export class Hub {
     if (this.transport !== 'poll') this.probeTimer = setTimeout(() => this.probeUp(), this.probeIn);
   }
 
-  // probeUp tries each better transport in turn beside the current one; the
-  // first that says hello takes over (takeOver). Otherwise the next probe
-  // comes twice as late.
+  // probeUp tries each better transport beside the current one; hello takes over.
   async probeUp() {
     if (this.probing || this.stopped || this.level === 0) return;
     this.probing = true;
@@ -415,8 +363,7 @@ export class Hub {
     this.scheduleProbe();
   }
 
-  // takeOver: a probe said hello; it becomes the connection and the one it
-  // replaces ends. Frames both delivered are dropped by deliver's dedupe.
+  // takeOver: the probe becomes the connection (deliver drops repeats).
   takeOver(t) {
     const from = this.transport;
     this.setTransport(t);
@@ -436,11 +383,7 @@ export class Hub {
     return new Promise((resolve) => { this.wake = resolve; setTimeout(resolve, ms); });
   }
 
-  // streamOnce holds one stream until it ends. Result: reachable (the server
-  // answered), healthy (hello and then data or heartbeats arrived), blocked
-  // (answered 200 but no hello within helloTimeoutMs: something buffers),
-  // switch (ended to change topics).
-  // probe: run beside a worse transport; on hello, take over.
+  // streamOnce holds one stream until it ends: {reachable, healthy, blocked, hello, switch}.
   async streamOnce(probe) {
     const ctl = new AbortController();
     if (!probe) { this.ctl = ctl; this.switching = false; } else this.probeCtl = ctl;
@@ -487,8 +430,7 @@ export class Hub {
             this.clock(h.server_time);
             if (h.retry_ms > 0) this.retryMs = h.retry_ms;
             if (this.epoch === null && typeof h.epoch === 'string') this.epoch = h.epoch;
-            // Without a cursor the server starts live at its head and names it
-            // in hello's id: resume from there if we drop before any frame.
+            // no cursor: resume from the head hello names
             const at = parseId(ev.id);
             if (!this.cursor && at && (this.epoch === null || at.epoch === this.epoch)) {
               this.cursor = ev.id;
@@ -504,7 +446,6 @@ export class Hub {
             let rs = {};
             try { rs = JSON.parse(ev.data); } catch { /* keep {} */ }
             if (rs.head === undefined) return;
-            // The hello before it named the new epoch; adopt it with the reset.
             this.epoch = parseId(rs.head)?.epoch ?? this.epoch;
             this.onReset(rs);
           } else if (ev.type === 'frame') {
@@ -531,16 +472,14 @@ export class Hub {
       clearTimeout(timer);
       if (!probe && this.switching && this.ctl === ctl) { this.switching = false; why = 'topics'; r.switch = true; }
       if (pending.length) this.deliver(pending.splice(0));
-      // No hello in time, with or without response headers: something between
-      // us and the server holds the bytes. Retrying the stream won't help.
+      // no hello in time: something holds the bytes
       if (why === 'no-hello') { r.blocked = true; r.reachable = true; }
       this.stats.lastError = why;
     }
     return r;
   }
 
-  // pollLoop long-polls /api/v1/frames on the same cursor until a probe of
-  // a better transport takes over (its connection then goes on in run).
+  // pollLoop long-polls /api/v1/frames until a probe takes over.
   async pollLoop() {
     this.setState('polling', { nextTryAt: 0 });
     let attempt = 0;
@@ -563,8 +502,7 @@ export class Hub {
         if (body.reset) this.onReset(body.reset);
         this.deliver(body.frames || []);
         if (!(body.frames || []).length && parseId(body.next)) {
-          // nothing after our cursor (or we started without one): move the
-          // cursor only; lastSeq stays, so dedupe remains exact
+          // move the cursor only: dedupe stays exact
           this.cursor = body.next;
         }
         attempt = 0;
@@ -581,10 +519,6 @@ export class Hub {
   }
 
   // wsOnce holds one WebSocket until it closes; the result is streamOnce's.
-  // Messages hold events separated by "\n", each {"event","data"}. Topic
-  // changes go to the server as {"op":"subscribe","topics":[…]} without
-  // "after": the server goes on from where the connection is, so the topics
-  // kept lose and repeat nothing; its hello confirms the change.
   wsOnce(probe) {
     return new Promise((resolve) => {
       const r = { reachable: false, healthy: false, blocked: false, hello: false };
@@ -644,8 +578,7 @@ export class Hub {
             this.clock(d.server_time);
             if (d.retry_ms > 0) this.retryMs = d.retry_ms;
             if (this.epoch === null && typeof d.epoch === 'string') this.epoch = d.epoch;
-            // Without a cursor the server starts live at its head, the
-            // hello's: resume from there if we drop before any frame.
+            // no cursor: resume from the head hello names
             const at = parseId(d.head);
             if (!this.cursor && at && (this.epoch === null || at.epoch === this.epoch)) {
               this.cursor = d.head;

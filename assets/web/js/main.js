@@ -1,34 +1,34 @@
-// main.js — the page: panels, controls, status badge, and the link to the
-// shared connection (worker.js). All text from the server goes through
-// textContent or uPlot (which uses textContent too); no innerHTML anywhere.
-//
-// Hidden tab: rendering stops (no setData, no canvas work), frames keep
-// flowing into the panels' arrays. Appending a frame costs microseconds and
-// the shared stream is open anyway for the other tabs, so this is cheaper and
-// simpler than unsubscribing and resuming by ID; the tab is current the instant
-// it becomes visible again — one render per panel, no network round trip.
+// main.js — the page: panels, controls, zoom, badge, the shared connection.
+// Server text goes through textContent (uPlot's too), never HTML. assets/PAGE.md.
 import { Hub, parseId } from './client.js';
-import { Panel, topicOrder, refreshTheme } from './charts.js';
-import { fmt } from './format.js';
+import { Panel, builtin, builtinThresholds, makeSpec, topicOrder, refreshTheme } from './charts.js';
+import { fmt, dateFmt } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const windows = [60, 300, 900, 3600];
+const longer = [10800, 21600, 43200, 86400, 172800, 604800, 2592000];
 const params = new URLSearchParams(location.search);
+const asked = Number(params.get('window'));
 
 const st = {
-  windowSec: windows.includes(Number(params.get('window'))) ? Number(params.get('window')) : 300,
+  windowSec: windows.includes(asked) || longer.includes(asked) ? asked : 300,
   paused: false,
-  panels: new Map(), // topic → Panel
-  catalog: new Map(), // topic → [{name, labels, unit}]
-  intervals: new Map(), // topic → collector interval, ms
+  zoom: null,
+  panels: new Map(),
+  byTopic: new Map(),
+  specs: [],
+  thresholds: [],
+  configured: false,
+  intervals: new Map(),
+  host: '',
   hub: { state: 'connecting' },
   lastId: null,
   lag: null,
-  gen: 0, // reload generation: answers of an older reload are ignored
-  errors: [],
+  now: 0, // newest frame time (s)
+  gen: 0,
   firstPaintMs: null,
   renders: 0,
-  rr: 0, // round-robin start of the next frame's drawing
+  rr: 0,
   chartsDrawn: 0,
   builds: 0,
   renderMsTotal: 0,
@@ -36,17 +36,13 @@ const st = {
   frames: 0,
   transport: '',
   measures: 0,
-  renderLog: [], // the newest renders: {start, dur, charts, rebuilt} (ms)
+  renderLog: [],
 };
 
-// ---- the shared connection ----------------------------------------------
 
 function connect(onMsg) {
   if (typeof SharedWorker === 'function' && !params.has('noworker')) {
-    // A URL without user info: a page opened as https://user:pass@host/
-    // would otherwise hand the credentials to the worker's URL, which
-    // browsers refuse to fetch. The browser sends the login it holds for
-    // the origin with the worker's requests, as with the page's.
+    // no user info in the URL (see PAGE.md, Credentials)
     const wu = new URL('./worker.js', import.meta.url);
     wu.username = '';
     wu.password = '';
@@ -58,7 +54,7 @@ function connect(onMsg) {
     st.transport = 'shared-worker';
     return (m) => w.port.postMessage(m);
   }
-  // No SharedWorker (Chrome on Android): this tab holds its own connection.
+  // No SharedWorker (Chrome on Android): a connection per tab.
   const hub = new Hub({ base: location.origin });
   const sub = { post: (m) => queueMicrotask(() => onMsg(m)) };
   hub.add(sub);
@@ -75,15 +71,13 @@ const post = connect((m) => {
   switch (m.type) {
     case 'status': onStatus(m.status); break;
     case 'frames': onFrames(m); break;
-    case 'reset': reloadAll(true); break;
-    case 'gap': reloadAll(true); break;
+    case 'reset': case 'gap': reloadAll(true); break;
     case 'debug': for (const w of debugWaiters) w(m.hub); debugWaiters = []; break;
     default: break;
   }
 });
 
-// The transport the connection settled on is the session's: the next page
-// load starts there (and the hub still probes better ones later).
+// The session's transport (PAGE.md, The connection).
 const transportKey = 'livedash.transport';
 function remembered() {
   try { return sessionStorage.getItem(transportKey); } catch { return null; }
@@ -96,8 +90,7 @@ function onStatus(s) {
   if (s.state === 'live' || s.state === 'polling') {
     try { sessionStorage.setItem(transportKey, s.transport); } catch { /* storage off */ }
   }
-  // Charts shown again wait until the connection carries their topic, then
-  // re-load their window: the query covers everything up to then.
+  // charts shown again re-load once the connection carries their topic
   if (!sameSet(before, s.topics)) {
     for (const p of st.panels.values()) {
       if (p.awaiting && covered(p.topic)) { p.awaiting = false; loadPanel(p, st.gen); }
@@ -109,17 +102,15 @@ function onStatus(s) {
 function sameSet(a, b) { return (a ?? null) === (b ?? null) || (Array.isArray(a) && Array.isArray(b) && a.join() === b.join()); }
 function covered(topic) { const t = st.hub.topics; return t === null || t === undefined || t.includes(topic); }
 
-// shownTopics: what this tab needs streamed — every topic (null) unless a
-// chart is hidden, then the shown ones.
+// shownTopics: the topics of shown charts; null (all) when none is hidden.
 function shownTopics() {
   const ps = [...st.panels.values()];
   if (!ps.some((p) => p.hidden)) return null;
-  return ps.filter((p) => !p.hidden).map((p) => p.topic);
+  return [...new Set(ps.filter((p) => !p.hidden).map((p) => p.topic))];
 }
+const shown = () => [...st.panels.values()].filter((p) => !p.hidden);
 
-// toggle hides or shows a chart. Hidden, its topic leaves this tab's
-// subscription (on WebSocket a "subscribe" on the open connection); shown
-// again, it re-loads once the connection carries the topic again.
+// toggle hides or shows a chart, and its topic in the subscription.
 function toggle(p) {
   p.setHidden(!p.hidden);
   post({ type: 'topics', topics: shownTopics() });
@@ -134,89 +125,104 @@ function onFrames(m) {
   st.lag = m.lag;
   for (const f of m.frames) {
     st.frames++;
-    let p = st.panels.get(f.topic);
-    if (p && p.hidden) continue;
-    if (!p) {
-      if (typeof f.topic !== 'string' || !f.topic) continue;
-      p = addPanel(f.topic);
+    if (typeof f.topic !== 'string' || !f.topic) continue;
+    if (f.ts / 1000 > st.now) st.now = f.ts / 1000;
+    let ps = st.byTopic.get(f.topic);
+    if (!ps && st.ready && autoAllowed(f.topic)) {
+      const p = addPanel(makeSpec(builtin.find((b) => b.topic === f.topic) || { id: freeId(f.topic), topic: f.topic }, true));
       loadPanel(p, st.gen);
+      ps = st.byTopic.get(f.topic);
     }
-    p.push(f);
+    for (const p of ps || []) if (!p.hidden) p.push(f);
   }
+  // panels without frames move with the others' time, once per pixel
+  const lag = Math.max(2, st.windowSec / 300);
+  for (const p of st.panels.values()) if (p.state === 'ready' && !p.xr && p.views.length && st.now - (p.drawnAt || 0) >= lag) p.dirty = true;
   schedule();
   badge();
 }
 
-// ---- loading -------------------------------------------------------------
 
-// API URLs are built on location.origin, which has no user info: fetch()
-// refuses a URL with credentials, and a relative URL would inherit them
-// from a page opened as https://user:pass@host/. The login travels as the
-// browser's own Authorization header (credentials: 'same-origin').
-async function getJSON(url) {
+// URLs on location.origin: never user info (PAGE.md, Credentials).
+async function get(url) {
   const res = await fetch(location.origin + url, { cache: 'no-store', credentials: 'same-origin' });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  if (!res.ok) { const e = new Error(`${url}: HTTP ${res.status}`); e.status = res.status; throw e; }
   return res.json();
 }
+const later = (ms) => new Promise((res) => setTimeout(res, ms));
 
-// Back-fill resolution: 2 s buckets from 5 minutes up. Collectors tick every
-// second with jitter, so 1 s buckets leave empty ones that draw as false gaps;
-// live frames are appended at full rate either way.
+// 2 s buckets from 5 minutes up (PAGE.md, The seam).
 function points() { return Math.min(st.windowSec >= 300 ? st.windowSec / 2 : st.windowSec, 1200); }
 
 async function loadPanel(p, gen) {
   p.reloading();
-  const q = new URLSearchParams({ topics: p.topic, after: String(-st.windowSec), before: '0', points: String(points()), group: 'avg' });
   for (let attempt = 0; ; attempt++) {
+    const z = st.zoom;
+    const q = new URLSearchParams(z
+      ? { topics: p.topic, after: String(Math.floor(z[0])), before: String(Math.ceil(z[1])), points: String(Math.min(1200, Math.max(60, Math.ceil(z[1] - z[0])))), group: 'avg' }
+      : { topics: p.topic, after: String(-st.windowSec), before: '0', points: String(points()), group: 'avg' });
+    const sel = p.noSel ? null : p.selector();
+    if (sel) q.set('series', sel);
     try {
-      const r = await getJSON('/api/v1/query?' + q);
+      const r = await get('/api/v1/query?' + q);
       if (gen !== st.gen) return null;
       p.windowSec = st.windowSec;
+      p.xr = z;
       p.load(r);
       schedule();
       return r.last || null;
     } catch (e) {
       if (gen !== st.gen) return null;
-      // The server may be restarting; the stream's own loop will tell us when
-      // it is back, but keep trying quietly with a capped delay.
-      await new Promise((res) => setTimeout(res, Math.min(10000, 500 * 2 ** attempt)));
+      if (e.status === 400 || e.status === 404) {
+        // unknown series or topic: the topic, then nothing; frames fill it
+        if (sel) { p.noSel = true; continue; }
+        p.xr = z;
+        p.load({ series: [], data: [[]], last: null });
+        return null;
+      }
+      // the server may be restarting: retry, capped
+      await later(Math.min(10000, 500 * 2 ** attempt));
     }
   }
 }
 
-// addPanel puts a topic's panel in its place in the known order, so a topic
-// that first shows up in the stream still lands where it belongs.
-function addPanel(topic) {
-  const next = sortTopics([...st.panels.keys(), topic]);
-  const after = next[next.indexOf(topic) + 1];
-  const before = after ? st.panels.get(after).el : null;
-  const p = new Panel(topic, $('panels'), { windowSec: st.windowSec, catalog: st.catalog.get(topic) || [], intervalMs: st.intervals.get(topic), before });
+// Automatic panels: topics no panel names, unless the dashboard says no.
+function autoAllowed(topic) { return st.others && !st.byTopic.has(topic); }
+function freeId(topic) { return st.panels.has(topic) ? 'auto:' + topic : topic; }
+
+// addPanel: configured panels in order, then automatic ones by topic (all
+// by topic with the built-in dashboard).
+function addPanel(spec) {
+  let before = null;
+  if (spec.auto) {
+    const rank = (t) => { const i = topicOrder.indexOf(t); return i < 0 ? topicOrder.length : i; };
+    for (const q of st.panels.values()) {
+      if ((q.spec.auto || !st.configured) && (rank(q.topic) - rank(spec.topic) || (q.topic > spec.topic ? 1 : -1)) > 0) { before = q.el; break; }
+    }
+  }
+  const p = new Panel(spec, $('panels'), {
+    windowSec: st.windowSec, intervalMs: st.intervals.get(spec.topic), before, thresholds: st.thresholds,
+    now: () => st.now, schedule,
+  });
+  p.onZoom = zoomTo;
+  p.onReload = () => loadPanel(p, st.gen);
   p.onToggle = () => toggle(p);
-  st.panels.set(topic, p);
+  const all = [...st.panels.values(), p];
+  st.panels = new Map([...$('panels').children].map((el) => all.find((x) => x.el === el)).filter(Boolean).map((x) => [x.id, x]));
+  if (!st.byTopic.has(spec.topic)) st.byTopic.set(spec.topic, []);
+  st.byTopic.get(spec.topic).push(p);
   resizeObs.observe(p.body);
   onScreenObs.observe(p.el);
   return p;
 }
 
-function sortTopics(ts) {
-  const rank = (t) => { const i = topicOrder.indexOf(t); return i < 0 ? topicOrder.length : i; };
-  return ts.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-}
-
-// reloadAll re-loads every panel's window (start-up, reset, gap, window
-// change) and then tells the hub which frames this tab still needs.
+// reloadAll re-loads every panel, then tells the hub what this tab needs.
 async function reloadAll(markGap) {
   const gen = ++st.gen;
-  const now = (Date.now() + (st.hub.offset || 0)) / 1000; // server clock, like the x axis
-  const shown = [...st.panels.values()].filter((p) => !p.hidden);
-  for (const p of shown) p.reloading();
-  const lasts = await Promise.all(shown.map((p) => loadPanel(p, gen)));
+  const now = (Date.now() + (st.hub.offset || 0)) / 1000;
+  const lasts = await Promise.all(shown().map((p) => loadPanel(p, gen)));
   if (gen !== st.gen) return;
   if (markGap) for (const p of st.panels.values()) p.mark(now);
-  needFrom(lasts);
-}
-
-function needFrom(lasts) {
   let min = null;
   for (const l of lasts) {
     const id = parseId(l);
@@ -225,26 +231,56 @@ function needFrom(lasts) {
   post({ type: 'need', after: min ? min.s : null, transport: remembered() });
 }
 
-async function start() {
-  let cat = { topics: [] };
+// A window change or zoom: frames meanwhile are queued (PAGE.md, Zoom).
+async function reloadWindows() {
+  const gen = ++st.gen;
+  await Promise.all(shown().map((p) => loadPanel(p, gen)));
+}
+
+async function retry(url, what) {
   for (let attempt = 0; ; attempt++) {
-    try { cat = await getJSON('/api/v1/series'); break; } catch (e) {
-      if (attempt === 0) console.warn('livedash: catalog not available yet, retrying');
-      await new Promise((res) => setTimeout(res, Math.min(5000, 250 * 2 ** attempt)));
+    try { return await get(url); } catch (e) {
+      // 404: not served; another error answer, thrice: give up (built-ins)
+      if (e.status === 404 || (e.status && attempt > 1)) return null;
+      if (attempt === 0) console.warn(`livedash: ${what} not available yet, retrying`);
+      await later(Math.min(5000, 250 * 2 ** attempt));
     }
   }
+}
+
+async function start() {
+  // the dashboard names host and panels; 404: the built-in ones
+  const [dash, cat, status] = await Promise.all([retry('/api/v1/dashboard', 'dashboard'), retry('/api/v1/series', 'catalog'), get('/api/v1/status').catch(() => null)]);
+  st.host = (dash && (dash.host || dash.node)) || (status && (status.host || status.hostname)) || '';
+  if (st.host) {
+    $('host').textContent = st.host;
+    $('host').title = dash && dash.node && dash.node !== dash.host ? 'node ' + dash.node : '';
+    document.title = st.host + ' · livedash';
+  }
+  picker(status && status.retention && status.retention.max_age);
+  const panels = dash && Array.isArray(dash.panels) && dash.panels.length ? dash.panels : null;
+  st.configured = !!panels;
+  st.others = !panels || dash.other_topics !== false;
+  st.thresholds = (dash && Array.isArray(dash.thresholds) ? dash.thresholds : builtinThresholds).filter((t) => t && typeof t.series === 'string');
   const topics = [];
-  for (const t of cat.topics || []) {
+  for (const t of (cat && cat.topics) || []) {
     if (typeof t.topic !== 'string') continue;
-    st.catalog.set(t.topic, t.series || []);
     if (t.interval_ms > 0) st.intervals.set(t.topic, t.interval_ms);
     topics.push(t.topic);
   }
-  for (const t of sortTopics(topics)) addPanel(t);
+  const ids = new Set();
+  st.specs = (panels || builtin.filter((b) => !cat || topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => {
+    let id = String(r.id || r.topic);
+    if (ids.has(id)) id += '#' + i; // ids name panels in the debug hook: unique
+    ids.add(id);
+    return makeSpec({ ...r, id });
+  });
+  for (const s of st.specs) addPanel(s);
+  for (const t of topics) if (autoAllowed(t)) addPanel(makeSpec({ id: freeId(t), topic: t }, true));
+  st.ready = true; // from now on, frames of new topics add panels
   await reloadAll(false);
 }
 
-// ---- rendering -----------------------------------------------------------
 
 let rafPending = false;
 function schedule() {
@@ -253,15 +289,7 @@ function schedule() {
   requestAnimationFrame(renderAll);
 }
 
-// renderAll draws dirty panels, at most ~frameBudgetMs per animation frame
-// (the rest in the next frame, round-robin), and skips panels scrolled out
-// of view: they stay dirty and draw when they come back. Hidden or paused:
-// nothing is drawn; data keeps arriving.
-//
-// The budget is large enough for a whole update of a typical dashboard in
-// one frame: every extra frame costs a style/layout/paint/commit pass of its
-// own, so spreading one update over several frames costs more main-thread
-// time in total. It still bounds a frame of a very large dashboard.
+// renderAll draws dirty panels on screen, ~frameBudgetMs per frame, round-robin.
 const frameBudgetMs = 12;
 function renderAll() {
   rafPending = false;
@@ -280,18 +308,17 @@ function renderAll() {
       break;
     }
     rebuilt = rebuilt || !p.u || p.rebuild;
+    p.drawnAt = st.now;
     if (p.render()) drew++;
   }
   if (!drew) return;
   const end = performance.now();
   const ms = end - t0;
   performance.measure('livedash-render', { start: t0, end, detail: { charts: drew, rebuilt } });
-  // The timeline keeps every measure until cleared: keep an hour's worth.
   if (++st.measures % 4000 === 0) performance.clearMeasures('livedash-render');
   st.renderLog.push({ start: t0, dur: ms, charts: drew, rebuilt });
   if (st.renderLog.length > 600) st.renderLog.splice(0, 100);
-  // Steady state (every chart already built) is what live updates cost the
-  // main thread; chart (re)creation is counted apart.
+  // steady state apart from (re)creation
   if (!rebuilt) {
     st.renders++;
     st.renderMsTotal += ms;
@@ -326,28 +353,19 @@ document.addEventListener('visibilitychange', () => {
 const scheme = matchMedia('(prefers-color-scheme: dark)');
 scheme.addEventListener('change', () => { refreshTheme(); for (const p of st.panels.values()) p.redraw(); });
 
-// ---- controls and badge ----------------------------------------------------
+
+const label = (w) => (w < 3600 ? `${w / 60}m` : w < 86400 ? `${w / 3600}h` : `${w / 86400}d`);
 
 function controls() {
-  const box = $('windows');
   for (const w of windows) {
     const b = document.createElement('button');
     b.type = 'button';
-    b.textContent = w < 3600 ? `${w / 60}m` : `${w / 3600}h`;
+    b.textContent = label(w);
     b.dataset.window = String(w);
-    b.setAttribute('aria-pressed', String(w === st.windowSec));
-    b.addEventListener('click', () => {
-      if (w === st.windowSec) return;
-      st.windowSec = w;
-      for (const x of box.children) x.setAttribute('aria-pressed', String(x === b));
-      const u = new URL(location.href);
-      u.searchParams.set('window', String(w));
-      history.replaceState(null, '', u);
-      for (const p of st.panels.values()) { p.windowSec = w; p.rebuild = true; }
-      reloadWindows();
-    });
-    box.append(b);
+    b.addEventListener('click', () => setWindow(w));
+    $('windows').append(b);
   }
+  $('longer').addEventListener('change', (e) => { if (e.target.value) setWindow(Number(e.target.value)); });
   $('pause').addEventListener('click', () => {
     st.paused = !st.paused;
     $('pause').textContent = st.paused ? 'Resume' : 'Pause';
@@ -355,64 +373,108 @@ function controls() {
     if (!st.paused) { for (const p of st.panels.values()) p.dirty = true; schedule(); }
     badge();
   });
+  $('live').addEventListener('click', backToLive);
+  pressed();
 }
 
-// A window change re-loads every panel; frames keep arriving meanwhile and
-// are queued per panel, so no "need" round trip is necessary.
-async function reloadWindows() {
-  const gen = ++st.gen;
-  const shown = [...st.panels.values()].filter((p) => !p.hidden);
-  for (const p of shown) p.reloading();
-  await Promise.all(shown.map((p) => loadPanel(p, gen)));
+// picker: windows beyond an hour, up to the retention.
+function picker(maxAge) {
+  const sel = $('longer');
+  const lim = goDuration(maxAge) || Infinity;
+  for (const w of longer) {
+    if (w > lim && w !== st.windowSec) continue;
+    const o = document.createElement('option');
+    o.value = String(w);
+    o.textContent = label(w);
+    sel.append(o);
+  }
+  pressed();
+}
+
+function goDuration(s) {
+  let t = 0;
+  for (const [, n, u] of String(s || '').matchAll(/([\d.]+)(h|m|s|ms|us|µs|ns)/g)) t += n * { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, µs: 1e-6, ns: 1e-9 }[u];
+  return t;
+}
+
+function pressed() {
+  for (const b of $('windows').children) b.setAttribute('aria-pressed', String(!st.zoom && Number(b.dataset.window) === st.windowSec));
+  $('longer').value = longer.includes(st.windowSec) ? String(st.windowSec) : '';
+}
+
+function setWindow(w) {
+  if (w === st.windowSec && !st.zoom) return;
+  st.windowSec = w;
+  st.zoom = null;
+  const u = new URL(location.href);
+  u.searchParams.set('window', String(w));
+  history.replaceState(null, '', u);
+  for (const p of st.panels.values()) { p.windowSec = w; p.rebuild = true; }
+  pressed();
+  badge();
+  reloadWindows();
+}
+
+// zoomTo loads [a, b] on every panel; live frames wait for "back to live".
+function zoomTo(a, b) {
+  if (!(b - a >= 1)) return;
+  st.zoom = [a, b];
+  for (const p of st.panels.values()) p.rebuild = true;
+  pressed();
+  badge();
+  reloadWindows();
+}
+
+function backToLive() {
+  if (!st.zoom) return;
+  st.zoom = null;
+  for (const p of st.panels.values()) p.rebuild = true;
+  pressed();
+  badge();
+  reloadWindows();
 }
 
 function badge() {
-  const el = $('status');
   const h = st.hub;
   let state = h.state === 'polling' ? 'polling' : h.state;
   if (st.paused) state = 'paused';
+  if (st.zoom) state = 'zoomed';
   let text;
   switch (state) {
     case 'live': text = 'live · ' + (h.transport === 'ws' ? 'WebSocket' : 'SSE'); break;
     case 'polling': text = 'polling (stream blocked)'; break;
     case 'paused': text = 'paused'; break;
-    case 'reconnecting': {
-      const s = Math.max(0, Math.ceil((h.nextTryAt - Date.now()) / 1000));
-      text = `reconnecting — next try in ${s} s`;
-      break;
-    }
+    case 'zoomed': text = `${dateFmt.format(st.zoom[0] * 1000)} – ${dateFmt.format(st.zoom[1] * 1000)}`; break;
+    case 'reconnecting': text = `reconnecting — next try in ${Math.max(0, Math.ceil((h.nextTryAt - Date.now()) / 1000))} s`; break;
     default: text = 'connecting…';
   }
-  // Frames arrive every second: write only what changed (each write is a
-  // style, layout and paint of the header).
-  setText(el, 'className', 'badge state-' + state);
+  setText($('status'), 'className', 'badge state-' + state);
   setText($('status-state'), 'textContent', text);
   setText($('status-id'), 'textContent', st.lastId || '');
   setText($('status-lag'), 'textContent', st.lag === null || st.lag === undefined ? '' : 'lag ' + fmt(st.lag / 1000, 'seconds'));
+  setText($('live'), 'hidden', !st.zoom);
 }
 
 function setText(el, prop, v) { if (el[prop] !== v) el[prop] = v; }
 setInterval(() => { if (!document.hidden && st.hub.state === 'reconnecting') badge(); }, 1000);
 
-// ---- test and debug hook ---------------------------------------------------
 
 window.livedash = {
-  panels: () => st.panels, // for profiling from the console
-  renderLog: () => st.renderLog.slice(), // per animation frame that drew: start, dur (ms), charts
-  // debug: a synchronous snapshot for tests: the connection state as this tab
-  // last heard it, and per panel the seqs drawn since its last load.
+  panels: () => st.panels,
+  renderLog: () => st.renderLog.slice(),
+  // debug: a snapshot for tests, per panel by id in page order
   debug() {
     const charts = {};
-    for (const [t, p] of st.panels) charts[t] = p.debug();
+    for (const [id, p] of st.panels) charts[id] = p.debug();
     return {
       state: st.paused ? 'paused' : st.hub.state, mode: st.hub.mode, lastId: st.lastId, lag: st.lag,
-      transport: st.transport, windowSec: st.windowSec, hub: st.hub, charts, frames: st.frames,
+      transport: st.transport, windowSec: st.windowSec, zoom: st.zoom, host: st.host, configured: st.configured,
+      order: [...st.panels.keys()], hub: st.hub, charts, frames: st.frames,
       firstPaintMs: st.firstPaintMs, renders: st.renders, builds: st.builds,
       renderMsAvg: st.renders ? st.renderMsTotal / st.renders : null, renderMsMax: st.renderMsMax,
       chartMsAvg: st.chartsDrawn ? st.renderMsTotal / st.chartsDrawn : null,
     };
   },
-  // hub: the worker's own status (async; it lives in another thread).
   hub() {
     return new Promise((resolve) => { debugWaiters.push(resolve); post({ type: 'debug' }); });
   },

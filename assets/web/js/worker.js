@@ -1,19 +1,11 @@
-// worker.js — the SharedWorker that holds the browser's one livedash
-// connection. Every tab of the origin connects to it with a MessagePort; the
-// worker lives as long as one tab does, so closing nine of ten tabs keeps the
-// stream, and the last one closing ends it.
-//
-// Port protocol (tab → worker): {type:'need', after:<id|null>, transport:<the
-// session's last>}, {type:'topics', topics:[…]|null} (what the tab shows),
-// {type:'bye'}, {type:'debug'}. Worker → tab: see Hub in client.js, plus
-// {type:'debug', hub}.
+// worker.js — the SharedWorker holding the browser's one connection for
+// every tab of the origin. assets/PAGE.md, The connection.
 import { Hub } from './client.js';
 
 // The origin, not a relative URL: it never carries user info (see main.js).
 const hub = new Hub({ base: self.location.origin });
 
-// Ports of tabs that crashed cannot tell us; posting to them is harmless, and
-// a port that throws is dropped.
+// a port that throws (its tab crashed) is dropped
 function subscriber(port) {
   return {
     post(msg) {
