@@ -20,12 +20,16 @@ import (
 
 // Who may talk to the server, in the order the chain asks: is the Host
 // one of ours (hostPolicy), who is the client (clientip.Resolver), has it
-// logged in (authenticator), is it within its share (apiLimiter). Each
+// logged in (Authenticator), is it within its share (apiLimiter). Each
 // answers before any handler runs.
 
 // publicRoutes need no login: load balancers and orchestrators probe them
 // without credentials, and they reveal nothing.
 var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true}
+
+// PublicPath reports whether the route at path needs no login (and is not
+// subject to the web configuration's rate_limit): /healthz and /readyz.
+func PublicPath(path string) bool { return publicRoutes[path] }
 
 // streamRoutes are the long-lived routes: limited by the per-client stream
 // count, not by the API's request rate.
@@ -135,28 +139,23 @@ func (s *Server) resolveClient(next echo.HandlerFunc) echo.HandlerFunc {
 
 // authenticate requires basic-auth credentials of a configured user on
 // every route but the public ones, and applies the web configuration's
-// server-wide rate_limit. The 401 names the realm so browsers ask once and
-// then send the credentials with every request of the origin, the shared
-// worker's included.
+// server-wide rate_limit.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if publicRoutes[c.Path()] {
 			return next(c)
 		}
-		if l := s.deps.Web.Limiter; l != nil && !l.Allow() {
-			c.Response().Header().Set("Retry-After", "1")
-			return apierr.New(http.StatusTooManyRequests, "rate_limited", "the server's request rate limit is reached; retry later")
+		if ae := s.deps.Web.LimitRate(c.Response().Header()); ae != nil {
+			return ae
 		}
 		if s.auth == nil {
 			return next(c)
 		}
-		user, password, ok := c.Request().BasicAuth()
-		if ok && s.auth.check(user, password) {
-			return next(c)
+		if ae := s.auth.Authorize(c.Request(), c.Response().Header()); ae != nil {
+			s.access.authFailures.Inc()
+			return ae
 		}
-		s.access.authFailures.Inc()
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="livedash"`)
-		return apierr.New(http.StatusUnauthorized, "unauthorized", "log in: this server needs a user name and password (HTTP basic authentication)")
+		return next(c)
 	}
 }
 

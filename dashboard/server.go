@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,7 +124,7 @@ type Server struct {
 
 	hosts    *hostPolicy
 	clients  *clientip.Resolver
-	auth     *authenticator // nil: no users configured
+	auth     *Authenticator // nil: no users configured
 	apiLimit *apiLimiter    // nil: no per-client API rate
 	access   *accessMetrics
 	headers  map[string][]string // the web configuration's response headers
@@ -154,7 +153,7 @@ func New(cfg config.Config, deps Deps) *Server {
 	s.clients = clientip.NewResolver(trusted)
 	s.access = newAccessMetrics(deps.Registry)
 	if len(deps.Web.Users) > 0 {
-		s.auth = newAuthenticator(deps.Web.Users, runtime.GOMAXPROCS(0), s.access.bcrypts)
+		s.auth = NewAuthenticator(deps.Web.Users, s.access.bcrypts)
 	}
 	s.apiLimit = newAPILimiter(cfg.HTTP.APIRate, cfg.HTTP.APIBurst)
 	if len(deps.Web.Headers) > 0 {

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +18,8 @@ import (
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+
+	"livedash/dashboard/apierr"
 )
 
 // WebConfig is a Prometheus exporter-toolkit web configuration file
@@ -109,6 +113,17 @@ func LoadWebConfig(path string) (*WebConfig, error) {
 	return wc, nil
 }
 
+// LimitRate applies rate_limit, one token bucket for the whole server:
+// nil while a token is left (or when the file sets no limit), else the 429
+// to answer, with Retry-After set in h (the response's header).
+func (wc *WebConfig) LimitRate(h http.Header) *apierr.Error {
+	if wc.Limiter == nil || wc.Limiter.Allow() {
+		return nil
+	}
+	h.Set("Retry-After", "1")
+	return apierr.New(http.StatusTooManyRequests, "rate_limited", "the server's request rate limit is reached; retry later")
+}
+
 // certCache serves the certificate parsed from files until one of them
 // changes (size or modification time), then parses them again: the
 // toolkit's loader reads and parses both files on every handshake, which
@@ -146,19 +161,20 @@ func (cc *certCache) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return cert, nil
 }
 
-// authenticator checks basic-auth credentials against bcrypt hashes. A
-// bcrypt comparison costs tens of milliseconds of CPU by design, so its
-// result is cached per credential (user and password, kept only as a
-// SHA-256 digest): a browser sends the same credentials with every request
-// and pays once. Concurrent requests with the same uncached credential wait
-// for one comparison; comparisons of different credentials run at most one
-// per core at once, so a flood of guesses cannot starve the server.
-type authenticator struct {
+// Authenticator checks basic-auth credentials against the web
+// configuration's bcrypt hashes (basic_auth_users). A bcrypt comparison
+// costs tens of milliseconds of CPU by design, so its result is cached per
+// credential (user and password, kept only as a SHA-256 digest): a browser
+// sends the same credentials with every request and pays once. Concurrent
+// requests with the same uncached credential wait for one comparison;
+// comparisons of different credentials run at most one per core at once,
+// so a flood of guesses cannot starve the server.
+type Authenticator struct {
 	users map[string][]byte
 	dummy []byte // compared for unknown users, so they take as long as known ones
 
 	slots    chan struct{}
-	compared prometheus.Counter // bcrypt comparisons run: cache misses
+	compared prometheus.Counter // bcrypt comparisons run: cache misses; nil: not counted
 	mu       sync.Mutex
 	cache    map[[32]byte]*authResult
 }
@@ -172,7 +188,9 @@ type authResult struct {
 	ok   bool
 }
 
-func newAuthenticator(users map[string][]byte, slots int, compared prometheus.Counter) *authenticator {
+// NewAuthenticator checks credentials against users (name to bcrypt hash)
+// and counts the bcrypt comparisons it runs in compared, unless that is nil.
+func NewAuthenticator(users map[string][]byte, compared prometheus.Counter) *Authenticator {
 	cost := bcrypt.DefaultCost
 	for _, h := range users {
 		if c, err := bcrypt.Cost(h); err == nil && c > cost {
@@ -183,11 +201,23 @@ func newAuthenticator(users map[string][]byte, slots int, compared prometheus.Co
 	if err != nil {
 		panic(fmt.Sprintf("bcrypt: %v", err)) // only for a cost out of range, checked above
 	}
-	return &authenticator{users: users, dummy: dummy, slots: make(chan struct{}, max(slots, 1)), compared: compared, cache: map[[32]byte]*authResult{}}
+	return &Authenticator{users: users, dummy: dummy, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), compared: compared, cache: map[[32]byte]*authResult{}}
+}
+
+// Authorize answers whether r may pass: nil when it carries a configured
+// user's credentials; otherwise the 401 to answer, with the challenge set
+// in h (the response's header), which names the realm so that browsers ask
+// once and then send the credentials with every request of the origin.
+func (a *Authenticator) Authorize(r *http.Request, h http.Header) *apierr.Error {
+	if user, password, ok := r.BasicAuth(); ok && a.check(user, password) {
+		return nil
+	}
+	h.Set("WWW-Authenticate", `Basic realm="livedash"`)
+	return apierr.New(http.StatusUnauthorized, "unauthorized", "log in: this server needs a user name and password (HTTP basic authentication)")
 }
 
 // check reports whether user and password are a configured user's.
-func (a *authenticator) check(user, password string) bool {
+func (a *Authenticator) check(user, password string) bool {
 	k := credentialKey(user, password)
 	a.mu.Lock()
 	r := a.cache[k]
@@ -216,7 +246,9 @@ func (a *authenticator) check(user, password string) bool {
 	a.slots <- struct{}{}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	<-a.slots
-	a.compared.Inc()
+	if a.compared != nil {
+		a.compared.Inc()
+	}
 	r.ok = known && err == nil
 	close(r.done)
 	return r.ok

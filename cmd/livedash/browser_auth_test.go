@@ -22,6 +22,16 @@ import (
 // tlsLoginServer starts livedash with TLS and one user, alice/wonderland.
 func tlsLoginServer(t *testing.T) (*testServer, string, *http.Client) {
 	t.Helper()
+	web, certs := tlsLoginWebConfig(t, "")
+	ts := startServer(t, "--web.config.file", web)
+	return ts, "https://" + ts.Addr, tlsClient(t, certs)
+}
+
+// tlsLoginWebConfig writes a web config file serving TLS with a fresh test
+// certificate and one user, alice/wonderland, followed by extra (YAML), and
+// returns its path and the certificate.
+func tlsLoginWebConfig(t *testing.T, extra string) (string, testcert.Files) {
+	t.Helper()
 	dir := t.TempDir()
 	certs := testcert.Write(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.DefaultCost)
@@ -29,13 +39,18 @@ func tlsLoginServer(t *testing.T) (*testServer, string, *http.Client) {
 		t.Fatal(err)
 	}
 	web := filepath.Join(dir, "web.yml")
-	if err := os.WriteFile(web, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  alice: %s\n", hash)), 0o600); err != nil {
+	if err := os.WriteFile(web, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  alice: %s\n%s", hash, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, "--web.config.file", web)
+	return web, certs
+}
+
+// tlsClient trusts certs and offers HTTP/2; its idle connections close when
+// the test ends.
+func tlsClient(t *testing.T, certs testcert.Files) *http.Client {
 	client := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: certs.Pool}}}
 	t.Cleanup(client.CloseIdleConnections)
-	return ts, "https://" + ts.Addr, client
+	return client
 }
 
 func authedMetric(t *testing.T, client *http.Client, base, prefix string) float64 {

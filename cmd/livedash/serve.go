@@ -273,7 +273,7 @@ func serveOnce(ctx context.Context, cfg config.Config, flags serveFlags, web *da
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
 
-	st, lost, err := openStore(ctx, cfg, flags, sock, reg, log, announce)
+	st, lost, err := openStore(ctx, cfg, flags, web, sock, reg, log, announce)
 	if err != nil || st == nil {
 		return err // nil st: ctx ended while waiting for the store
 	}
@@ -348,10 +348,11 @@ func serveOnce(ctx context.Context, cfg config.Config, flags serveFlags, web *da
 // openStore opens the store the configuration names: the bbolt file, or the
 // Redis ring when store.redis.url is set. Redis is waited for (retrying with
 // backoff, the standby answering on the socket meanwhile) unless
-// store.redis.require is set; lost is the Redis store's Lost channel (nil for
+// store.redis.require is set; the standby applies web, the web
+// configuration (nil: none). lost is the Redis store's Lost channel (nil for
 // bbolt). A nil store with a nil error means ctx ended while waiting. It
 // calls announce once the socket is answered or about to be.
-func openStore(ctx context.Context, cfg config.Config, flags serveFlags, sock *socket, reg *prometheus.Registry, log *slog.Logger, announce func()) (st store.Store, lost <-chan struct{}, err error) {
+func openStore(ctx context.Context, cfg config.Config, flags serveFlags, web *dashboard.WebConfig, sock *socket, reg *prometheus.Registry, log *slog.Logger, announce func()) (st store.Store, lost <-chan struct{}, err error) {
 	if !cfg.SharedStore() {
 		if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -378,7 +379,7 @@ func openStore(ctx context.Context, cfg config.Config, flags serveFlags, sock *s
 		log.Warn("--store is unused: the store is Redis (store.redis.url)")
 	}
 	r := cfg.Store.Redis
-	sb := startStandby(sock.turn(), cfg.Stream.Retry.D(), reg, log.With("component", "standby"))
+	sb := startStandby(sock.turn(), cfg.Stream.Retry.D(), web, reg, log.With("component", "standby"))
 	announce()
 	rs, err := redis.Open(ctx, redis.Options{
 		URL:          r.URL,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"livedash/dashboard"
+	"livedash/dashboard/apierr"
 )
 
 // standby answers on the socket while the store cannot be opened yet (Redis
@@ -27,43 +31,80 @@ import (
 //
 // Every answer closes its connection, so no client stays attached to the
 // standby when the server takes over.
+//
+// The web configuration applies as on the server: its TLS (the socket never
+// speaks plain HTTP when TLS is configured), its response headers, its
+// rate_limit and its login — with users, every path but /healthz and
+// /readyz answers 401 without their credentials, /metrics included.
 type standby struct {
 	srv  *http.Server
 	done chan struct{}
 }
 
-func startStandby(t *turn, retry time.Duration, reg *prometheus.Registry, log *slog.Logger) *standby {
+// startStandby serves on t until stop; web is the web configuration (nil
+// when there is none).
+func startStandby(t *turn, retry time.Duration, web *dashboard.WebConfig, reg *prometheus.Registry, log *slog.Logger) *standby {
+	if web == nil {
+		web = &dashboard.WebConfig{}
+	}
+	// The standby's own credential cache: the server builds its own when it
+	// takes over. The standby's comparisons are not counted, as the metric
+	// belongs to the server and is registered in the same registry.
+	var auth *dashboard.Authenticator
+	if len(web.Users) > 0 {
+		auth = dashboard.NewAuthenticator(web.Users, nil)
+	}
 	retryMS := strconv.FormatInt(retry.Milliseconds(), 10)
 	retrySec := strconv.FormatInt(max(1, int64(retry/time.Second)), 10)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	unavailable := func(w http.ResponseWriter, code string) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Retry-After", retrySec)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, `{"error":{"code":%q,"message":"the store is not reachable yet; see the server log"}}`+"\n", code)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close")
-		w.Header().Set("Cache-Control", "no-store")
+		h := w.Header()
+		for k, v := range web.Headers {
+			h.Set(k, v)
+		}
+		h.Set("Connection", "close")
+		h.Set("Cache-Control", "no-store")
+		if !dashboard.PublicPath(r.URL.Path) {
+			ae := web.LimitRate(h)
+			if ae == nil && auth != nil {
+				ae = auth.Authorize(r, h)
+			}
+			if ae != nil {
+				writeError(w, ae)
+				return
+			}
+		}
 		switch r.URL.Path {
 		case "/healthz":
-			w.Header().Set("Content-Type", "application/json")
+			h.Set("Content-Type", "application/json")
 			fmt.Fprintln(w, `{"status":"ok"}`)
 		case "/metrics":
 			metrics.ServeHTTP(w, r)
 		case "/api/v1/stream":
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
+			h.Set("Content-Type", "text/event-stream")
+			h.Set("Cache-Control", "no-cache")
+			h.Set("X-Accel-Buffering", "no")
 			fmt.Fprintf(w, ": the store is not reachable yet\nretry: %s\n\n", retryMS)
 		default:
-			unavailable(w, "store_unavailable")
+			h.Set("Retry-After", retrySec)
+			writeError(w, apierr.New(http.StatusServiceUnavailable, "store_unavailable", "the store is not reachable yet; see the server log"))
 		}
 	})
+	// HTTP/1.1 only, over TLS too, whatever http2 says: closing the
+	// connection after one answer is what HTTP/1.1's Connection: close
+	// means. HTTP/2 has no such header; Go's HTTP/2 server turns it into a
+	// GOAWAY instead, which still serves the streams a client opened before
+	// it and keeps the connection up to a second longer. Every HTTP/2
+	// client offers http/1.1 as well in the TLS handshake, and gets HTTP/2
+	// again on its next connection, to the server.
+	var protos http.Protocols
+	protos.SetHTTP1(true)
 	sb := &standby{
 		srv: &http.Server{
 			Handler:           mux,
+			TLSConfig:         web.TLS, // ServeTLS works on a copy
+			Protocols:         &protos,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,
@@ -74,11 +115,25 @@ func startStandby(t *turn, retry time.Duration, reg *prometheus.Registry, log *s
 	sb.srv.SetKeepAlivesEnabled(false)
 	go func() {
 		defer close(sb.done)
-		if err := sb.srv.Serve(t); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if web.TLS != nil {
+			err = sb.srv.ServeTLS(t, "", "")
+		} else {
+			err = sb.srv.Serve(t)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("standby server", "err", err)
 		}
 	}()
 	return sb
+}
+
+// writeError answers ae as the server does: its status and
+// {"error":{"code","message"}} (net/http sends no body to a HEAD).
+func writeError(w http.ResponseWriter, ae *apierr.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(ae.Status)
+	_ = json.NewEncoder(w).Encode(apierr.BodyOf(ae))
 }
 
 // stop ends the standby's turn on the socket and waits for its answers in

@@ -284,6 +284,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		tailDone:   make(chan struct{}),
 		beforeRead: opts.beforeRead,
 	}
+	// An empty ring until the first load: the metrics read the bounds, and
+	// they are gathered while Open still retries (the command's standby
+	// serves /metrics meanwhile).
+	s.bnd.Store(&bounds{oldest: 1})
 	s.m = newMetrics(opts.Registerer, s)
 	s.rdb = goredis.NewClient(ro)
 	tro := *ro

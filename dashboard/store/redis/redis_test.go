@@ -335,6 +335,12 @@ func TestUnreachableAtStartRetries(t *testing.T) {
 	waitFor(t, "two failed attempts logged", 10*time.Second, func() bool {
 		return strings.Count(logs.String(), "Redis unreachable; retrying") >= 2
 	})
+	// Meanwhile the metrics can be gathered, and show an empty ring.
+	for _, name := range []string{"livedash_store_frames", "livedash_store_head_sequence", "livedash_store_redis_tail_lag_frames"} {
+		if v := testutil.ToFloat64(mustCollector(t, reg, name)); v != 0 {
+			t.Fatalf("%s is %v while Open retries", name, v)
+		}
+	}
 	srv.Restart()
 	select {
 	case err := <-done:
