@@ -253,9 +253,9 @@ func TestBrowserPerf(t *testing.T) {
 	// The series layer is retained and redrawn in strips: after the watch
 	// it must hold what one full draw of the same data draws.
 	type layerCheck struct {
-		Topic                          string
+		Topic                                string
 		Diff, Cols, Pixels, Draws, FullDraws int
-		At                             string
+		At                                   string
 	}
 	lcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]*layerCheck](layerCheckJS))
 	if err != nil {

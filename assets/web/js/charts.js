@@ -153,7 +153,7 @@ const splits = (min, max, step) => {
 };
 
 export class Panel {
-  constructor(spec, parent, { windowSec, intervalMs = 0, before = null, thresholds = [], now = () => 0, schedule = () => {} }) {
+  constructor(spec, parent, { windowSec, intervalMs = 0, before = null, thresholds = [], now = () => 0, node = () => null, schedule = () => {} }) {
     this.spec = spec;
     this.id = spec.id;
     this.topic = spec.topic;
@@ -161,6 +161,7 @@ export class Panel {
     this.intervalMs = intervalMs;
     this.thresholds = thresholds.map((t) => ({ ...t, m: matchers(t.labels), x: matchers(t.exclude) }));
     this.now = now;
+    this.node = node; // the node shown; '': all of them (not stacked); null: no choice
     this.schedule = schedule;
     this.state = 'loading';
     this.queue = [];
@@ -178,7 +179,6 @@ export class Panel {
     this.dups = 0;
     this.omitted = 0;
     this.builds = 0;
-    this.ticks = 0;
     this.main = [];
     this.xr = null; // zoomed range
     this.perCore = false;
@@ -248,6 +248,8 @@ export class Panel {
   admit(name, labels) {
     if (this.perCore) return name === 'cpu_usage_ratio' && labels.mode === 'idle' && labels.cpu !== 'total' && 'cpu' in labels ? { map: (v) => 1 - v } : null;
     const sp = this.spec;
+    const n = this.node();
+    if (n && labels.node !== undefined && labels.node !== n) return null;
     const parts = sp.parts || [];
     const ref = name === sp.limit || parts.some((p) => p.limit === name) || this.thresholds.some((t) => t.of === name);
     if (!ref && sp.series && !sp.series.includes(name) && !parts.some((p) => p.series.includes(name))) return null;
@@ -434,7 +436,7 @@ export class Panel {
     shown.forEach((s, i) => { s.color = (sp.colors && sp.colors[s.name]) || palette[i % palette.length]; });
     const parts = this.perCore ? [] : sp.parts || [];
     const partOf = (s) => parts.find((p) => p.series.includes(s.name));
-    const stack = !!sp.stack && !this.perCore;
+    const stack = !!sp.stack && !this.perCore && this.node() !== '';
     const main = shown.filter((s) => !partOf(s));
     this.split = !stack && sp.axes !== 'shared';
     const groups = clusters(main, this.split);
@@ -489,7 +491,7 @@ export class Panel {
         this.body.append(p);
       }
       for (const v of this.views) { this.body.append(v.el); v.build(width); }
-    } else if (++this.ticks % 10 === 0 && gkey(clusters(this.main, this.split)) !== this.gkey) {
+    } else if (gkey(clusters(this.main, this.split)) !== this.gkey) {
       // magnitudes moved apart (or together): new axes
       this.rebuild = true;
       return this.draw();

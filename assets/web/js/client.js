@@ -90,15 +90,15 @@ export function backoffDelay(attempt, retryMs, capMs, rnd = Math.random) {
 }
 
 export const defaults = {
-  retryMs: 2000,        // until the server says otherwise
-  capMs: 30000,         // backoff ceiling
-  heartbeatMs: 15000,   // the server's idle heartbeat (stream.heartbeat); the watchdog is 2x
-  helloTimeoutMs: 5000, // response or `hello` not seen by then: a buffering proxy
-  failuresToPoll: 3,    // reachable-but-broken stream attempts before polling
-  probeMs: 30000,       // on WebSocket or polling, try a better transport after this (doubles, cap 10 min)
-  pollWait: '25s',      // long-poll hold (the server clamps it)
+  retryMs: 2000,
+  capMs: 30000,
+  heartbeatMs: 15000, // the watchdog is 2x
+  helloTimeoutMs: 5000,
+  failuresToPoll: 3,
+  probeMs: 30000,
+  pollWait: '25s',
   pollLimit: 500,
-  bufferFrames: 2000,   // recent frames kept for tabs that join (a few seconds suffice)
+  bufferFrames: 2000, // recent frames, for tabs that join
 };
 
 // transports, best first; Hub.transport is one of them.
@@ -128,7 +128,7 @@ export class Hub {
     this.cursor = null; // last ID delivered (or the position to resume from)
     this.epoch = null;
     this.lastSeq = -1;
-    this.floor = null; // every frame of this.epoch with seq > floor was delivered (until evicted)
+    this.floor = null; // frames after floor were delivered
     this.buffer = [];
     this.retryMs = this.o.retryMs;
     this.attempt = 0;
@@ -217,7 +217,7 @@ export class Hub {
         this.lastSeq = id.seq;
         this.floor = id.seq;
       } else {
-        this.floor = -1; // empty store or no cursor: start from the head; deliver all we see
+        this.floor = -1; // no cursor: from the head
       }
       this.run();
       return;
@@ -498,7 +498,7 @@ export class Hub {
         const res = await this.fetch(this.base + '/api/v1/frames?' + q, { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
         if (res.status !== 200) throw new Error('status ' + res.status);
         const body = await res.json();
-        if (this.transport !== 'poll') break; // a probe took over while we waited; it re-sends what we drop here
+        if (this.transport !== 'poll') break; // a probe took over
         if (body.reset) this.onReset(body.reset);
         this.deliver(body.frames || []);
         if (!(body.frames || []).length && parseId(body.next)) {

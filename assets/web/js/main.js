@@ -21,6 +21,7 @@ const st = {
   configured: false,
   intervals: new Map(),
   host: '',
+  node: null,
   hub: { state: 'connecting' },
   lastId: null,
   lag: null,
@@ -202,7 +203,7 @@ function addPanel(spec) {
   }
   const p = new Panel(spec, $('panels'), {
     windowSec: st.windowSec, intervalMs: st.intervals.get(spec.topic), before, thresholds: st.thresholds,
-    now: () => st.now, schedule,
+    now: () => st.now, node: () => st.node, schedule,
   });
   p.onZoom = zoomTo;
   p.onReload = () => loadPanel(p, st.gen);
@@ -252,12 +253,10 @@ async function start() {
   // the dashboard names host and panels; 404: the built-in ones
   const [dash, cat, status] = await Promise.all([retry('/api/v1/dashboard', 'dashboard'), retry('/api/v1/series', 'catalog'), get('/api/v1/status').catch(() => null)]);
   st.host = (dash && (dash.host || dash.node)) || (status && (status.host || status.hostname)) || '';
-  if (st.host) {
-    $('host').textContent = st.host;
-    $('host').title = dash && dash.node && dash.node !== dash.host ? 'node ' + dash.node : '';
-    document.title = st.host + ' · livedash';
-  }
+  $('host').title = dash && dash.node && dash.node !== dash.host ? 'node ' + dash.node : '';
+  showHost();
   picker(status && status.retention && status.retention.max_age);
+  nodes(dash && dash.node, status && status.nodes);
   const panels = dash && Array.isArray(dash.panels) && dash.panels.length ? dash.panels : null;
   st.configured = !!panels;
   st.others = !panels || dash.other_topics !== false;
@@ -377,6 +376,35 @@ function controls() {
   pressed();
 }
 
+// nodes: with several instances on one store, the node shown (this
+// instance's first), or all of them; the header names it.
+function nodes(own, seen) {
+  const ns = [...new Set([own, ...(seen || []).map((n) => n && n.name)])].filter((n) => typeof n === 'string' && n);
+  if (ns.length < 2) return;
+  const sel = $('node');
+  for (const n of [...ns, '']) sel.append(new Option(n || 'all nodes', n));
+  const want = params.get('node');
+  st.node = want !== null && (want === '' || ns.includes(want)) ? want : ns[0];
+  sel.value = st.node;
+  sel.hidden = false;
+  sel.addEventListener('change', () => {
+    st.node = sel.value;
+    const u = new URL(location.href);
+    u.searchParams.set('node', st.node);
+    history.replaceState(null, '', u);
+    for (const p of st.panels.values()) p.rebuild = true;
+    showHost();
+    reloadWindows();
+  });
+  showHost();
+}
+function showHost() {
+  const h = st.node === null ? st.host : st.node || 'all nodes';
+  if (!h) return;
+  $('host').textContent = h;
+  document.title = h + ' · livedash';
+}
+
 // picker: windows beyond an hour, up to the retention.
 function picker(maxAge) {
   const sel = $('longer');
@@ -468,7 +496,7 @@ window.livedash = {
     for (const [id, p] of st.panels) charts[id] = p.debug();
     return {
       state: st.paused ? 'paused' : st.hub.state, mode: st.hub.mode, lastId: st.lastId, lag: st.lag,
-      transport: st.transport, windowSec: st.windowSec, zoom: st.zoom, host: st.host, configured: st.configured,
+      transport: st.transport, windowSec: st.windowSec, zoom: st.zoom, host: st.host, node: st.node, configured: st.configured,
       order: [...st.panels.keys()], hub: st.hub, charts, frames: st.frames,
       firstPaintMs: st.firstPaintMs, renders: st.renders, builds: st.builds,
       renderMsAvg: st.renders ? st.renderMsTotal / st.renders : null, renderMsMax: st.renderMsMax,
