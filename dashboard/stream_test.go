@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -13,8 +14,10 @@ import (
 
 	"livedash/config"
 	"livedash/dashboard"
+	"livedash/dashboard/hub"
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
+	"livedash/dashboard/testcert"
 
 	"github.com/prometheus/common/expfmt"
 )
@@ -268,5 +271,195 @@ func TestStreamsReleaseListenerSlots(t *testing.T) {
 		for _, c := range held {
 			c.Close()
 		}
+	}
+}
+
+// An idle stream outlives its write timeout on every protocol: with a write
+// timeout (300 ms) far under the heartbeat (1 s) and no frames, the stream
+// stays open and carries heartbeat after heartbeat. Over HTTP/2 (h2c, and
+// h2 over TLS) a write deadline left armed after a write would reset the
+// stream when it passes, even with no write pending; HTTP/1.1 is the
+// control.
+func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "h2c", "h2"} {
+		t.Run(strings.ReplaceAll(proto, "/", ""), func(t *testing.T) {
+			t.Parallel()
+			var web *dashboard.WebConfig
+			client := clientFor(proto)
+			if proto == "h2" {
+				var certs testcert.Files
+				web, certs = webConfig(t, "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n")
+				client = tlsClient(certs, true)
+			}
+			defer client.CloseIdleConnections()
+			h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+				c.Stream.WriteTimeout = config.Duration(300 * time.Millisecond)
+				c.Stream.Heartbeat = config.Duration(time.Second)
+				d.UnencryptedHTTP2 = proto == "h2c"
+				d.Web = web
+				addHub(c, d)
+			})
+			resp, err := client.Get(h.url + "/api/v1/stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if want := map[string]int{"HTTP/1.1": 1, "h2c": 2, "h2": 2}[proto]; resp.ProtoMajor != want {
+				t.Fatalf("answered over %s", resp.Proto)
+			}
+			lines := make(chan string, 64)
+			readErr := make(chan error, 1)
+			go func() {
+				defer close(lines)
+				br := bufio.NewReader(resp.Body)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						readErr <- err
+						return
+					}
+					lines <- l
+				}
+			}()
+			// hello, then four heartbeats (each 3/4 to 1 period after the
+			// last write): some 4 s of a stream that is idle but for its
+			// heartbeats, every gap over the write timeout.
+			const beats = 4
+			start := time.Now()
+			hello, hbs := false, 0
+			for hbs < beats {
+				l, ok := <-lines
+				if !ok {
+					t.Fatalf("stream ended after %v, %d heartbeats: %v", time.Since(start), hbs, <-readErr)
+				}
+				switch {
+				case l == "event: hello\n":
+					hello = true
+				case strings.HasPrefix(l, ": hb "):
+					hbs++
+				}
+			}
+			if !hello {
+				t.Fatal("no hello before the heartbeats")
+			}
+			t.Logf("%d heartbeats in %v", hbs, time.Since(start))
+			resp.Body.Close()
+			for range lines { // the reader ends with the body
+			}
+		})
+	}
+}
+
+// An HTTP/2 stream whose client leaves while shutdown spreads its kicks
+// over the drain window ends cleanly: its kick, which comes after its
+// handler returned, does not reach the response writer net/http has taken
+// back (that panicked the shutdown goroutine and with it the process).
+func TestHTTP2StreamEndsDuringDrain(t *testing.T) {
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.Stream.DrainWindow = config.Duration(2 * time.Second)
+		d.UnencryptedHTTP2 = true
+		addHub(c, d)
+	})
+	client := clientFor("h2c")
+	defer client.CloseIdleConnections()
+	type stream struct {
+		cancel context.CancelFunc
+		ended  chan struct{} // closed when the body ends
+	}
+	var streams [2]*stream
+	for i := range streams {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/v1/stream", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over %s", resp.Proto)
+		}
+		s := &stream{cancel: cancel, ended: make(chan struct{})}
+		hello := make(chan struct{})
+		go func() {
+			defer close(s.ended)
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == "event: hello\n" {
+					close(hello)
+				}
+			}
+		}()
+		recvWithin(t, hello, 15*time.Second, "hello")
+		streams[i] = s
+	}
+	done := make(chan time.Duration, 1)
+	go func() { done <- h.shutdown(t, time.Minute) }()
+	// The first kick comes at once and ends its stream, the second comes
+	// half the drain window later; the other stream's client goes in
+	// between.
+	var other *stream
+	select {
+	case <-streams[0].ended:
+		other = streams[1]
+	case <-streams[1].ended:
+		other = streams[0]
+	case <-time.After(15 * time.Second):
+		t.Fatal("no stream was ended by the shutdown")
+	}
+	other.cancel()
+	recvWithin(t, other.ended, 15*time.Second, "the body of the stream whose client left")
+	t.Logf("shutdown took %v", recvWithin(t, done, time.Minute, "shutdown"))
+}
+
+// Over HTTP/2 the write timeout still cuts a stream whose client stopped
+// reading: once its flow-control window is spent, the write blocks, and
+// it fails within the write timeout, counted as a write_deadline cut.
+func TestHTTP2StuckClientCut(t *testing.T) {
+	var hb *sse.Transport
+	h := serve(t, func(c *config.Config, d *dashboard.Deps) {
+		c.Stream.WriteTimeout = config.Duration(500 * time.Millisecond)
+		c.Stream.QueueSize = 1 << 20 // never cut as slow
+		d.UnencryptedHTTP2 = true
+		hb = sse.New(hub.New(d.Store, c.Stream, hub.Options{Registerer: d.Registry}), sse.Options{})
+		d.Store.OnCommit(hb.Publish)
+		d.Stream = hb
+	})
+	client := clientFor("h2c")
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(h.url + "/api/v1/stream?topics=big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s", resp.Proto)
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == "event: hello\n" {
+			break
+		}
+	}
+	// The client reads no more. 8 MiB of frames: more than its stream's
+	// flow-control window (4 MiB in Go's client) and the buffers on the way.
+	big := strings.Repeat("x", 64<<10)
+	for i := range 128 {
+		if _, err := h.store.Append([]store.Batch{{Topic: "big", Samples: []store.Sample{{Name: "x", Labels: map[string]string{"p": big}, Value: float64(i)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cut = `livedash_stream_disconnects_total{reason="write_deadline"} `
+	waitUntil(t, 30*time.Second, "the stuck stream cut", func() bool { return hb.Streams() == 0 })
+	if v := metricValue(t, h, cut); v != 1 {
+		t.Fatalf("write_deadline cuts %v, want 1 (client: %v)", v, metricValue(t, h, `livedash_stream_disconnects_total{reason="client"} `))
 	}
 }

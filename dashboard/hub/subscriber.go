@@ -83,7 +83,9 @@ type Sink interface {
 	Flush() (int, error)
 	// Interrupt makes a write blocked on a client that stopped reading
 	// return soon. Safe from any goroutine; called when the subscriber is
-	// kicked.
+	// kicked, and never once Run has returned (the transport may then
+	// release what the sink writes to: an HTTP/2 response writer cannot be
+	// used after its handler returns).
 	Interrupt()
 }
 
@@ -192,6 +194,12 @@ func (s *Subscriber) Run(req Request, enc *Encoding, sink Sink, gone <-chan stru
 	// A kick that came before the sink was known could not interrupt it;
 	// nothing was written yet, so nothing is blocked, and run sees done.
 	reason := s.loop(req)
+	// A kick from now on (Shutdown kicks the subscribers it listed, and
+	// this one may end before its turn) finds no sink to interrupt; one in
+	// progress completes before Run returns.
+	s.sinkMu.Lock()
+	s.sink = nil
+	s.sinkMu.Unlock()
 	s.h.m.disconnectsBy[reason].Inc()
 	return reason
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -487,5 +488,76 @@ func TestPerClientLimitSharesSlash64(t *testing.T) {
 	if s, _ := e.hub.Subscribe(netip.MustParseAddr("::ffff:192.0.2.1")); s != nil {
 		s.Close()
 		t.Fatal("the mapped form of an IPv4 address got a quota of its own")
+	}
+}
+
+// lateSink is a memSink that notes an Interrupt, and whether one came
+// after its Run returned.
+type lateSink struct {
+	*memSink
+	interrupted chan struct{} // gets a value at every Interrupt (never blocks)
+	ended, late atomic.Bool
+}
+
+func (l *lateSink) Interrupt() {
+	if l.ended.Load() {
+		l.late.Store(true)
+	}
+	select {
+	case l.interrupted <- struct{}{}:
+	default:
+	}
+}
+
+// A subscriber whose Run returned while Shutdown was spreading its kicks
+// over the drain window is not interrupted: the transport may have
+// released what its sink writes to (an HTTP/2 response writer is unusable
+// once its handler returns).
+func TestNoInterruptAfterRun(t *testing.T) {
+	e := newHubEnv(t, config.Stream{DrainWindow: config.Duration(2 * time.Second)})
+	var sinks [2]*lateSink
+	var gones [2]chan struct{}
+	var dones [2]chan string
+	for i := range 2 {
+		sub, _ := e.hub.Subscribe(netip.Addr{})
+		sinks[i] = &lateSink{memSink: newMemSink(), interrupted: make(chan struct{}, 1)}
+		gones[i], dones[i] = make(chan struct{}), make(chan string, 1)
+		go func() {
+			defer sub.Close()
+			r := sub.Run(Request{}, e.enc, sinks[i], gones[i])
+			sinks[i].ended.Store(true)
+			dones[i] <- r
+		}()
+		sinks[i].waitEvents(t, 1)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shut <- e.hub.Shutdown(ctx)
+	}()
+	// The first kick comes at once, the second half the window later; the
+	// second subscriber's client goes in between.
+	var later int
+	select {
+	case <-sinks[0].interrupted:
+		later = 1
+	case <-sinks[1].interrupted:
+		later = 0
+	case <-time.After(15 * time.Second):
+		t.Fatal("no kick")
+	}
+	close(gones[later])
+	if r := <-dones[later]; r != DisconnectClient {
+		t.Fatalf("reason %q, want %q", r, DisconnectClient)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-dones[1-later]; r != DisconnectShutdown {
+		t.Fatalf("kicked: reason %q", r)
+	}
+	if sinks[later].late.Load() {
+		t.Fatal("interrupted after its Run returned")
 	}
 }

@@ -108,6 +108,7 @@ func (t *Transport) serve(w http.ResponseWriter, r *http.Request) {
 	st := &stream{timeout: t.writeTimeout, w: w, rc: http.NewResponseController(w)}
 	if sub == nil {
 		st.flush = flusherOf(w)
+		defer st.finish()
 		msg := "over capacity"
 		if reason == hub.RejectShutdown {
 			msg = "shutting down"
