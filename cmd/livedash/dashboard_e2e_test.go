@@ -156,7 +156,8 @@ thresholds:
 
 // A stream whose topics= names a topic that is neither configured nor ever
 // seen still answers 200, and its hello names the topic; `livedash tail
-// --topics` says so on stderr instead of waiting silently.
+// --topics`, over SSE and over WebSocket, says so on stderr instead of
+// waiting silently.
 func TestUnknownTopicOnStreamAndTail(t *testing.T) {
 	ts := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -187,14 +188,17 @@ func TestUnknownTopicOnStreamAndTail(t *testing.T) {
 	}
 	cancel()
 
-	out, errOut, stop := startTail(t, "--server", ts.URL, "--topics", "nosuch")
-	waitUntil(t, "the warning", func() bool {
-		return strings.Contains(errOut.String(), `livedash tail: warning: the server knows no topic nosuch`)
+	// Over both transports: the WebSocket's hello names them too.
+	forEachTransport(t, func(t *testing.T, transport string) {
+		out, errOut, stop := startTail(t, "--transport", transport, "--server", ts.URL, "--topics", "nosuch")
+		waitUntil(t, "the warning", func() bool {
+			return strings.Contains(errOut.String(), `livedash tail: warning: the server knows no topic nosuch`)
+		})
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != "" || strings.Count(errOut.String(), "warning") != 1 {
+			t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
+		}
 	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if out.String() != "" || strings.Count(errOut.String(), "warning") != 1 {
-		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
-	}
 }

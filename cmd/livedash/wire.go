@@ -49,7 +49,8 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 	// append, and the API's hook is registered after it.
 	h := hub.New(store, cfg.Stream, hub.Options{Logger: log.With("component", "stream"), Registerer: reg})
 	store.OnCommit(h.Publish)
-	// The API, made below, knows which topics exist; streams ask it.
+	// The API, made below, knows which topics exist; streams and sockets ask
+	// it.
 	var knownTopic func(string) bool
 	known := func(t string) bool { return knownTopic(t) }
 	p.deps.Stream = sse.New(h, sse.Options{Logger: log.With("component", "stream"), Known: known})
@@ -60,6 +61,7 @@ func wire(cfg config.Config, flags serveFlags, store store.Store, reg *prometheu
 		Registerer:     reg,
 		AllowedOrigins: cfg.HTTP.CORSOrigins,
 		Compression:    cfg.Stream.WSCompression,
+		Known:          known,
 	}).Serve
 
 	page := assets.FS()

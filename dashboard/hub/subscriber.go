@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,14 @@ type Hello struct {
 	Oldest     string `json:"oldest"`
 	ServerTime int64  `json:"server_time"` // Unix ms
 	RetryMS    int64  `json:"retry_ms"`
+}
+
+// HelloUnknown is a hello that also names the topics of its filter that are
+// not known (see UnknownTopics). A transport sends it in place of the Hello
+// when there are any, and the plain Hello — without the field — otherwise.
+type HelloUnknown struct {
+	Hello
+	UnknownTopics []string `json:"unknown_topics"`
 }
 
 // Reset says in-band that a cursor cannot be honoured and where the
@@ -157,6 +166,12 @@ func (s *Subscriber) Change(req Request) {
 		close(s.change)
 	}
 }
+
+// Topics is the topic filter of the subscription s is serving (nil: every
+// topic). Only the goroutine that runs s may call it: a Sink's Hello reads
+// in it the filter of the subscription that hello starts — after a Change,
+// the new one.
+func (s *Subscriber) Topics() map[string]struct{} { return s.topics }
 
 // changed returns the channel closed by Change.
 func (s *Subscriber) changed() <-chan struct{} {
@@ -454,4 +469,21 @@ func ParseTopics(vals []string) map[string]struct{} {
 		}
 	}
 	return set
+}
+
+// UnknownTopics returns the topics of a filter for which known is false,
+// sorted; nil when all are known, for an every-topic filter (nil) and when
+// known is nil (every topic is known).
+func UnknownTopics(topics map[string]struct{}, known func(string) bool) []string {
+	if known == nil {
+		return nil
+	}
+	var out []string
+	for topic := range topics {
+		if !known(topic) {
+			out = append(out, topic)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

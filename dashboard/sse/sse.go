@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -117,7 +116,7 @@ func (t *Transport) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.retry = sub.Retry
-	st.unknown = t.unknownTopics(req.Topics)
+	st.unknown = hub.UnknownTopics(req.Topics, t.known)
 
 	if r.ProtoMajor == 1 && r.Method != http.MethodHead {
 		// Take the connection over once its head is out (Hijack flushes
@@ -166,22 +165,6 @@ func (t *Transport) run(st *stream, sub *hub.Subscriber, req hub.Request, gone <
 	case hub.DisconnectShutdown, hub.DisconnectLifetime:
 		st.bye()
 	}
-}
-
-// unknownTopics returns the topics of a filter that are not known, sorted;
-// nil when all are.
-func (t *Transport) unknownTopics(topics map[string]struct{}) []string {
-	if t.known == nil {
-		return nil
-	}
-	var out []string
-	for topic := range topics {
-		if !t.known(topic) {
-			out = append(out, topic)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // readUntilGone reads and discards whatever the client sends on a hijacked

@@ -54,17 +54,10 @@ var testHookWrite atomic.Pointer[func()]
 
 func (s *stream) Hello(h hub.Hello, id string) {
 	if len(s.unknown) > 0 {
-		s.pending = appendMessage(s.pending, typeHello, id, s.retry, helloUnknown{h, s.unknown})
+		s.pending = appendMessage(s.pending, typeHello, id, s.retry, hub.HelloUnknown{Hello: h, UnknownTopics: s.unknown})
 		return
 	}
 	s.pending = appendMessage(s.pending, typeHello, id, s.retry, h)
-}
-
-// helloUnknown is a hello that names the topics of the filter that are
-// not known.
-type helloUnknown struct {
-	hub.Hello
-	UnknownTopics []string `json:"unknown_topics"`
 }
 
 func (s *stream) Reset(r hub.Reset, id string) {

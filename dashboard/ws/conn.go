@@ -22,6 +22,12 @@ type sink struct {
 	deflate  bool // permessage-deflate was negotiated: the library frames messages
 	m        *metrics
 
+	// sub is the subscriber this sink serves, and known the transport's
+	// Options.Known: each hello names the topics of its subscription's
+	// filter that are not known (nil known: every topic is).
+	sub   *hub.Subscriber
+	known func(string) bool
+
 	// pending holds events owed to the client before anything else (hello,
 	// reset): the next message carries them in front of its own.
 	pending []byte
@@ -35,7 +41,18 @@ var _ hub.Sink = (*sink)(nil)
 // testHookWrite, when set by a test, runs before every write.
 var testHookWrite atomic.Pointer[func()]
 
-func (s *sink) Hello(h hub.Hello, _ string) { s.pending = appendEvent(s.pending, "hello", h) }
+// Hello queues the hello of a (re)subscription. Its filter is the one the
+// subscriber serves now — the topics= of the URL or those of the subscribe
+// being answered — and its unknown topics, if any, ride along.
+func (s *sink) Hello(h hub.Hello, _ string) {
+	if s.known != nil {
+		if unknown := hub.UnknownTopics(s.sub.Topics(), s.known); len(unknown) > 0 {
+			s.pending = appendEvent(s.pending, "hello", hub.HelloUnknown{Hello: h, UnknownTopics: unknown})
+			return
+		}
+	}
+	s.pending = appendEvent(s.pending, "hello", h)
+}
 
 func (s *sink) Reset(r hub.Reset, _ string) { s.pending = appendEvent(s.pending, "reset", r) }
 

@@ -16,6 +16,7 @@ import (
 // "\n", each one JSON object:
 //
 //	{"event":"hello","data":{"epoch","head","oldest","server_time","retry_ms"}}
+//	  (and "unknown_topics":[…] when its topics name some that are not known)
 //	{"event":"reset","data":{"reason","requested","oldest","head"}}
 //	{"event":"frame","data":{"id":"<epoch>-<seq>","topic",…}}
 //	{"event":"hb","data":{"head":"<id>","server_time":<unix ms>}}

@@ -8,10 +8,12 @@
 // # Contract
 //
 // Query: topics=a,b (comma-separated, repeated parameters merged, none =
-// every topic) and lastEventId=<id> (the Last-Event-ID header, when a client
-// can set one, wins). Browsers' Origin must be the page's own (the Host the
-// request names) or one of Options.AllowedOrigins; a request without Origin
-// (not a browser) is accepted. A refused origin gets 403, a request that is
+// every topic; topics that are not known are named in the hello's
+// "unknown_topics" and match nothing until they appear) and
+// lastEventId=<id> (the Last-Event-ID header, when a client can set one,
+// wins). Browsers' Origin must be the page's own (the Host the request
+// names) or one of Options.AllowedOrigins; a request without Origin (not a
+// browser) is accepted. A refused origin gets 403, a request that is
 // not a WebSocket handshake 426, both with the JSON error body.
 //
 // Server → client: text messages; a message holds one or more events, one
@@ -21,7 +23,8 @@
 // message, written with one write.
 //
 // Client → server: {"op":"subscribe","topics":[…],"after":"<id>"} replaces
-// the subscription on the same connection: hello (and reset), the replay
+// the subscription on the same connection: hello (naming the new topics
+// that are not known, as the first hello does) and maybe reset, the replay
 // after "after" — or, without "after", from where the connection is — then
 // live frames of the new topics. Every other message is refused with a close:
 // 1003 for a binary message, 1008 for one over Options.ReadLimit, malformed
@@ -94,6 +97,12 @@ type Options struct {
 	Compression bool
 	// ReadLimit bounds one client message, in bytes; default 16 KiB.
 	ReadLimit int
+	// Known reports whether a topic is known (configured or ever seen).
+	// Every hello — the first, for topics=, and the one answering each
+	// subscribe — whose topics name others lists them in "unknown_topics";
+	// the subscription goes on all the same (a first push makes a topic
+	// known). nil: every topic is known.
+	Known func(topic string) bool
 }
 
 // DefaultReadLimit is the default bound of one client message.
@@ -110,6 +119,7 @@ type Transport struct {
 	m            *metrics
 	origins      map[string]struct{}
 	accept       *websocket.AcceptOptions
+	known        func(string) bool
 }
 
 // New returns the WebSocket transport of h. Create it before serving: it
@@ -131,6 +141,7 @@ func New(h *hub.Hub, opts Options) *Transport {
 		origins:      map[string]struct{}{},
 		// The origin is checked before Accept (see originAllowed).
 		accept: &websocket.AcceptOptions{InsecureSkipVerify: true},
+		known:  opts.Known,
 	}
 	// The close handshake of a connection the server ends is bounded like
 	// the final retry: hint of an SSE stream: the client may be gone.
@@ -271,7 +282,7 @@ type closeMsg struct {
 // run serves one admitted connection until it ends, closes it with the
 // code and reason that say why, and unregisters the subscriber.
 func (t *Transport) run(c *websocket.Conn, nc *conn, sub *hub.Subscriber, req hub.Request, deflate bool) {
-	s := &sink{c: c, nc: nc, timeout: t.writeTimeout, deflate: deflate, m: t.m}
+	s := &sink{c: c, nc: nc, timeout: t.writeTimeout, deflate: deflate, m: t.m, sub: sub, known: t.known}
 	gone := make(chan struct{})
 	readerDone := make(chan struct{})
 	go t.read(c, sub, s, gone, readerDone)

@@ -116,6 +116,61 @@ func TestNoCursorAndTopics(t *testing.T) {
 	}
 }
 
+// TestHelloUnknownTopics: with Options.Known, every hello — the first, for
+// topics=, and the one answering each subscribe — names the topics of its
+// filter that are not known, sorted, and only those; a hello whose topics
+// are all known (or that asks for every topic) has no "unknown_topics". The
+// subscription goes on all the same: a frame of an unknown topic, once one
+// is pushed, is delivered.
+func TestHelloUnknownTopics(t *testing.T) {
+	known := map[string]bool{"a": true, "b": true}
+	e := newEnv(t, testConfig(), envOpts{ws: Options{Known: func(topic string) bool { return known[topic] }}})
+	unknownOf := func(t *testing.T, ev event) (list []string, present bool) {
+		t.Helper()
+		if ev.Event != "hello" {
+			t.Fatalf("got %s %s, want hello", ev.Event, ev.Data)
+		}
+		var h map[string]json.RawMessage
+		if err := json.Unmarshal(ev.Data, &h); err != nil || h["head"] == nil {
+			t.Fatalf("hello %s: %v", ev.Data, err)
+		}
+		raw, ok := h["unknown_topics"]
+		if ok {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				t.Fatalf("unknown_topics %s: %v", raw, err)
+			}
+		}
+		return list, ok
+	}
+
+	c := dial(t, e.url, "topics=a,nosuch")
+	if list, _ := unknownOf(t, c.next(t, 5*time.Second)); strings.Join(list, ",") != "nosuch" {
+		t.Fatalf("first hello: unknown_topics %q, want [nosuch]", list)
+	}
+	c.send(t, `{"op":"subscribe","topics":["zz","b","other"]}`)
+	if list, _ := unknownOf(t, c.next(t, 5*time.Second)); strings.Join(list, ",") != "other,zz" {
+		t.Fatalf("hello after subscribe: unknown_topics %q, want [other zz]", list)
+	}
+	fs := e.appendTopics(t, "a", "other")
+	if ev := c.next(t, 5*time.Second); ev.Event != "frame" || ev.id() != fs[1].ID.String() {
+		t.Fatalf("got %s %s, want the frame of other %s", ev.Event, ev.id(), fs[1].ID)
+	}
+	for _, sub := range []string{`{"op":"subscribe","topics":["a","b"]}`, `{"op":"subscribe"}`} {
+		c.send(t, sub)
+		if list, ok := unknownOf(t, c.next(t, 5*time.Second)); ok {
+			t.Fatalf("%s: hello names unknown_topics %q", sub, list)
+		}
+	}
+
+	for _, q := range []string{"topics=a,b", ""} {
+		c := dial(t, e.url, q)
+		if list, ok := unknownOf(t, c.next(t, 5*time.Second)); ok {
+			t.Fatalf("%q: hello names unknown_topics %q", q, list)
+		}
+		c.close()
+	}
+}
+
 func TestResetThenLive(t *testing.T) {
 	e := newEnv(t, testConfig())
 	e.appendN(t, "cpu", 3, 10)
