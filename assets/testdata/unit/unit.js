@@ -1,7 +1,7 @@
 // Unit tests of the client modules, run in headless Chromium by
 // assets_test.go (TestClientUnit). Results land in window.__results.
 import { SSEParser, backoffDelay, parseId, Hub } from '/js/client.js';
-import { Panel, refreshTheme, makeSpec, builtin } from '/js/charts.js';
+import { Panel, refreshTheme, makeSpec } from '/js/charts.js';
 import { fmt, tickFmt, niceTop, incrsOf, timeStep, natural, quote, unitKind } from '/js/format.js';
 
 const tests = [];
@@ -119,6 +119,15 @@ test('hub reset: resumes at the stated head, drops the buffer', () => {
 });
 
 // ---- panel: the back-fill/stream seam ----
+// The server's built-in panels as GET /api/v1/dashboard lists them
+// (config.BuiltinPanels), the ones these tests draw.
+const builtin = [
+  { id: 'cpu', title: 'CPU', topic: 'cpu', series: ['cpu_usage_ratio'], include: { cpu: 'total' }, exclude: { mode: 'idle' }, unit: 'ratio', stack: true, axes: 'shared' },
+  { id: 'memory', title: 'Memory', topic: 'memory', series: ['memory_used_bytes', 'memory_buffers_bytes', 'memory_cached_bytes', 'memory_free_bytes'], unit: 'bytes', stack: true, axes: 'shared' },
+  { id: 'load', title: 'Load average', topic: 'load', series: ['load1', 'load5', 'load15'], unit: 'count', axes: 'shared' },
+  { id: 'network', title: 'Network', topic: 'network', series: ['network_receive_bytes_per_second', 'network_transmit_bytes_per_second'], unit: 'bytes_per_second', axes: 'shared' },
+  { id: 'system', title: 'System', topic: 'system', series: ['system_context_switches_per_second', 'system_interrupts_per_second', 'system_forks_per_second'], unit: 'per_second', axes: 'auto' },
+];
 const spec = (id) => makeSpec(builtin.find((b) => b.id === id));
 function query(lastSeq, times, ep = E) {
   return {

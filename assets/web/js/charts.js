@@ -9,30 +9,18 @@ const maxSeqs = 20000;
 const fullEvery = 300;
 export const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
-// The built-in dashboard; a configured panel of the same id and topic gets its extras.
-export const builtin = [
-  { id: 'cpu', title: 'CPU', topic: 'cpu', series: ['cpu_usage_ratio'], include: { cpu: 'total' }, exclude: { mode: 'idle' }, unit: 'ratio', stack: true },
-  { id: 'memory', title: 'Memory', topic: 'memory', series: ['memory_used_bytes', 'memory_buffers_bytes', 'memory_cached_bytes', 'memory_free_bytes'], unit: 'bytes', stack: true },
-  { id: 'load', title: 'Load average', topic: 'load', series: ['load1', 'load5', 'load15'] },
-  { id: 'network', title: 'Network', topic: 'network', series: ['network_receive_bytes_per_second', 'network_transmit_bytes_per_second'], axes: 'shared' },
-  { id: 'disk', title: 'Disk I/O', topic: 'disk', series: ['disk_read_bytes_per_second', 'disk_written_bytes_per_second'], axes: 'shared' },
-  { id: 'filesystem', title: 'Filesystems', topic: 'filesystem', series: ['filesystem_used_ratio'] },
-  { id: 'system', title: 'System', topic: 'system', series: ['system_context_switches_per_second', 'system_interrupts_per_second', 'system_forks_per_second'] },
-  { id: 'self', title: 'livedash itself', topic: 'self', series: ['self_cpu_usage_ratio', 'self_memory_bytes', 'self_heap_bytes'] },
-];
-export const builtinThresholds = [
-  { series: 'cpu_usage_ratio', labels: { cpu: 'total' }, warning: 0.8, critical: 0.95 },
-  { series: 'filesystem_used_ratio', warning: 0.8, critical: 0.9 },
-];
+// The server's built-in panels (GET /api/v1/dashboard) have their topic as id;
+// a panel of such an id and topic gets short legends and these extras.
 const extras = {
   cpu: { max: 1, perCore: true },
   memory: { colors: { memory_free_bytes: '#bab0ac' }, limit: 'memory_total_bytes', parts: [{ series: ['memory_swap_used_bytes', 'memory_swap_free_bytes'], limit: 'memory_swap_total_bytes', title: 'swap', none: 'no swap' }] },
   network: { idle: /^(ifb|veth|docker|br-|virbr|vnet|tun|tap|dummy|vxlan|cali|flannel|cni|kube|wg|lo$)/ },
   filesystem: { meters: true },
+  load: {}, disk: {}, system: {}, self: {},
 };
 // Titles and order of automatic panels.
 const autoTitles = { http: 'HTTP probes', probe: 'Probes', prometheus: 'Scraped targets', synthetic: 'Synthetic' };
-export const topicOrder = [...builtin.map((b) => b.topic), ...Object.keys(autoTitles)];
+export const topicOrder = Object.keys(autoTitles);
 
 function re(v) {
   try { return new RegExp('^(?:' + v + ')$'); } catch { console.warn('livedash: bad label pattern', v); return /$^/; }
@@ -41,8 +29,8 @@ const matchers = (o) => Object.entries(o || {}).map(([k, v]) => [k, re(String(v)
 
 // makeSpec normalizes a panel of GET /api/v1/dashboard; label patterns are anchored.
 export function makeSpec(r, auto) {
-  const b = builtin.find((x) => x.id === r.id && x.topic === r.topic);
-  const s = { ...(b && extras[b.id]), ...r, unit: r.unit ? unitKind(r.unit) : '', auto: !!auto, short: !!b };
+  const b = r.id === r.topic && Object.hasOwn(extras, r.id) && extras[r.id];
+  const s = { ...b, ...r, unit: r.unit ? unitKind(r.unit) : '', auto: !!auto, short: !!b };
   if (auto && !r.title) s.title = autoTitles[r.topic] || r.topic;
   s.inc = matchers(r.include);
   s.exc = matchers(r.exclude);
@@ -179,6 +167,7 @@ export class Panel {
     this.dups = 0;
     this.omitted = 0;
     this.builds = 0;
+    this.ticks = 0;
     this.main = [];
     this.xr = null; // zoomed range
     this.perCore = false;
@@ -491,7 +480,7 @@ export class Panel {
         this.body.append(p);
       }
       for (const v of this.views) { this.body.append(v.el); v.build(width); }
-    } else if (gkey(clusters(this.main, this.split)) !== this.gkey) {
+    } else if (++this.ticks % 5 === 0 && gkey(clusters(this.main, this.split)) !== this.gkey) {
       // magnitudes moved apart (or together): new axes
       this.rebuild = true;
       return this.draw();

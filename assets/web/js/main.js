@@ -1,7 +1,7 @@
 // main.js — the page: panels, controls, zoom, badge, the shared connection.
 // Server text goes through textContent (uPlot's too), never HTML. assets/PAGE.md.
 import { Hub, parseId } from './client.js';
-import { Panel, builtin, builtinThresholds, makeSpec, topicOrder, refreshTheme } from './charts.js';
+import { Panel, makeSpec, topicOrder, refreshTheme } from './charts.js';
 import { fmt, dateFmt } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -130,7 +130,7 @@ function onFrames(m) {
     if (f.ts / 1000 > st.now) st.now = f.ts / 1000;
     let ps = st.byTopic.get(f.topic);
     if (!ps && st.ready && autoAllowed(f.topic)) {
-      const p = addPanel(makeSpec(builtin.find((b) => b.topic === f.topic) || { id: freeId(f.topic), topic: f.topic }, true));
+      const p = addPanel(makeSpec({ id: freeId(f.topic), topic: f.topic }, true));
       loadPanel(p, st.gen);
       ps = st.byTopic.get(f.topic);
     }
@@ -260,7 +260,7 @@ async function start() {
   const panels = dash && Array.isArray(dash.panels) && dash.panels.length ? dash.panels : null;
   st.configured = !!panels;
   st.others = !panels || dash.other_topics !== false;
-  st.thresholds = (dash && Array.isArray(dash.thresholds) ? dash.thresholds : builtinThresholds).filter((t) => t && typeof t.series === 'string');
+  st.thresholds = (dash && Array.isArray(dash.thresholds) ? dash.thresholds : []).filter((t) => t && typeof t.series === 'string');
   const topics = [];
   for (const t of (cat && cat.topics) || []) {
     if (typeof t.topic !== 'string') continue;
@@ -268,7 +268,7 @@ async function start() {
     topics.push(t.topic);
   }
   const ids = new Set();
-  st.specs = (panels || builtin.filter((b) => !cat || topics.includes(b.topic))).filter((r) => r && typeof r.topic === 'string').map((r, i) => {
+  st.specs = (panels || []).filter((r) => r && typeof r.topic === 'string').map((r, i) => {
     let id = String(r.id || r.topic);
     if (ids.has(id)) id += '#' + i; // ids name panels in the debug hook: unique
     ids.add(id);
