@@ -64,11 +64,12 @@ test: test-deps
 # collectors' cost on the real binary, the JSON API under wrk, the page in
 # headless Chromium, and a short load run of the SSE path beside the
 # baseline (livedash-bench serve-baseline, built from this repository).
+# pipefail: a failing benchmark fails make bench, tee or not.
 bench: test-deps
 	@command -v wrk >/dev/null 2>&1 || { \
 		echo "installing wrk for the HTTP benchmark"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt
+	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchmem -count $(BENCHCOUNT) ./dashboard/... ./collectors/... | tee bench.txt'
 	bash scripts/benchmedian.sh bench.txt
 	bash scripts/collectcost.sh 20
 	bash scripts/httpbench.sh
