@@ -20,7 +20,9 @@ const (
 // replay sends the matching frames in (from, H] from the store, or a reset
 // too_far when they exceed the replay cap. It returns a disconnect reason, or
 // "" to go on live (also after a reset when the store trimmed past the cursor
-// meanwhile). What is queued (hello) goes out with its first write.
+// meanwhile). What is queued (hello) goes out with its first write; if the
+// first read fails (DisconnectError) before anything went out, it is left
+// queued, and run sends it alone before the stream ends.
 //
 // The common case — a client a few ticks behind — is one chunk, and in a
 // reconnect storm many clients resume from the same cursor to the same head:

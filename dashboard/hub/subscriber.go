@@ -297,6 +297,15 @@ func (s *Subscriber) run(req Request, lifetime <-chan time.Time) (reason string,
 	}
 	if replay {
 		if reason := s.replay(from, H, req.Cursor); reason != "" {
+			if reason == DisconnectError {
+				// A failed read still owes the client what is queued: the
+				// hello, with its retry hint, so that it comes back at the
+				// pace the server suggests. A replay always has a cursor,
+				// so that hello names no ID and the client's cursor stays
+				// where it was: it resumes with no gap. A failed write
+				// changes nothing: the stream ends either way.
+				_ = s.count(s.sink.Flush())
+			}
 			return reason, false
 		}
 	}

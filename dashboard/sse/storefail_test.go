@@ -2,14 +2,17 @@ package sse
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	sse "github.com/tmaxmax/go-sse"
 
 	"livedash/dashboard/hub"
 	"livedash/dashboard/store/bolt"
@@ -71,18 +74,45 @@ func streamEvents(tb testing.TB, c *client) ([]string, []string, error) {
 	}
 }
 
-// Replay, first chunk (readFirstChunk's read fails): the stream ends
-// cleanly without a frame (what the failed read saw is discarded), the
-// disconnect is counted as store_error, the subscriber is gone, and a
-// reconnect with the same cursor, the store healed, replays everything.
+// Replay, first chunk (readFirstChunk's read fails): the stream sends the
+// hello alone — with its retry: hint and no id:, so the client's
+// Last-Event-ID stays its cursor — and ends cleanly without a frame (what
+// the failed read saw is discarded); the disconnect is counted as
+// store_error and the subscriber is gone. Reconnecting as an EventSource
+// would (Last-Event-ID: the last id: it saw, else its cursor), the store
+// healed, replays every frame after the cursor.
 func TestReplayFirstChunkReadErrorEndsStream(t *testing.T) {
 	e, f := newFaultyEnv(t)
 	fs := e.appendN(t, "cpu", 20, 10)
 	cursor := fs[4].ID.String()
 	f.Fail(storetest.OpAfterView)
-	types, _, err := streamEvents(t, dial(t, e.url, "", cursor))
-	if err != nil || slices.Contains(types, "frame") {
-		t.Fatalf("stream with a failing first replay read: events %q, end %v; want a clean end without frames", types, err)
+	lines, _ := rawStream(t, e.url+"?lastEventId="+url.QueryEscape(cursor), "")
+	got := untilEOF(t, lines, 30*time.Second)
+	var events []sse.Event
+	for ev, err := range sse.Read(strings.NewReader(strings.Join(got, "\n")+"\n"), nil) {
+		if err != nil {
+			t.Fatalf("parsing %q: %v", got, err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) != 1 || events[0].Type != "hello" {
+		t.Fatalf("stream with a failing first replay read: %q; want the hello alone, then the end", got)
+	}
+	var hello hub.Hello
+	if err := json.Unmarshal([]byte(events[0].Data), &hello); err != nil {
+		t.Fatal(err)
+	}
+	if retry := retryOf(t, got); retry <= 0 || retry.Milliseconds() != hello.RetryMS {
+		t.Fatalf("retry: %v, hello retry_ms %d; want the same positive hint", retry, hello.RetryMS)
+	}
+	lastID := cursor
+	for _, l := range got {
+		if v, ok := strings.CutPrefix(l, "id: "); ok {
+			lastID = v
+		}
+	}
+	if lastID != cursor {
+		t.Fatalf("the client's Last-Event-ID moved from %s to %s without a frame", cursor, lastID)
 	}
 	waitFor(t, 10*time.Second, "disconnects{store_error} = 1", func() bool {
 		return e.metric(t, "disconnects", hub.DisconnectError) == 1
@@ -93,7 +123,7 @@ func TestReplayFirstChunkReadErrorEndsStream(t *testing.T) {
 	}
 
 	f.Heal(storetest.OpAfterView)
-	c := dial(t, e.url, "", cursor)
+	c := dial(t, e.url, "", lastID)
 	if ev := c.next(t, 10*time.Second); ev.Type != "hello" {
 		t.Fatalf("first event %q", ev.Type)
 	}
@@ -101,6 +131,11 @@ func TestReplayFirstChunkReadErrorEndsStream(t *testing.T) {
 		if ev := c.next(t, 10*time.Second); ev.Type != "frame" || ev.LastEventID != want.ID.String() {
 			t.Fatalf("healed replay: event %q id %s, want frame %s", ev.Type, ev.LastEventID, want.ID)
 		}
+	}
+	// Nothing after the replay but live frames: the next event is a new one.
+	next := e.appendN(t, "cpu", 1, 10)[0]
+	if ev := c.next(t, 10*time.Second); ev.Type != "frame" || ev.LastEventID != next.ID.String() {
+		t.Fatalf("after the replay: event %q id %s, want the live frame %s", ev.Type, ev.LastEventID, next.ID)
 	}
 }
 

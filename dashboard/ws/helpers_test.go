@@ -24,6 +24,7 @@ import (
 	"livedash/dashboard/sse"
 	"livedash/dashboard/store"
 	"livedash/dashboard/store/bolt"
+	"livedash/dashboard/store/storetest"
 )
 
 func testConfig() config.Stream {
@@ -42,6 +43,7 @@ func testConfig() config.Stream {
 // an Echo server on 127.0.0.1:0 serving /api/v1/ws and /api/v1/stream.
 type env struct {
 	store  *bolt.Store
+	faulty *storetest.Faulty // the hub's store, when envOpts.faulty
 	hub    *hub.Hub
 	ws     *Transport
 	sse    *sse.Transport
@@ -54,6 +56,9 @@ type env struct {
 type envOpts struct {
 	store func(*bolt.Options)
 	ws    Options
+	// faulty: the hub reads a storetest.Faulty wrapper of the store (env.faulty);
+	// appends through env.store reach it through the same commit hook.
+	faulty bool
 }
 
 func newEnv(tb testing.TB, cfg config.Stream, o ...envOpts) *env {
@@ -71,8 +76,14 @@ func newEnv(tb testing.TB, cfg config.Stream, o ...envOpts) *env {
 		tb.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	h := hub.New(st, cfg, hub.Options{Registerer: reg})
-	st.OnCommit(h.Publish)
+	var hs store.Store = st
+	var f *storetest.Faulty
+	if eo.faulty {
+		f = storetest.NewFaulty(st)
+		hs = f
+	}
+	h := hub.New(hs, cfg, hub.Options{Registerer: reg})
+	hs.OnCommit(h.Publish)
 	eo.ws.Registerer = reg
 	w := New(h, eo.ws)
 	s := sse.New(h, sse.Options{})
@@ -91,7 +102,7 @@ func newEnv(tb testing.TB, cfg config.Stream, o ...envOpts) *env {
 	srv := httptest.NewUnstartedServer(e)
 	srv.Config.ReadHeaderTimeout = 5 * time.Second
 	srv.Start()
-	en := &env{store: st, hub: h, ws: w, sse: s, reg: reg, srv: srv,
+	en := &env{store: st, faulty: f, hub: h, ws: w, sse: s, reg: reg, srv: srv,
 		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/v1/ws", sseURL: srv.URL + "/api/v1/stream"}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
