@@ -440,6 +440,29 @@ func TestBrowserGlance(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	screenshot(t, ctx, "livedash-390.png")
+
+	// A hidden panel drops its mark (nothing is drawn to back it); shown
+	// again, it is marked again.
+	marked := func() string {
+		t.Helper()
+		m, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const p = document.querySelector('.panel[data-id="glance"]');
+			const a = p.querySelector('.alert'); return (p.className.includes('lvl-') ? 'outlined ' : '') + (a.hidden ? '' : a.textContent); })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	hide := `window.livedash.panels().get('glance').hideBtn`
+	click(t, ctx, hide)
+	if m := marked(); m != "" {
+		t.Errorf("hidden panel still marked: %q", m)
+	}
+	click(t, ctx, hide)
+	// on screen: panels scrolled out of view are drawn when they come back
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { window.livedash.panels().get('glance').el.scrollIntoView(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the panel marked again when shown", 10*time.Second, func() bool { return strings.HasPrefix(marked(), "outlined critical") })
 	check()
 }
 

@@ -863,3 +863,43 @@ func TestBrowserNoSharedWorker(t *testing.T) {
 	checkExact(t, srv.URL, d, epoch, 3)
 	check()
 }
+
+// A reset while every chart is hidden: no chart has a cursor to ask the
+// connection for, and the page must not keep asking from nowhere (each ask
+// is answered "gap", and a gap re-loads and marks every chart: a loop).
+// The reset is marked once; a chart shown again loads the new epoch and
+// goes on live.
+func TestBrowserResetWithEveryChartHidden(t *testing.T) {
+	srv := startServer(t)
+	waitCatalog(t, srv.URL, defaultTopics)
+	ctx, check := openPage(t, srv.URL+"/")
+	waitFor(t, "charts", 10*time.Second, func() bool { ok, err := chartsReady(ctx, defaultTopics); return err == nil && ok })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...window.livedash.panels().values()].forEach((p) => p.hideBtn.click()) || true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := os.Remove(srv.Store); err != nil {
+		t.Fatal(err)
+	}
+	srv2 := startServer(t, "--listen", srv.Addr, "--store", srv.Store)
+	newEpoch, _ := statusOf(t, srv2.URL)
+	waitFor(t, "the page on the new epoch", 30*time.Second, func() bool {
+		return strings.HasPrefix(debugOf(t, ctx).LastID, newEpoch)
+	})
+	time.Sleep(2 * time.Second) // a loop would mark thousands of times by now
+	for topic, c := range debugOf(t, ctx).Charts {
+		if c.Marks > 2 {
+			t.Errorf("%s: %d reset marks after one reset: the page kept re-loading", topic, c.Marks)
+		}
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.livedash.panels().get('cpu').hideBtn.click() || true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cpu shown again, live on the new epoch", 30*time.Second, func() bool {
+		c := debugOf(t, ctx).Charts["cpu"]
+		return c.State == "ready" && c.Epoch == newEpoch && len(c.Seqs) >= 2
+	})
+	check()
+}

@@ -235,10 +235,10 @@ export class Panel {
 
   // admit: whether the panel keeps a series, and how.
   admit(name, labels) {
-    if (this.perCore) return name === 'cpu_usage_ratio' && labels.mode === 'idle' && labels.cpu !== 'total' && 'cpu' in labels ? { map: (v) => 1 - v } : null;
-    const sp = this.spec;
     const n = this.node();
     if (n && labels.node !== undefined && labels.node !== n) return null;
+    if (this.perCore) return name === 'cpu_usage_ratio' && labels.mode === 'idle' && labels.cpu !== 'total' && 'cpu' in labels ? { map: (v) => 1 - v } : null;
+    const sp = this.spec;
     const parts = sp.parts || [];
     const ref = name === sp.limit || parts.some((p) => p.limit === name) || this.thresholds.some((t) => t.of === name);
     if (!ref && sp.series && !sp.series.includes(name) && !parts.some((p) => p.series.includes(name))) return null;
@@ -291,7 +291,7 @@ export class Panel {
     this.hidden = hidden;
     this.el.classList.toggle('hidden', hidden);
     this.hideBtn.textContent = hidden ? 'Show' : 'Hide';
-    if (hidden) { this.queue = []; this.state = 'hidden'; } else this.dirty = true;
+    if (hidden) { this.queue = []; this.state = 'hidden'; this.checkLevel(); } else this.dirty = true;
   }
 
   // ensure returns the series of (name, labels), added if new and kept.
@@ -400,6 +400,7 @@ export class Panel {
     const ks = Object.keys(s.labels).sort(natural);
     if (!this.spec.short) return s.name + (ks.length ? '{' + ks.map((k) => k + '=' + quote(s.labels[k])).join(', ') + '}' : '');
     const fixed = new Set(Object.entries(this.spec.include || {}).filter(([, v]) => /^[\w-]*$/.test(v)).map(([k]) => k));
+    if (this.node()) fixed.add('node');
     const vals = ks.filter((k) => !fixed.has(k)).map((k) => clean(s.labels[k]));
     if (all.every((x) => x.name === s.name) && vals.length) return vals.join(' ');
     const short = s.name.replace(this.topic + '_', '').replace(/_(bytes_per_second|per_second|bytes|seconds|ratio|total)$/, '');
@@ -498,7 +499,7 @@ export class Panel {
   checkLevel() {
     let lvl = 0;
     let what = '';
-    for (const v of this.views) {
+    for (const v of this.hidden ? [] : this.views) {
       for (const th of v.thr) {
         const ss = th.ss.filter((s) => !this.hiddenKeys.has(s.key));
         if (!ss.length) continue;

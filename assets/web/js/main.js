@@ -128,6 +128,10 @@ function onFrames(m) {
     st.frames++;
     if (typeof f.topic !== 'string' || !f.topic) continue;
     if (f.ts / 1000 > st.now) st.now = f.ts / 1000;
+    // another instance since start-up (its own metrics carry its node): the
+    // selector, this node shown
+    const nl = f.topic === 'self' && f.samples?.[0]?.labels?.node;
+    if (nl && st.node === null && st.own && nl !== st.own && !st.asked) { st.asked = true; get('/api/v1/status').then((s) => { nodes(st.own, s.nodes); st.asked = st.node !== null; }).catch(() => { st.asked = false; }); }
     let ps = st.byTopic.get(f.topic);
     if (!ps && st.ready && autoAllowed(f.topic)) {
       const p = addPanel(makeSpec({ id: freeId(f.topic), topic: f.topic }, true));
@@ -191,8 +195,7 @@ async function loadPanel(p, gen) {
 function autoAllowed(topic) { return st.others && !st.byTopic.has(topic); }
 function freeId(topic) { return st.panels.has(topic) ? 'auto:' + topic : topic; }
 
-// addPanel: configured panels in order, then automatic ones by topic (all
-// by topic with the built-in dashboard).
+// addPanel: listed panels in order, then automatic ones by topic.
 function addPanel(spec) {
   let before = null;
   if (spec.auto) {
@@ -229,6 +232,9 @@ async function reloadAll(markGap) {
     const id = parseId(l);
     if (id && (min === null || id.seq < min.seq)) min = { ...id, s: l };
   }
+  // no shown panel has a cursor: frames reach every tab anyway (asking
+  // from nowhere would be answered "gap", and re-load again)
+  if (!min && st.lastId) return;
   post({ type: 'need', after: min ? min.s : null, transport: remembered() });
 }
 
@@ -250,13 +256,14 @@ async function retry(url, what) {
 }
 
 async function start() {
-  // the dashboard names host and panels; 404: the built-in ones
+  // the dashboard names host and panels; 404: a panel per topic
   const [dash, cat, status] = await Promise.all([retry('/api/v1/dashboard', 'dashboard'), retry('/api/v1/series', 'catalog'), get('/api/v1/status').catch(() => null)]);
   st.host = (dash && (dash.host || dash.node)) || (status && (status.host || status.hostname)) || '';
   $('host').title = dash && dash.node && dash.node !== dash.host ? 'node ' + dash.node : '';
   showHost();
   picker(status && status.retention && status.retention.max_age);
-  nodes(dash && dash.node, status && status.nodes);
+  st.own = dash && dash.node;
+  nodes(st.own, status && status.nodes);
   const panels = dash && Array.isArray(dash.panels) && dash.panels.length ? dash.panels : null;
   st.configured = !!panels;
   st.others = !panels || dash.other_topics !== false;
@@ -387,16 +394,19 @@ function nodes(own, seen) {
   st.node = want !== null && (want === '' || ns.includes(want)) ? want : ns[0];
   sel.value = st.node;
   sel.hidden = false;
+  const apply = () => {
+    for (const p of st.panels.values()) p.rebuild = true;
+    showHost();
+    reloadWindows();
+  };
   sel.addEventListener('change', () => {
     st.node = sel.value;
     const u = new URL(location.href);
     u.searchParams.set('node', st.node);
     history.replaceState(null, '', u);
-    for (const p of st.panels.values()) p.rebuild = true;
-    showHost();
-    reloadWindows();
+    apply();
   });
-  showHost();
+  apply();
 }
 function showHost() {
   const h = st.node === null ? st.host : st.node || 'all nodes';
