@@ -596,10 +596,16 @@ func TestBrowserDashboardConfig(t *testing.T) {
 		{"id": "mem", "title": "RAM", "topic": "memory", "series": []string{"memory_used_bytes", "memory_cached_bytes"}, "unit": "bytes", "stack": true, "axes": "auto"},
 		{"id": "jobs", "title": "Job queue", "topic": "jobs", "series": []string{"jobs_queued"}, "include": map[string]string{"queue": "mail|sms"}, "exclude": map[string]string{"env": "te.*"}, "unit": "count", "stack": false, "axes": "auto"},
 		{"id": "busy", "title": "CPU busy", "topic": "cpu", "series": []string{"cpu_usage_ratio"}, "include": map[string]string{"cpu": "total", "mode": "user|system"}, "unit": "ratio", "stack": true, "axes": "auto"},
+		// memory_total_bytes is also the default memory threshold's "of":
+		// listed, it is drawn.
+		{"id": "total", "title": "RAM total", "topic": "memory", "series": []string{"memory_total_bytes"}, "unit": "bytes", "axes": "auto"},
 	}
 	site, srv := dashboardSite(t, "", map[string]any{
-		"panels":     panels,
-		"thresholds": []map[string]any{{"series": "jobs_queued", "labels": map[string]string{"queue": "sms"}, "warning": 10, "critical": 40}},
+		"panels": panels,
+		"thresholds": []map[string]any{
+			{"series": "jobs_queued", "labels": map[string]string{"queue": "sms"}, "warning": 10, "critical": 40},
+			{"series": "memory_used_bytes", "of": "memory_total_bytes", "warning": 0.9, "critical": 0.95},
+		},
 	})
 	waitCatalog(t, srv.URL, defaultTopics)
 	jobs := func(q, env string, v float64) map[string]any {
@@ -608,7 +614,7 @@ func TestBrowserDashboardConfig(t *testing.T) {
 	pushSamples(t, srv.URL, "jobs", jobs("mail", "prod", 5), jobs("mailer", "prod", 5), jobs("sms", "test", 5), jobs("sms", "prod", 50))
 	ctx, check := openPage(t, site+"/")
 	waitFor(t, "the configured panels", 15*time.Second, func() bool {
-		ok, err := chartsReady(ctx, []string{"mem", "jobs", "busy"})
+		ok, err := chartsReady(ctx, []string{"mem", "jobs", "busy", "total"})
 		return err == nil && ok
 	})
 	time.Sleep(2 * time.Second) // frames of every collector arrive: none may add a panel
@@ -619,11 +625,11 @@ func TestBrowserDashboardConfig(t *testing.T) {
 		}
 		return s
 	}
-	if got, want := titles(), []string{"RAM", "Job queue", "CPU busy"}; !slices.Equal(got, want) {
+	if got, want := titles(), []string{"RAM", "Job queue", "CPU busy", "RAM total"}; !slices.Equal(got, want) {
 		t.Errorf("panels %q, want exactly %q", got, want)
 	}
 	d := dashOf(t, ctx)
-	if !d.Configured || !slices.Equal(d.Order, []string{"mem", "jobs", "busy"}) {
+	if !d.Configured || !slices.Equal(d.Order, []string{"mem", "jobs", "busy", "total"}) {
 		t.Errorf("configured %v, order %q", d.Configured, d.Order)
 	}
 	if got, want := d.Charts["mem"].Labels, []string{"memory_used_bytes", "memory_cached_bytes"}; !slices.Equal(got, want) {
@@ -631,6 +637,9 @@ func TestBrowserDashboardConfig(t *testing.T) {
 	}
 	if got, want := d.Charts["jobs"].Labels, []string{`jobs_queued{env="prod", queue="mail"}`, `jobs_queued{env="prod", queue="sms"}`}; !slices.Equal(got, want) {
 		t.Errorf("job queue series %q, want %q (include anchored, exclude applied)", got, want)
+	}
+	if got := d.Charts["total"].Labels; !slices.Equal(got, []string{"memory_total_bytes"}) {
+		t.Errorf("RAM total series %q, want memory_total_bytes drawn", got)
 	}
 	busy := d.Charts["busy"].Labels
 	if len(busy) != 2 || !slices.ContainsFunc(busy, func(s string) bool { return strings.Contains(s, `mode="user"`) }) {
@@ -649,7 +658,7 @@ func TestBrowserDashboardConfig(t *testing.T) {
 	waitFor(t, "the page past the pushed frame", 10*time.Second, func() bool {
 		return seqOf(debugOf(t, ctx).LastID) >= seqOf(pushed)
 	})
-	if got, want := titles(), []string{"RAM", "Job queue", "CPU busy"}; !slices.Equal(got, want) {
+	if got, want := titles(), []string{"RAM", "Job queue", "CPU busy", "RAM total"}; !slices.Equal(got, want) {
 		t.Errorf("after a push of a new topic: panels %q, want exactly %q", got, want)
 	}
 	check()

@@ -240,7 +240,7 @@ export class Panel {
     if (this.perCore) return name === 'cpu_usage_ratio' && labels.mode === 'idle' && labels.cpu !== 'total' && 'cpu' in labels ? { map: (v) => 1 - v } : null;
     const sp = this.spec;
     const parts = sp.parts || [];
-    const ref = name === sp.limit || parts.some((p) => p.limit === name) || this.thresholds.some((t) => t.of === name);
+    const ref = !sp.series?.includes(name) && (name === sp.limit || parts.some((p) => p.limit === name) || this.thresholds.some((t) => t.of === name));
     if (!ref && sp.series && !sp.series.includes(name) && !parts.some((p) => p.series.includes(name))) return null;
     for (const [k, r] of sp.inc) if (!r.test(labels[k] ?? '')) return null;
     for (const [k, r] of sp.exc) if (r.test(labels[k] ?? '')) return null;
@@ -391,7 +391,7 @@ export class Panel {
   }
 
   ref(name) {
-    for (const s of this.series) if (s.name === name && s.ref) return s.last;
+    for (const s of this.series) if (s.name === name) return s.last;
     return null;
   }
 
