@@ -469,7 +469,7 @@ func yamlFields(t reflect.Type) map[string]field {
 func suggest(name, path string, fields map[string]field) string {
 	best, bestDist := "", 3
 	for k := range fields {
-		if d := editDistance(strings.ToLower(name), k); d < bestDist || (d == bestDist && k < best) {
+		if d := EditDistance(strings.ToLower(name), k); d < bestDist || (d == bestDist && k < best) {
 			best, bestDist = k, d
 		}
 	}
@@ -479,8 +479,9 @@ func suggest(name, path string, fields map[string]field) string {
 	return fmt.Sprintf("; did you mean %q?", joinPath(path, best))
 }
 
-// editDistance is the Levenshtein distance between a and b in bytes.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b in bytes: how
+// close a misspelt name is to a known one, for "did you mean" hints.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -639,7 +640,7 @@ func applyEnvTo(root reflect.Value, keys map[string]envKey, environ []string, o 
 func suggestEnv(name string, keys map[string]envKey) string {
 	best, bestDist := "", 4
 	for k := range keys {
-		if d := editDistance(name, k); d < bestDist || (d == bestDist && k < best) {
+		if d := EditDistance(name, k); d < bestDist || (d == bestDist && k < best) {
 			best, bestDist = k, d
 		}
 	}

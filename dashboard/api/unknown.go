@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"livedash/config"
 	"livedash/dashboard/apierr"
 )
 
@@ -151,29 +152,9 @@ func (a *API) checkSelector(sel Selector, topics []string) *apierr.Error {
 func nearest(s string, names []string) string {
 	best, bestD := "", len(s)/3+1
 	for _, n := range names {
-		if d := editDistance(s, n); d < bestD || (d == bestD && n < best && best != "") {
+		if d := config.EditDistance(s, n); d < bestD || (d == bestD && n < best && best != "") {
 			best, bestD = n, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

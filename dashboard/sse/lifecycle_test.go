@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -371,18 +370,7 @@ func TestNeverReadingClient(t *testing.T) {
 	e := newEnv(t, cfg)
 
 	// The stuck client: a tiny receive buffer, subscribed to big frames.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	stuck, err := d.Dial("tcp", e.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	stuck := dialTinyBuffer(t, e.srv.Listener.Addr().String())
 	defer stuck.Close()
 	fmt.Fprintf(stuck, "GET /api/v1/stream?topics=big HTTP/1.1\r\nHost: x\r\n\r\n")
 

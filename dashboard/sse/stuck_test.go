@@ -2,8 +2,6 @@ package sse
 
 import (
 	"fmt"
-	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,18 +20,7 @@ func TestStuckClientHoldsNobody(t *testing.T) {
 	cfg.QueueSize = 1 << 20
 	e := newEnv(t, cfg)
 
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	stuck, err := d.Dial("tcp", e.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	stuck := dialTinyBuffer(t, e.srv.Listener.Addr().String())
 	defer stuck.Close()
 	fmt.Fprintf(stuck, "GET /api/v1/stream?topics=big HTTP/1.1\r\nHost: x\r\n\r\n")
 
